@@ -1,0 +1,271 @@
+"""colabhive up | gateway | node | manifest validate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .config import HiveConfig, config_to_json, load_config
+from .errors import ConfigError
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = "hive.toml"
+
+
+def _config(args: argparse.Namespace) -> HiveConfig:
+    path = args.config
+    if path is None and Path(DEFAULT_CONFIG).exists():
+        path = DEFAULT_CONFIG
+    overrides = {
+        "gateway.port": getattr(args, "port", None),
+        "gateway.host": getattr(args, "host", None),
+    }
+    cfg = load_config(path, **overrides)
+    if getattr(args, "state_dir", None):
+        import msgspec
+
+        cfg = msgspec.structs.replace(cfg, state_dir=str(Path(args.state_dir).resolve()))
+    return cfg
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+# ---- gateway ---------------------------------------------------------------------------
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    cfg = _config(args)
+    os.environ["COLABHIVE_CONFIG_JSON"] = config_to_json(cfg).decode()
+    os.environ.setdefault("COLABHIVE_LOG_LEVEL", args.log_level)
+    Granian(
+        "colabhive.gateway.app:from_env",
+        factory=True,
+        address=cfg.gateway.host,
+        port=cfg.gateway.port,
+        interface=Interfaces.ASGI,
+        workers=1,
+        loop=Loops.uvloop,
+        websockets=False,
+        log_level=args.log_level.lower(),  # type: ignore[arg-type]
+        backlog=2048,
+    ).serve()
+    return 0
+
+
+# ---- node ------------------------------------------------------------------------------
+def cmd_node(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    import msgspec
+
+    node_cfg = cfg.node
+    if args.site:
+        node_cfg = msgspec.structs.replace(node_cfg, site=args.site)
+    if args.functions:
+        node_cfg = msgspec.structs.replace(node_cfg, functions=[f for f in args.functions.split(",") if f])
+    if args.max_items:
+        node_cfg = msgspec.structs.replace(node_cfg, max_items=args.max_items)
+    cfg = msgspec.structs.replace(cfg, node=node_cfg)
+    threads = cfg.node.torch_threads
+    if threads:
+        # before torch is imported anywhere, so OpenMP sizes its pool to match
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        os.environ.setdefault("MKL_NUM_THREADS", str(threads))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _logging(args.log_level)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(1)
+    from .node import Node
+
+    Node(cfg, gateway=args.gateway, name=args.name).run()
+    return 0
+
+
+# ---- up --------------------------------------------------------------------------------
+def _get_json(url: str, timeout: float = 2.0) -> dict | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return json.loads(r.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    cfg_file = os.path.abspath(args.config or DEFAULT_CONFIG)
+    base = [sys.executable, "-m", "colabhive"]
+    common = ["--config", cfg_file] if Path(cfg_file).exists() else []
+    if args.state_dir:
+        common += ["--state-dir", args.state_dir]
+    gw_cmd = base + ["gateway", *common, "--port", str(cfg.gateway.port), "--host", cfg.gateway.host]
+    url = cfg.gateway_url
+    print(f"colabhive: starting the gateway on {url} (state in {cfg.resolve(cfg.state_dir)})", flush=True)
+    procs: list[subprocess.Popen[bytes]] = [subprocess.Popen(gw_cmd)]
+    interrupted = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        deadline = time.monotonic() + 60
+        while _get_json(url + "/healthz") is None:
+            if interrupted or procs[0].poll() is not None or time.monotonic() > deadline:
+                print("colabhive: the gateway did not start; see its log above", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        if cfg.node.local:
+            node_cmd = base + ["node", *common, "--gateway", url]
+            print("colabhive: starting a local node", flush=True)
+            procs.append(subprocess.Popen(node_cmd))
+        catalog = _get_json(url + "/v1/fn") or {"functions": []}
+        wanted = {f["name"] for f in catalog["functions"]}
+        if cfg.node.functions:
+            wanted &= set(cfg.node.functions)
+        deadline = time.monotonic() + args.ready_timeout
+        ready: list[str] = []
+        while not interrupted and time.monotonic() < deadline:
+            health = _get_json(url + "/healthz") or {}
+            ready = health.get("ready", [])
+            nodes = _get_json(url + "/v1/nodes") or {"nodes": []}
+            still_loading = any(n["loading"] for n in nodes["nodes"])
+            if set(ready) >= wanted or (ready and not still_loading and len(nodes["nodes"]) > 0):
+                break
+            if any(p.poll() is not None for p in procs):
+                print("colabhive: a hive process exited during start-up", file=sys.stderr)
+                return 1
+            time.sleep(0.3)
+        print(f"\nColabHive is up at {url}", flush=True)
+        print(f"  ready functions: {', '.join(sorted(ready)) or '(none yet)'}")
+        print(f"  catalog: curl -s {url}/v1/fn")
+        if "minilm-embed" in ready:
+            print(f"""  try:     curl -s {url}/v1/fn/minilm-embed -d '{{"text": "hello"}}'""")
+        print(f"  docs:    {url}/docs\n  Ctrl-C stops the hive.\n", flush=True)
+        while not interrupted:
+            for p in procs:
+                if p.poll() is not None:
+                    print(f"colabhive: process {p.args[3]} exited with {p.returncode}", file=sys.stderr)
+                    interrupted = True
+            time.sleep(0.3)
+        return 0
+    finally:
+        print("colabhive: stopping", flush=True)
+        for p in reversed(procs):  # node first, so it can hand back its work
+            _stop(p, grace=15)
+        print("colabhive: stopped", flush=True)
+
+
+# ---- manifest validate -----------------------------------------------------------------
+def cmd_manifest_validate(args: argparse.Namespace) -> int:
+    from .manifests import manifest_paths, read_manifest
+
+    problems = []
+    count = 0
+    for target in args.paths:
+        p = Path(target)
+        if not p.exists():
+            print(f"{p}: no such file or directory")
+            problems.append(p)
+            continue
+        for path in manifest_paths(p):
+            count += 1
+            m, probs = read_manifest(path)
+            for prob in probs:
+                print(prob)
+            problems.extend(probs)
+            if not probs and m is not None:
+                print(f"{path}: ok ({m.ref}, task {m.task})")
+    print(f"{count} manifest(s), {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    print(json.dumps(json.loads(config_to_json(cfg)), indent=2))
+    return 0
+
+
+# ---- parser ----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="colabhive", description="Run and use a ColabHive hive.")
+    parser.add_argument("--log-level", default=os.environ.get("COLABHIVE_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", help=f"hive config file (default: ./{DEFAULT_CONFIG} if present)")
+        p.add_argument("--state-dir", help="override state_dir")
+
+    up = sub.add_parser("up", help="start the gateway and a local node; Ctrl-C stops both")
+    with_config(up)
+    up.add_argument("--port", type=int)
+    up.add_argument("--host")
+    up.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for models to load")
+    up.set_defaults(func=cmd_up)
+
+    gw = sub.add_parser("gateway", help="run the gateway (Granian, one worker)")
+    with_config(gw)
+    gw.add_argument("--port", type=int)
+    gw.add_argument("--host")
+    gw.set_defaults(func=cmd_gateway)
+
+    node = sub.add_parser("node", help="run a node that pulls work from a gateway")
+    with_config(node)
+    node.add_argument("--gateway", help="gateway URL (default: from the config)")
+    node.add_argument("--name")
+    node.add_argument("--site")
+    node.add_argument("--functions", help="comma-separated functions to host (default: all that fit)")
+    node.add_argument("--max-items", type=int, help="most tasks per poll")
+    node.set_defaults(func=cmd_node)
+
+    man = sub.add_parser("manifest", help="work with manifests")
+    man_sub = man.add_subparsers(dest="manifest_command", required=True)
+    val = man_sub.add_parser("validate", help="report every problem in manifest files or directories")
+    val.add_argument("paths", nargs="+")
+    val.set_defaults(func=cmd_manifest_validate)
+
+    conf = sub.add_parser("config", help="print the resolved hive config (validates it)")
+    with_config(conf)
+    conf.set_defaults(func=cmd_config_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Nothing is downloaded at run time: weights ship in pip packages or are trained locally.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"colabhive: {exc.message}", file=sys.stderr)
+        return 2

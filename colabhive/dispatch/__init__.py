@@ -1,0 +1,6 @@
+"""The hot path between callers and nodes: queues, leases, waiters, the node registry."""
+
+from .queues import Dispatcher, Outcome, Task
+from .registry import NodeRecord, Registry
+
+__all__ = ["Dispatcher", "NodeRecord", "Outcome", "Registry", "Task"]

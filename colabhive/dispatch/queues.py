@@ -1,0 +1,259 @@
+"""Per-function queues, long-poll hand-out, leases and the waiters of sync calls.
+
+The hot path is in memory: a sync call puts a Task on its function's deque, wakes one
+parked long-poll that serves the function, and awaits a future; the node's next request
+carries the result, which resolves that future. Every handed-out task holds a lease;
+the reaper requeues tasks whose lease ran out or whose node went silent, up to
+``max_attempts`` times, and drops results that arrive after that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from ..errors import DeadlineExceeded, HiveError, NoCapacity, TaskFailed, TooManyRequests
+from ..wire import TaskAssignment, TaskResult
+from .registry import NodeRecord, Registry
+
+__all__ = ["Dispatcher", "Outcome", "Task"]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How a task ended: output bytes or an error, plus what the node measured."""
+
+    output: bytes | None
+    error: HiveError | None
+    node_id: str
+    run_ms: float
+    batch_size: int
+    queued_ms: float
+
+
+@dataclass(slots=True, eq=False)
+class Task:
+    fn: str
+    input: bytes
+    traceparent: str = ""
+    deadline: float = 0.0
+    """time.monotonic() after which nobody waits for the result (0 = no deadline)."""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    future: asyncio.Future[Outcome] | None = None
+    enqueued_at: float = field(default_factory=time.monotonic)
+    handed_at: float = 0.0
+    attempts: list[str] = field(default_factory=list)
+    node_id: str | None = None
+    lease_until: float = 0.0
+
+    @property
+    def abandoned(self) -> bool:
+        return self.future is not None and self.future.done()
+
+
+@dataclass(slots=True, eq=False)
+class _Poller:
+    node: NodeRecord
+    functions: frozenset[str]
+    wake: asyncio.Future[None]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        queue_size: int,
+        lease_s: float,
+        max_attempts: int,
+        max_wait_ms: Callable[[str], float] = lambda fn: 0.0,
+        max_batch: Callable[[str], int] = lambda fn: 1 << 30,
+    ) -> None:
+        self.registry = registry
+        self.queue_size = queue_size
+        self.lease_s = lease_s
+        self.max_attempts = max_attempts
+        self.max_wait_ms = max_wait_ms
+        self.max_batch = max_batch
+        self.queues: dict[str, deque[Task]] = {}
+        self.in_flight: dict[str, Task] = {}
+        self._pollers: deque[_Poller] = deque()
+        self.dropped_results = 0
+
+    # ---- client side -------------------------------------------------------------------
+    def submit(self, task: Task) -> None:
+        q = self.queues.get(task.fn)
+        if q is None:
+            q = self.queues[task.fn] = deque()
+        elif len(q) >= self.queue_size:
+            raise TooManyRequests(f"the queue of {task.fn!r} is full ({self.queue_size} tasks); retry later")
+        q.append(task)
+        self._wake_one(task.fn)
+
+    def _wake_one(self, fn: str) -> None:
+        pollers = self._pollers
+        for _ in range(len(pollers)):
+            p = pollers.popleft()
+            if p.wake.done():
+                continue
+            if fn in p.functions:
+                p.wake.set_result(None)
+                return
+            pollers.append(p)
+
+    def withdraw(self, task: Task) -> bool:
+        """Take a task back if no node has it yet (a caller's deadline passed)."""
+        q = self.queues.get(task.fn)
+        if q is not None and task.node_id is None:
+            try:
+                q.remove(task)
+                return True
+            except ValueError:
+                pass
+        return False
+
+    # ---- node side ---------------------------------------------------------------------
+    def _take(self, node: NodeRecord, functions: frozenset[str], max_items: int) -> list[Task]:
+        out: list[Task] = []
+        now = time.monotonic()
+        lease = now + self.lease_s
+        for fn in functions:
+            q = self.queues.get(fn)
+            if not q:
+                continue
+            cap = min(max_items, len(out) + self.max_batch(fn))
+            while q and len(out) < cap:
+                t = q.popleft()
+                if t.abandoned:
+                    continue
+                t.node_id = node.id
+                t.handed_at = now
+                t.lease_until = lease
+                t.attempts.append(node.id)
+                self.in_flight[t.id] = t
+                out.append(t)
+            if len(out) >= max_items:
+                break
+        node.in_flight += len(out)
+        return out
+
+    async def poll(self, node: NodeRecord, functions: frozenset[str], max_items: int, wait_s: float) -> list[Task]:
+        if max_items <= 0 or not functions:
+            if wait_s > 0:
+                await asyncio.sleep(min(wait_s, 1.0))
+            return []
+        tasks = self._take(node, functions, max_items)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + wait_s
+        while not tasks:
+            left = end - loop.time()
+            if left <= 0 or node.gone:
+                return []
+            p = _Poller(node, functions, loop.create_future())
+            self._pollers.append(p)
+            handle = loop.call_later(left, _resolve, p.wake)
+            try:
+                await p.wake
+            finally:
+                handle.cancel()
+            tasks = self._take(node, functions, max_items)
+        if len(tasks) < max_items:
+            wait_ms = max(self.max_wait_ms(t.fn) for t in tasks)
+            if wait_ms > 0:
+                await asyncio.sleep(wait_ms / 1000)
+                tasks += self._take(node, functions, max_items - len(tasks))
+        return tasks
+
+    @staticmethod
+    def assignment(t: Task, now: float) -> TaskAssignment:
+        return TaskAssignment(
+            id=t.id,
+            fn=t.fn,
+            input=msgspec.Raw(t.input),
+            traceparent=t.traceparent,
+            deadline_ms=round((t.deadline - now) * 1000, 1) if t.deadline else 0.0,
+        )
+
+    def complete(self, node: NodeRecord, result: TaskResult) -> Task | None:
+        """Record a node's result; None when it is not (or no longer) that node's task."""
+        t = self.in_flight.get(result.id)
+        if t is None or t.node_id != node.id:
+            self.dropped_results += 1
+            return None
+        del self.in_flight[result.id]
+        node.in_flight = max(0, node.in_flight - 1)
+        if result.batch_size > node.max_batch_seen:
+            node.max_batch_seen = result.batch_size
+        if t.future is not None and not t.future.done():
+            err = None
+            if result.error is not None:
+                err = TaskFailed(f"{t.fn} failed on node {node.name}: {result.error.message}")
+            t.future.set_result(
+                Outcome(
+                    output=bytes(result.output) if err is None else None,
+                    error=err,
+                    node_id=node.id,
+                    run_ms=result.run_ms,
+                    batch_size=result.batch_size,
+                    queued_ms=(t.handed_at - t.enqueued_at) * 1000,
+                )
+            )
+        return t
+
+    # ---- the reaper --------------------------------------------------------------------
+    def reap(self, now: float) -> None:
+        """Expire silent nodes, requeue lapsed leases, fail what can no longer be served."""
+        for node in self.registry.expire(now):
+            for p in self._pollers:
+                if p.node is node and not p.wake.done():
+                    p.wake.set_result(None)
+        requeue = [
+            t
+            for t in self.in_flight.values()
+            if t.lease_until < now or (self.registry.get(t.node_id or "") is None)
+        ]
+        for t in requeue:
+            del self.in_flight[t.id]
+            rec = self.registry.nodes.get(t.node_id or "")
+            if rec is not None:
+                rec.in_flight = max(0, rec.in_flight - 1)
+            t.node_id = None
+            if t.abandoned:
+                continue
+            if len(t.attempts) >= self.max_attempts:
+                _fail(t, TaskFailed(f"{t.fn}: gave up after {len(t.attempts)} attempts on nodes {t.attempts}"))
+                continue
+            self.queues.setdefault(t.fn, deque()).appendleft(t)
+            self._wake_one(t.fn)
+        for fn, q in self.queues.items():
+            if not q:
+                continue
+            served = self.registry.serving(fn) or self.registry.loading(fn)
+            expired = [t for t in q if t.abandoned or (t.deadline and t.deadline < now) or not served]
+            for t in expired:
+                q.remove(t)
+                if not t.abandoned:
+                    if not served:
+                        _fail(t, NoCapacity(f"no live node serves {fn!r} any more"))
+                    else:
+                        _fail(t, DeadlineExceeded(f"{fn}: deadline passed while queued"))
+
+    def depth(self, fn: str) -> int:
+        q = self.queues.get(fn)
+        return len(q) if q else 0
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _fail(t: Task, err: HiveError) -> None:
+    if t.future is not None and not t.future.done():
+        t.future.set_exception(err)

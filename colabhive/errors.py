@@ -1,0 +1,176 @@
+"""The exception tree shared by gateway, node and SDK.
+
+Every error the hive reports over HTTP is one of these; the gateway turns it into
+``{"error": {"code", "message", "field"?}}`` with the class's status, and the SDK turns
+that body back into the same class, so callers catch one type on both sides of the wire.
+
+    HiveError (500, internal)
+    ├── BadRequest (400, bad_request)
+    │   └── InvalidInput (422, invalid_input)        a field is missing, mistyped, empty or too long
+    ├── Unauthorized (401, unauthorized)
+    ├── Forbidden (403, forbidden)
+    ├── NotFound (404, not_found)
+    │   ├── UnknownFunction (404, unknown_function)
+    │   └── UnknownNode (404, unknown_node)           the node must register again
+    ├── PayloadTooLarge (413, payload_too_large)
+    ├── UnsupportedMediaType (415, unsupported_media_type)
+    ├── TooManyRequests (429, too_many_requests)
+    ├── TaskFailed (502, task_failed)                 the model raised on a node
+    ├── NoCapacity (503, no_capacity)                 no live node serves the function
+    ├── DeadlineExceeded (504, deadline_exceeded)
+    └── ConfigError (config_error)                    never on the wire: bad hive.toml / manifest
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "BadRequest",
+    "ConfigError",
+    "DeadlineExceeded",
+    "Forbidden",
+    "HiveError",
+    "InvalidInput",
+    "NoCapacity",
+    "NotFound",
+    "PayloadTooLarge",
+    "TaskFailed",
+    "TooManyRequests",
+    "Unauthorized",
+    "UnknownFunction",
+    "UnknownNode",
+    "UnsupportedMediaType",
+    "error_for_code",
+]
+
+
+class HiveError(Exception):
+    """Something went wrong inside the hive."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+
+    def __init__(
+        self, message: str | None = None, *, field: str | None = None, retry_after: int | None = None
+    ) -> None:
+        self.message = message or (self.__doc__ or self.code).strip().splitlines()[0]
+        self.field = field
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+    def to_body(self) -> dict[str, dict[str, str]]:
+        err = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            err["field"] = self.field
+        return {"error": err}
+
+
+class BadRequest(HiveError):
+    """The request could not be understood."""
+
+    status = 400
+    code = "bad_request"
+
+
+class InvalidInput(BadRequest):
+    """The input does not match the function's schema."""
+
+    status = 422
+    code = "invalid_input"
+
+
+class Unauthorized(HiveError):
+    """A valid credential is required."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(HiveError):
+    """This credential may not do that."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(HiveError):
+    """No such resource."""
+
+    status = 404
+    code = "not_found"
+
+
+class UnknownFunction(NotFound):
+    """No function by that name is in the catalog."""
+
+    code = "unknown_function"
+
+
+class UnknownNode(NotFound):
+    """The gateway does not know this node; register again."""
+
+    code = "unknown_node"
+
+
+class PayloadTooLarge(HiveError):
+    """The request body is larger than the gateway accepts."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(HiveError):
+    """The body must be JSON."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class TooManyRequests(HiveError):
+    """The function's queue is full; retry later."""
+
+    status = 429
+    code = "too_many_requests"
+
+
+class TaskFailed(HiveError):
+    """The model raised an error while running the task."""
+
+    status = 502
+    code = "task_failed"
+
+
+class NoCapacity(HiveError):
+    """No live node can serve this function right now."""
+
+    status = 503
+    code = "no_capacity"
+
+
+class DeadlineExceeded(HiveError):
+    """The task did not finish before its deadline."""
+
+    status = 504
+    code = "deadline_exceeded"
+
+
+class ConfigError(HiveError):
+    """A configuration or manifest file is invalid."""
+
+    code = "config_error"
+
+
+def _all_subclasses(cls: type[HiveError]) -> list[type[HiveError]]:
+    out = [cls]
+    for sub in cls.__subclasses__():
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+_BY_CODE: dict[str, type[HiveError]] = {c.code: c for c in _all_subclasses(HiveError)}
+
+
+def error_for_code(code: str) -> type[HiveError]:
+    """Map a wire error code back to its class (HiveError for codes this version does not know)."""
+    return _BY_CODE.get(code, HiveError)

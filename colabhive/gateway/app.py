@@ -1,0 +1,85 @@
+"""create_app: the Litestar application. Served by Granian (see cli.py)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request, get
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from .. import __version__
+from ..config import HiveConfig, config_from_json
+from .errors import EXCEPTION_HANDLERS
+from .functions import describe_function, invoke, list_functions
+from .hive import Hive
+from .nodes import heartbeat, leave, list_nodes, poll, post_results, register
+
+__all__ = ["create_app", "from_env"]
+
+
+@get("/healthz", tags=["ops"], summary="Liveness and what is ready")
+async def healthz(request: Request) -> dict[str, Any]:
+    hive: Hive = request.app.state.hive
+    ready = sorted(name for name in hive.catalog if hive.registry.serving(name))
+    return {"status": "ok", "version": __version__, "nodes": len(hive.registry.live()), "ready": ready}
+
+
+def _lifespan(hive: Hive):  # -> a Litestar lifespan context manager
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await hive.start()
+        try:
+            yield
+        finally:
+            await hive.stop()
+
+    return lifespan
+
+
+def create_app(cfg: HiveConfig) -> Litestar:
+    hive = Hive(cfg)
+    openapi = (
+        OpenAPIConfig(
+            title="ColabHive",
+            version=__version__,
+            description="Functions served by a hive of heterogeneous nodes.",
+            path="/docs",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        )
+        if cfg.gateway.docs
+        else None
+    )
+    app = Litestar(
+        route_handlers=[
+            healthz,
+            list_functions,
+            describe_function,
+            invoke,
+            register,
+            poll,
+            post_results,
+            heartbeat,
+            leave,
+            list_nodes,
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        openapi_config=openapi,
+        request_max_body_size=cfg.limits.max_body_bytes,
+        lifespan=[_lifespan(hive)],
+        logging_config=None,
+        debug=False,
+    )
+    app.state.hive = hive
+    return app
+
+
+def from_env() -> Litestar:
+    """Granian's factory target: the CLI passes the resolved config in COLABHIVE_CONFIG_JSON."""
+    logging.basicConfig(level=os.environ.get("COLABHIVE_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = config_from_json(os.environ["COLABHIVE_CONFIG_JSON"])
+    return create_app(cfg)

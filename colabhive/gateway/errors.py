@@ -1,0 +1,105 @@
+"""Every error leaves the gateway as ``{"error": {"code", "message", "field"?}}``.
+
+Litestar's own exceptions (unknown route, wrong method, body too large) are mapped onto
+the same shape, and anything unexpected becomes a logged 500 rather than a dropped
+connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from ..errors import HiveError, InvalidInput
+
+__all__ = ["EXCEPTION_HANDLERS", "decode_input", "error_response"]
+
+log = logging.getLogger("colabhive.gateway")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None, **headers: str) -> Response:
+    err: dict[str, str] = {"code": code, "message": message}
+    if field is not None:
+        err["field"] = field
+    return Response(
+        content=msgspec.json.encode({"error": err}),
+        status_code=status,
+        media_type="application/json",
+        headers=headers or None,
+    )
+
+
+def _hive_error(_: Request, exc: HiveError) -> Response:
+    headers = {"retry-after": str(exc.retry_after)} if getattr(exc, "retry_after", None) else {}
+    return error_response(exc.status, exc.code, exc.message, exc.field, **headers)
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    if status == 413:
+        message = "the request body is larger than this gateway accepts"
+    elif status == 404:
+        message = f"no route {request.url.path!r}; see /docs for the API"
+    elif status == 405:
+        message = f"{request.method} is not allowed on {request.url.path!r}"
+    else:
+        message = exc.detail or "request rejected"
+    return error_response(status, _HTTP_CODES.get(status, "http_error"), message)
+
+
+def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal", "the gateway hit an unexpected error; it is logged")
+
+
+EXCEPTION_HANDLERS = {HiveError: _hive_error, HTTPException: _http_error, Exception: _unexpected}
+
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_FIELD = re.compile(r"(?:missing required field|unknown field) `(?P<f>[^`]+)`")
+
+
+def _field_of(message: str) -> tuple[str, str]:
+    """Split msgspec's message into (field path, human text)."""
+    path = ""
+    m = _AT.search(message)
+    if m:
+        path = m["path"].lstrip(".")
+        message = message[: m.start()]
+    f = _FIELD.search(message)
+    if f:
+        path = f"{path}.{f['f']}" if path else f["f"]
+    return path, message
+
+
+def decode_input(body: bytes, typ: type[msgspec.Struct], what: str):  # -> instance of typ
+    """Validate a JSON body; 422 naming the field on any problem."""
+    if not body.strip():
+        raise InvalidInput(f"{what}: the request body is empty; send a JSON object", field="$")
+    try:
+        return msgspec.json.decode(body, type=typ)
+    except msgspec.ValidationError as exc:
+        path, text = _field_of(str(exc))
+        if text.startswith("Expected `object`"):
+            raise InvalidInput(f"{what}: the body must be a JSON object", field="$") from None
+        if "length >=" in text:
+            text = f"`{path}` must not be empty"
+        elif "length <=" in text:
+            text = f"`{path}` is too long ({text.removeprefix('Expected ')})"
+        raise InvalidInput(f"{what}: {text}", field=path or "$") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"{what}: the body is not valid JSON ({exc})", field="$") from None

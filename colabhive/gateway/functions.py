@@ -1,0 +1,192 @@
+"""Client-facing function routes: the catalog, one function's description, and invoke.
+
+Invoke is the hot path: look the function up, validate the body against its input
+Struct (422 naming the field), check a node serves it (503 at once, never a hang),
+queue the task and await its outcome under the caller's deadline (504).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.params import Parameter
+
+from ..dispatch import Outcome, Task
+from ..errors import DeadlineExceeded, InvalidInput, NoCapacity, UnknownFunction
+from ..telemetry import context_from_traceparent, traceparent_of
+from .errors import decode_input
+from .hive import FunctionEntry, Hive
+
+__all__ = ["describe_function", "invoke", "list_functions"]
+
+JSON = "application/json"
+
+
+def _entry(hive: Hive, name: str) -> FunctionEntry:
+    entry = hive.catalog.get(name)
+    if entry is None:
+        raise UnknownFunction(f"no function named {name!r}; GET /v1/fn lists the catalog")
+    return entry
+
+
+def _summary(hive: Hive, entry: FunctionEntry) -> dict[str, Any]:
+    m = entry.manifest
+    nodes = [n.id for n in hive.registry.live() if m.name in n.functions]
+    loading = [n.id for n in hive.registry.live() if m.name in n.loading]
+    return {
+        "name": m.name,
+        "version": m.version,
+        "task": m.task,
+        "description": m.description,
+        "lifecycle": m.lifecycle,
+        "domains": m.domains,
+        "languages": m.languages,
+        "hardware": msgspec.to_builtins(m.hardware),
+        "batching": msgspec.to_builtins(m.batching),
+        "ready": bool(nodes),
+        "nodes": nodes,
+        "loading_on": loading,
+        "queue_depth": hive.dispatcher.depth(m.name),
+    }
+
+
+@get("/v1/fn", summary="The function catalog", tags=["functions"])
+async def list_functions(request: Request) -> dict[str, Any]:
+    hive: Hive = request.app.state.hive
+    return {"functions": [_summary(hive, e) for e in hive.catalog.values()]}
+
+
+@get("/v1/fn/{name:str}", summary="One function: manifest, input and output JSON Schema", tags=["functions"])
+async def describe_function(name: str, request: Request) -> dict[str, Any]:
+    hive: Hive = request.app.state.hive
+    entry = _entry(hive, name)
+    out = _summary(hive, entry)
+    out["manifest"] = msgspec.to_builtins(entry.manifest)
+    out.update(hive.schemas(entry))
+    return out
+
+
+def _timeout_s(request: Request, hive: Hive) -> float:
+    raw = request.headers.get("x-timeout-ms")
+    limits = hive.cfg.limits
+    if raw is None:
+        return limits.default_timeout_ms / 1000
+    try:
+        ms = float(raw)
+    except ValueError:
+        raise InvalidInput("X-Timeout-Ms must be a number of milliseconds", field="X-Timeout-Ms") from None
+    if not 0 < ms <= limits.max_timeout_ms:
+        raise InvalidInput(
+            f"X-Timeout-Ms must be between 1 and {limits.max_timeout_ms}", field="X-Timeout-Ms"
+        )
+    return ms / 1000
+
+
+def _no_capacity(hive: Hive, name: str) -> NoCapacity:
+    if hive.registry.loading(name):
+        return NoCapacity(f"{name!r} is still loading on a node; retry in a few seconds", retry_after=2)
+    live = hive.registry.live()
+    if not live:
+        return NoCapacity(f"no node is connected to the hive, so nothing can serve {name!r}", retry_after=5)
+    return NoCapacity(
+        f"none of the {len(live)} connected node(s) has {name!r} loaded "
+        "(its hardware needs may not fit any of them)",
+        retry_after=5,
+    )
+
+
+def _expire(task: Task) -> None:
+    if task.future is not None and not task.future.done():
+        task.future.set_exception(DeadlineExceeded(f"{task.fn} did not answer within its deadline"))
+
+
+@post(
+    "/v1/fn/{name:str}",
+    summary="Invoke a function and wait for its output",
+    tags=["functions"],
+    status_code=200,
+)
+async def invoke(
+    name: str,
+    request: Request,
+    x_timeout_ms: str | None = Parameter(header="x-timeout-ms", required=False, default=None),
+) -> Response:
+    hive: Hive = request.app.state.hive
+    entry = _entry(hive, name)
+    body = await request.body()
+    decode_input(body, entry.input_type, name)
+    if not hive.registry.serving(name):
+        raise _no_capacity(hive, name)
+    timeout = _timeout_s(request, hive)
+
+    loop = asyncio.get_running_loop()
+    span = hive.tracer.start_span(
+        f"invoke {name}", context=context_from_traceparent(request.headers.get("traceparent"))
+    )
+    task = Task(fn=name, input=body, traceparent=traceparent_of(span), future=loop.create_future())
+    task.deadline = task.enqueued_at + timeout
+    t0 = time.perf_counter()
+    try:
+        hive.dispatcher.submit(task)
+        handle = loop.call_later(timeout, _expire, task)
+        try:
+            outcome: Outcome = await task.future
+        finally:
+            handle.cancel()
+    except DeadlineExceeded as exc:
+        hive.dispatcher.withdraw(task)
+        _record(hive, task, None, "timeout", exc.code, t0)
+        span.set_attribute("error.code", exc.code)
+        span.end()
+        raise
+    except Exception as exc:
+        _record(hive, task, None, "failed", getattr(exc, "code", "internal"), t0)
+        span.end()
+        raise
+    if span.is_recording():
+        _queue_span(hive, task, span, outcome)
+        span.set_attribute("hive.node", outcome.node_id)
+        span.set_attribute("hive.batch_size", outcome.batch_size)
+    span.end()
+    if outcome.error is not None:
+        _record(hive, task, outcome, "failed", outcome.error.code, t0)
+        raise outcome.error
+    _record(hive, task, outcome, "succeeded", None, t0)
+    return Response(
+        content=outcome.output,
+        media_type=JSON,
+        headers={"x-hive-node": outcome.node_id, "x-hive-batch": str(outcome.batch_size)},
+    )
+
+
+def _queue_span(hive: Hive, task: Task, parent: Any, outcome: Outcome) -> None:
+    from opentelemetry import trace
+
+    # the queue wait happened between enqueue and hand-out; record it with those bounds
+    start_ns = time.time_ns() - int((time.monotonic() - task.enqueued_at) * 1e9)
+    end_ns = start_ns + int(outcome.queued_ms * 1e6)
+    q = hive.tracer.start_span(
+        "queue.wait", context=trace.set_span_in_context(parent), start_time=start_ns
+    )
+    q.set_attribute("hive.fn", task.fn)
+    q.set_attribute("hive.attempts", len(task.attempts))
+    q.end(end_time=end_ns)
+
+
+def _record(hive: Hive, task: Task, outcome: Outcome | None, status: str, code: str | None, t0: float) -> None:
+    hive.store.log_invocation(
+        id=task.id,
+        fn=task.fn,
+        node_id=outcome.node_id if outcome else task.node_id,
+        status=status,
+        error_code=code,
+        queued_ms=outcome.queued_ms if outcome else None,
+        run_ms=outcome.run_ms if outcome else None,
+        total_ms=(time.perf_counter() - t0) * 1000,
+        batch_size=outcome.batch_size if outcome else None,
+        trace_id=task.traceparent[3:35] or None,
+    )

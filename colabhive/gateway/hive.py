@@ -1,0 +1,121 @@
+"""The gateway's state: config, catalog, registry, dispatcher, store and tracer, in one object.
+
+One instance lives on ``app.state.hive``; route handlers reach everything through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from ..config import HiveConfig
+from ..dispatch import Dispatcher, Registry
+from ..manifests import Manifest, load_manifests
+from ..runners import RUNNERS, Runner
+from ..store import Store
+from ..telemetry import setup_tracing
+
+__all__ = ["FunctionEntry", "Hive"]
+
+log = logging.getLogger("colabhive.gateway")
+
+
+@dataclass(slots=True)
+class FunctionEntry:
+    manifest: Manifest
+    runner: type[Runner]
+    input_type: type[msgspec.Struct]
+    manifest_json: bytes
+
+
+class Hive:
+    def __init__(self, cfg: HiveConfig) -> None:
+        self.cfg = cfg
+        self.catalog: dict[str, FunctionEntry] = {}
+        self.registry = Registry(cfg.limits.node_timeout_s)
+        self.dispatcher = Dispatcher(
+            self.registry,
+            queue_size=cfg.limits.queue_size,
+            lease_s=cfg.limits.lease_s,
+            max_attempts=cfg.limits.max_attempts,
+            max_wait_ms=self._max_wait_ms,
+            max_batch=self._max_batch,
+        )
+        self.store = Store(cfg.resolve(cfg.state_dir) / "hive.sqlite3")
+        self.tracer = setup_tracing(cfg, "gateway")
+        self._reaper: asyncio.Task[None] | None = None
+        self.started_at = time.time()
+
+    def _max_wait_ms(self, fn: str) -> float:
+        entry = self.catalog.get(fn)
+        return entry.manifest.batching.max_wait_ms if entry else 0.0
+
+    def _max_batch(self, fn: str) -> int:
+        entry = self.catalog.get(fn)
+        return entry.manifest.batching.max_batch if entry else 1
+
+    def load_catalog(self) -> None:
+        manifests = load_manifests([self.cfg.resolve(d) for d in self.cfg.manifest_dirs])
+        catalog: dict[str, FunctionEntry] = {}
+        for m in manifests:
+            if m.lifecycle == "retired":
+                continue
+            current = catalog.get(m.name)
+            # one live version per name until versioned routing lands: preferred wins, then newest file
+            if current is not None and current.manifest.lifecycle == "preferred" and m.lifecycle != "preferred":
+                continue
+            runner = RUNNERS[m.task]
+            catalog[m.name] = FunctionEntry(
+                manifest=m,
+                runner=runner,
+                input_type=runner.input_type(self.cfg.limits.max_text_chars),
+                manifest_json=msgspec.json.encode(m),
+            )
+        self.catalog = catalog
+
+    async def start(self) -> None:
+        self.load_catalog()
+        await self.store.open()
+        now = time.time()
+        for e in self.catalog.values():
+            m = e.manifest
+            await self.store.execute(
+                "replace_manifest",
+                {
+                    "ref": m.ref,
+                    "name": m.name,
+                    "version": m.version,
+                    "task": m.task,
+                    "lifecycle": m.lifecycle,
+                    "body": e.manifest_json.decode(),
+                    "file": m.file,
+                    "now": now,
+                },
+            )
+        self._reaper = asyncio.create_task(self._reap_loop())
+        log.info("gateway ready: %d functions in the catalog", len(self.catalog))
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await self.store.close()
+
+    async def _reap_loop(self) -> None:
+        period = min(0.5, self.cfg.limits.node_timeout_s / 4)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                self.dispatcher.reap(time.monotonic())
+            except Exception:  # the reaper must outlive any single bad record
+                log.exception("reaper pass failed")
+
+    def schemas(self, entry: FunctionEntry) -> dict[str, Any]:
+        return entry.runner.schemas(self.cfg.limits.max_text_chars)

@@ -1,0 +1,132 @@
+"""Node-facing routes. Nodes only ever call out: register, long-poll (carrying the
+results of their last batch), post results, heartbeat, leave. The gateway never dials
+a node."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+
+from .. import __version__
+from ..errors import UnknownNode
+from ..wire import Heartbeat, PollReply, PollRequest, RegisterReply, RegisterRequest
+from .errors import decode_input
+from .hive import Hive
+
+__all__ = ["heartbeat", "leave", "list_nodes", "poll", "post_results", "register"]
+
+NODE_BODY_LIMIT = 64 * 1024 * 1024  # a batch of results can be large; clients stay at hive.toml's limit
+JSON = "application/json"
+_poll_reply = msgspec.json.Encoder()
+
+
+def _node(hive: Hive, node_id: str):  # -> NodeRecord
+    rec = hive.registry.get(node_id)
+    if rec is None:
+        raise UnknownNode(f"node {node_id!r} is not registered (the gateway may have restarted); register again")
+    rec.last_seen = time.monotonic()
+    return rec
+
+
+@post("/v1/nodes/register", tags=["nodes"], request_max_body_size=NODE_BODY_LIMIT, status_code=200)
+async def register(request: Request) -> Response:
+    hive: Hive = request.app.state.hive
+    req = decode_input(await request.body(), RegisterRequest, "register")
+    rec = hive.registry.add(req.name, req.site, req.host, req.devices)
+    now = time.time()
+    await hive.store.execute(
+        "upsert_node",
+        {
+            "id": rec.id,
+            "name": rec.name,
+            "site": rec.site,
+            "host": rec.host,
+            "devices": msgspec.json.encode(req.devices).decode(),
+            "now": now,
+        },
+    )
+    cfg = hive.cfg
+    reply = RegisterReply(
+        node_id=rec.id,
+        heartbeat_s=cfg.node.heartbeat_s,
+        poll_wait_ms=cfg.node.poll_wait_ms,
+        lease_s=cfg.limits.lease_s,
+        manifests=[msgspec.Raw(e.manifest_json) for e in hive.catalog.values()],
+    )
+    return Response(content=msgspec.json.encode(reply), media_type=JSON)
+
+
+def _apply_results(hive: Hive, rec: Any, req: PollRequest) -> None:
+    complete = hive.dispatcher.complete
+    for r in req.results:
+        complete(rec, r)
+    if req.results:
+        rec.batches += 1
+
+
+@post("/v1/nodes/{node_id:str}/poll", tags=["nodes"], request_max_body_size=NODE_BODY_LIMIT, status_code=200)
+async def poll(node_id: str, request: Request) -> Response:
+    """Post the last batch's results and wait for the next one."""
+    hive: Hive = request.app.state.hive
+    req = decode_input(await request.body(), PollRequest, "poll")
+    rec = _node(hive, node_id)
+    _apply_results(hive, rec, req)
+    fns = frozenset(f for f in req.functions if f in hive.catalog)
+    if fns != rec.functions:
+        rec.functions = fns
+        rec.loading = rec.loading - fns
+    tasks = await hive.dispatcher.poll(rec, fns, req.max_items, req.wait_ms / 1000)
+    rec.last_seen = time.monotonic()
+    now = time.monotonic()
+    reply = PollReply(tasks=[hive.dispatcher.assignment(t, now) for t in tasks])
+    return Response(content=_poll_reply.encode(reply), media_type=JSON)
+
+
+@post("/v1/nodes/{node_id:str}/results", tags=["nodes"], request_max_body_size=NODE_BODY_LIMIT, status_code=200)
+async def post_results(node_id: str, request: Request) -> dict[str, int]:
+    hive: Hive = request.app.state.hive
+    req = decode_input(await request.body(), PollRequest, "results")
+    rec = _node(hive, node_id)
+    before = hive.dispatcher.dropped_results
+    _apply_results(hive, rec, req)
+    return {"accepted": len(req.results) - (hive.dispatcher.dropped_results - before)}
+
+
+@post("/v1/nodes/{node_id:str}/heartbeat", tags=["nodes"], status_code=200)
+async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
+    hive: Hive = request.app.state.hive
+    hb = decode_input(await request.body(), Heartbeat, "heartbeat")
+    rec = _node(hive, node_id)
+    rec.functions = frozenset(f for f in hb.functions if f in hive.catalog)
+    rec.loading = frozenset(f for f in hb.loading if f in hive.catalog)
+    rec.stats = hb.stats
+    rec.draining = hb.draining
+    lease = time.monotonic() + hive.cfg.limits.lease_s
+    for t in hive.dispatcher.in_flight.values():
+        if t.node_id == rec.id:
+            t.lease_until = lease
+    return {"ok": True, "in_flight": rec.in_flight}
+
+
+@delete("/v1/nodes/{node_id:str}", tags=["nodes"], status_code=200)
+async def leave(node_id: str, request: Request) -> dict[str, bool]:
+    """A node shutting down cleanly; whatever it still holds is requeued at once."""
+    hive: Hive = request.app.state.hive
+    rec = _node(hive, node_id)
+    rec.gone = True
+    hive.dispatcher.reap(time.monotonic())
+    await hive.store.execute("mark_nodes", {"id": rec.id, "status": "gone", "last_seen": time.time()})
+    return {"ok": True}
+
+
+@get("/v1/nodes", tags=["nodes"], summary="Connected nodes: devices, loaded functions, load")
+async def list_nodes(request: Request) -> dict[str, Any]:
+    hive: Hive = request.app.state.hive
+    now = time.monotonic()
+    return {
+        "nodes": [msgspec.to_builtins(n.info(now)) for n in hive.registry.live()],
+        "gateway_version": __version__,
+    }

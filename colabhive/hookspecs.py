@@ -1,0 +1,50 @@
+"""The hardware hookspecs: everything the core asks of a backend.
+
+A backend (CPU, CUDA, XPU, or a third party's) is a package registering these under the
+entry-point group ``colabhive``. The core never branches on a device kind; it asks
+these hooks. ``firstresult`` hooks return None for devices that are not the backend's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+from .wire import Device, DeviceStats
+
+__all__ = ["hookspec", "hookimpl", "PROJECT"]
+
+PROJECT = "colabhive"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def hive_devices() -> list[Device]:
+    """List the devices this backend can drive (kind, name, memory, dtypes, capabilities)."""
+
+
+@hookspec(firstresult=True)
+def hive_device_env(device: Device) -> dict[str, str] | None:
+    """Environment variables that pin a worker process to ``device``."""
+
+
+@hookspec(firstresult=True)
+def hive_torch_device(device: Device) -> str | None:
+    """The torch device string for ``device`` (e.g. "cpu", "cuda:1")."""
+
+
+@hookspec(firstresult=True)
+def hive_place_model(model: Any, device: Device, dtype: str) -> Any | None:
+    """Move a loaded torch module onto ``device`` in ``dtype`` and return it."""
+
+
+@hookspec(firstresult=True)
+def hive_synchronize(device: Device) -> bool | None:
+    """Wait for queued device work to finish, so timings measure the work itself."""
+
+
+@hookspec(firstresult=True)
+def hive_device_stats(device: Device) -> DeviceStats | None:
+    """Live figures: free memory, utilisation, power in watts and energy in joules where readable."""

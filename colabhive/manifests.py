@@ -1,0 +1,173 @@
+"""Function manifests: one TOML file per function, decoded into a Manifest.
+
+A manifest is what a deployer writes: which task runner serves it, where the weights
+come from, what hardware it needs, how requests are batched and where it is in its
+lifecycle. Problems are collected per file with the key and the reason, so
+``colabhive manifest validate`` can report all of them at once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from .errors import ConfigError
+
+__all__ = [
+    "Batching",
+    "Hardware",
+    "Manifest",
+    "ManifestProblem",
+    "Source",
+    "check_manifest",
+    "load_manifests",
+    "read_manifest",
+]
+
+Name = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Lowercase function name.")]
+DType = Literal["fp32", "fp16", "bf16", "int8"]
+Lifecycle = Literal["candidate", "ready", "preferred", "retired"]
+
+
+class Source(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Where the model comes from: an installed Python package that ships weights, or a path."""
+
+    package: str = ""
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if bool(self.package) == bool(self.path) and (self.package or self.path):
+            raise ValueError("give exactly one of `source.package` or `source.path`")
+
+
+class Hardware(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    device_kinds: Annotated[
+        list[str], Meta(min_length=1, description="Device kinds that may host it, preferred first.")
+    ] = msgspec.field(default_factory=lambda: ["cuda", "xpu", "cpu"])
+    min_memory_mb: Annotated[int, Meta(ge=0, description="Free device memory the model needs.")] = 0
+    dtypes: Annotated[list[DType], Meta(min_length=1, description="Dtypes it can run in, best first.")] = (
+        msgspec.field(default_factory=lambda: ["fp32"])
+    )
+    devices: Annotated[int, Meta(ge=1, description="Devices one replica spans.")] = 1
+
+
+class Batching(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    max_batch: Annotated[int, Meta(ge=1, le=1024, description="Most inputs one forward pass takes.")] = 1
+    max_wait_ms: Annotated[
+        float, Meta(ge=0, le=1000, description="How long a poll may wait to fill a batch.")
+    ] = 0.0
+
+
+class Manifest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: Name
+    version: Annotated[str, Meta(pattern=r"^[0-9A-Za-z.+-]{1,32}$")] = "1.0.0"
+    task: Annotated[str, Meta(min_length=1, description="Task runner: echo, embedding, ...")]
+    description: str = ""
+    lifecycle: Lifecycle = "ready"
+    source: Source = msgspec.field(default_factory=Source)
+    hardware: Hardware = msgspec.field(default_factory=Hardware)
+    batching: Batching = msgspec.field(default_factory=Batching)
+    domains: list[str] = []
+    languages: list[str] = []
+    options: dict[str, str | int | float | bool] = {}
+    file: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class ManifestProblem(msgspec.Struct, frozen=True):
+    file: str
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.reason}" if self.key else f"{self.file}: {self.reason}"
+
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_UNKNOWN = re.compile(r"unknown field `(?P<f>[^`]+)`")
+
+
+def _problem_from_validation(file: str, exc: Exception) -> ManifestProblem:
+    m = _AT.match(str(exc))
+    msg, path = (m["msg"], m["path"] or "") if m else (str(exc), "")
+    key = path.lstrip(".").replace("[", ".").replace("]", "")
+    unknown = _UNKNOWN.search(msg)
+    if unknown:
+        key = f"{key}.{unknown['f']}" if key else unknown["f"]
+    return ManifestProblem(file, key, msg)
+
+
+def read_manifest(path: Path) -> tuple[Manifest | None, list[ManifestProblem]]:
+    """Decode one file; semantic checks run in :func:`check_manifest`."""
+    file = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, [ManifestProblem(file, "", f"cannot read: {exc.strerror}")]
+    try:
+        manifest = msgspec.toml.decode(raw, type=Manifest)
+    except msgspec.ValidationError as exc:
+        return None, [_problem_from_validation(file, exc)]
+    except msgspec.DecodeError as exc:
+        return None, [ManifestProblem(file, "", f"not valid TOML: {exc}")]
+    manifest = msgspec.structs.replace(manifest, file=file)
+    return manifest, check_manifest(manifest)
+
+
+def check_manifest(m: Manifest) -> list[ManifestProblem]:
+    from .runners import RUNNERS
+
+    problems: list[ManifestProblem] = []
+    if m.task not in RUNNERS:
+        problems.append(ManifestProblem(m.file, "task", f"unknown task {m.task!r}; known: {sorted(RUNNERS)}"))
+    else:
+        runner = RUNNERS[m.task]
+        if runner.needs_source and not (m.source.package or m.source.path):
+            problems.append(ManifestProblem(m.file, "source", f"task {m.task!r} needs a source package or path"))
+    if m.source.package and importlib.util.find_spec(m.source.package) is None:
+        problems.append(
+            ManifestProblem(m.file, "source.package", f"package {m.source.package!r} is not installed")
+        )
+    if m.source.path:
+        p = Path(m.source.path)
+        if not p.is_absolute():
+            p = Path(m.file).parent / p
+        if not p.exists():
+            problems.append(ManifestProblem(m.file, "source.path", f"{p} does not exist"))
+    return problems
+
+
+def manifest_paths(target: Path) -> list[Path]:
+    return sorted(target.glob("*.toml")) if target.is_dir() else [target]
+
+
+def load_manifests(dirs: list[Path]) -> list[Manifest]:
+    """Every manifest in ``dirs``; raises ConfigError listing every problem in every file."""
+    manifests: list[Manifest] = []
+    problems: list[ManifestProblem] = []
+    seen: dict[str, str] = {}
+    for d in dirs:
+        if not d.exists():
+            problems.append(ManifestProblem(str(d), "", "manifest directory does not exist"))
+            continue
+        for path in manifest_paths(d):
+            m, probs = read_manifest(path)
+            problems.extend(probs)
+            if m is None:
+                continue
+            if m.ref in seen:
+                problems.append(ManifestProblem(m.file, "name", f"{m.ref} is also declared in {seen[m.ref]}"))
+                continue
+            seen[m.ref] = m.file
+            manifests.append(m)
+    if problems:
+        raise ConfigError("invalid manifests:\n" + "\n".join(f"  {p}" for p in problems))
+    return manifests

@@ -1,0 +1,206 @@
+"""The node runtime: register, load what fits, long-poll for work, run it, post results.
+
+Nodes only make outbound calls. A lost gateway is retried with capped exponential
+backoff; a gateway that forgot the node (it restarted) is answered by registering again.
+SIGTERM/SIGINT stop polling, finish the batch in hand, post its results and leave.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+
+import msgspec
+
+from .. import __version__
+from ..config import HiveConfig
+from ..manifests import Manifest
+from ..plugins import get_plugin_manager
+from ..telemetry import setup_tracing
+from ..wire import Device, Heartbeat, PollReply, PollRequest, RegisterReply, RegisterRequest, TaskResult
+from .cache import ModelCache
+from .client import GatewayClient, GatewayError, GatewayUnreachable
+from .worker import run_batch
+
+__all__ = ["Node"]
+
+log = logging.getLogger("colabhive.node")
+
+
+class _Stop(Exception):
+    pass
+
+
+class Node:
+    def __init__(self, cfg: HiveConfig, gateway: str | None = None, name: str | None = None) -> None:
+        self.cfg = cfg
+        self.url = (gateway or cfg.node_gateway_url).rstrip("/")
+        self.name = name or cfg.node.name or f"{socket.gethostname()}-{os.getpid()}"
+        self.pm = get_plugin_manager()
+        self.devices: list[Device] = [d for group in self.pm.hook.hive_devices() for d in group]
+        if not self.devices:
+            raise RuntimeError("no hardware plugin reported a device; install colabhive-cpu (make install)")
+        self.cache = ModelCache(self.devices, cfg.node.functions)
+        self.tracer = setup_tracing(cfg, "node")
+        wait_s = cfg.node.poll_wait_ms / 1000
+        self.client = GatewayClient(self.url, timeout_s=wait_s + 30)
+        self.hb_client = GatewayClient(self.url, timeout_s=10)
+        self.node_id: str | None = None
+        self.pending: list[TaskResult] = []
+        self.stopping = threading.Event()
+        self._in_wait = False
+        self._loader: threading.Thread | None = None
+        self.batches = 0
+        self._hb_lock = threading.Lock()
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def run(self) -> None:
+        self._install_signals()
+        hb = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        hb.start()
+        try:
+            self._register_until_done()
+            while not self.stopping.is_set():
+                try:
+                    self._poll_once()
+                except GatewayError as exc:
+                    if exc.code == "unknown_node":
+                        log.warning("gateway forgot this node (%s); registering again", exc.message)
+                        self.node_id = None
+                        self._register_until_done()
+                    else:
+                        # the gateway rejected what we sent: resending it would loop forever;
+                        # the tasks' leases run out and the gateway requeues them
+                        log.error("gateway refused a poll (%d results dropped): %s", len(self.pending), exc)
+                        self.pending = []
+                        self._sleep(1.0)
+                except GatewayUnreachable as exc:
+                    log.warning("gateway unreachable (%s); retrying", exc)
+                    self._backoff_until(self._ping)
+        except _Stop:
+            pass
+        finally:
+            self._in_wait = False
+            self._leave()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum: int, _frame: object) -> None:
+            log.info("signal %d: finishing the batch in hand, then leaving", signum)
+            self.stopping.set()
+            if self._in_wait:
+                raise _Stop
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def _sleep(self, s: float) -> None:
+        if self.stopping.wait(s):
+            raise _Stop
+
+    def _backoff_until(self, attempt) -> None:  # attempt: () -> bool
+        delay = 0.1
+        while not attempt():
+            self._sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 5.0)
+
+    def _ping(self) -> bool:
+        try:
+            self.client.request("GET", "/healthz")
+            return True
+        except (GatewayUnreachable, GatewayError):
+            return False
+
+    # ---- registration and loading ----------------------------------------------------
+    def _register_until_done(self) -> None:
+        self._backoff_until(self._register)
+
+    def _register(self) -> bool:
+        req = RegisterRequest(
+            name=self.name,
+            site=self.cfg.node.site,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            version=__version__,
+            devices=self.devices,
+        )
+        try:
+            data = self.client.request("POST", "/v1/nodes/register", msgspec.json.encode(req))
+        except GatewayUnreachable as exc:
+            log.info("waiting for the gateway at %s (%s)", self.url, exc)
+            return False
+        except GatewayError as exc:
+            log.error("registration refused: %s", exc)
+            return False
+        reply = msgspec.json.decode(data, type=RegisterReply)
+        self.node_id = reply.node_id
+        manifests = [msgspec.json.decode(raw, type=Manifest) for raw in reply.manifests]
+        log.info("registered with %s as %s (%d devices)", self.url, self.node_id, len(self.devices))
+        plan = self.cache.plan(manifests)
+        if plan and (self._loader is None or not self._loader.is_alive()):
+            self._loader = threading.Thread(
+                target=self.cache.load_all, args=(plan, self._heartbeat_now), name="loader", daemon=True
+            )
+            self._loader.start()
+        self._heartbeat_now()
+        return True
+
+    # ---- the poll loop ---------------------------------------------------------------
+    def _poll_once(self) -> None:
+        loaded, _ = self.cache.names()
+        wait_ms = self.cfg.node.poll_wait_ms if loaded else 1000
+        req = PollRequest(
+            functions=loaded, max_items=self.cfg.node.max_items if loaded else 0, wait_ms=wait_ms,
+            results=self.pending,
+        )
+        body = msgspec.json.encode(req)
+        self._in_wait = True
+        try:
+            if self.stopping.is_set():
+                raise _Stop
+            data = self.client.request("POST", f"/v1/nodes/{self.node_id}/poll", body)
+        finally:
+            self._in_wait = False
+        self.pending = []
+        reply = msgspec.json.decode(data, type=PollReply)
+        if reply.tasks:
+            self.pending = run_batch(reply.tasks, self.cache, self.tracer, self.name)
+            self.batches += 1
+
+    def _leave(self) -> None:
+        if self.node_id is None:
+            return
+        try:
+            if self.pending:
+                body = msgspec.json.encode(PollRequest(results=self.pending, max_items=0, wait_ms=0))
+                self.client.request("POST", f"/v1/nodes/{self.node_id}/results", body)
+                self.pending = []
+            self.client.request("DELETE", f"/v1/nodes/{self.node_id}")
+            log.info("left the hive")
+        except (GatewayUnreachable, GatewayError) as exc:
+            log.warning("could not say goodbye to the gateway: %s", exc)
+
+    # ---- heartbeats ------------------------------------------------------------------
+    def _heartbeat_now(self) -> None:
+        node_id = self.node_id
+        if node_id is None:
+            return
+        loaded, loading = self.cache.names()
+        stats = [s for d in self.devices if (s := self.pm.hook.hive_device_stats(device=d)) is not None]
+        hb = Heartbeat(functions=loaded, loading=loading, stats=stats, draining=self.stopping.is_set())
+        with self._hb_lock:  # the loader thread and the heartbeat thread share one connection
+            try:
+                self.hb_client.request("POST", f"/v1/nodes/{node_id}/heartbeat", msgspec.json.encode(hb))
+            except (GatewayUnreachable, GatewayError) as exc:
+                log.debug("heartbeat failed: %s", exc)
+
+    def _heartbeat_loop(self) -> None:
+        while not self.stopping.wait(self.cfg.node.heartbeat_s):
+            self._heartbeat_now()

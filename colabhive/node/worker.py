@@ -1,0 +1,101 @@
+"""Run one batch: decode each input, run the model once per function, encode outputs.
+
+Expected failures (an input the runner rejects) become error results for the tasks
+concerned; an unexpected exception from the model is logged with the task ids and
+returned as an error for that function's batch. The loop never dies on a task.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import msgspec
+from opentelemetry import trace
+from opentelemetry.trace import Link
+
+from ..telemetry import context_from_traceparent
+from ..wire import ErrorBody, TaskAssignment, TaskResult
+from .cache import ModelCache
+
+__all__ = ["run_batch"]
+
+log = logging.getLogger("colabhive.node")
+_encode = msgspec.json.encode
+
+
+def run_batch(
+    tasks: list[TaskAssignment], cache: ModelCache, tracer: trace.Tracer, node_name: str
+) -> list[TaskResult]:
+    by_fn: dict[str, list[TaskAssignment]] = defaultdict(list)
+    for t in tasks:
+        by_fn[t.fn].append(t)
+    results: list[TaskResult] = []
+    for fn, group in by_fn.items():
+        results.extend(_run_group(fn, group, cache, tracer, node_name))
+    return results
+
+
+def _error(t: TaskAssignment, code: str, message: str) -> TaskResult:
+    return TaskResult(id=t.id, error=ErrorBody(code=code, message=message))
+
+
+def _run_group(
+    fn: str, group: list[TaskAssignment], cache: ModelCache, tracer: trace.Tracer, node_name: str
+) -> list[TaskResult]:
+    loaded = cache.loaded.get(fn)
+    if loaded is None:
+        return [_error(t, "not_loaded", f"{fn} is not loaded on {node_name}") for t in group]
+    results: list[TaskResult] = []
+    ok: list[TaskAssignment] = []
+    inputs: list[Any] = []
+    for t in group:
+        try:
+            inputs.append(msgspec.json.decode(t.input, type=loaded.input_type))
+            ok.append(t)
+        except msgspec.MsgspecError as exc:
+            results.append(_error(t, "invalid_input", str(exc)))
+    if not ok:
+        return results
+
+    recording = isinstance(tracer, trace.NoOpTracer) is False
+    spans = []
+    if recording:
+        for t in ok:
+            s = tracer.start_span(f"node.execute {fn}", context=context_from_traceparent(t.traceparent))
+            s.set_attribute("hive.fn", fn)
+            s.set_attribute("hive.node", node_name)
+            s.set_attribute("hive.batch_size", len(ok))
+            spans.append(s)
+        fwd = tracer.start_span(
+            f"model.forward {fn}",
+            context=trace.set_span_in_context(spans[0]),
+            links=[Link(s.get_span_context()) for s in spans[1:]],
+        )
+        fwd.set_attribute("hive.batch_size", len(ok))
+        fwd.set_attribute("hive.device", loaded.runner.device.id)
+    t0 = time.perf_counter()
+    try:
+        outputs = loaded.runner.run(inputs)
+        if len(outputs) != len(ok):
+            raise RuntimeError(f"runner returned {len(outputs)} outputs for {len(ok)} inputs")
+        failure = None
+    except Exception as exc:
+        log.exception("%s failed on a batch of %d (tasks %s)", fn, len(ok), [t.id for t in ok])
+        failure = f"{type(exc).__name__}: {exc}"
+    run_ms = (time.perf_counter() - t0) * 1000
+    if recording:
+        fwd.end()
+        for s in spans:
+            if failure:
+                s.set_status(trace.StatusCode.ERROR, failure)
+            s.end()
+    n = len(ok)
+    if failure is not None:
+        results.extend(_error(t, "model_error", failure) for t in ok)
+        return results
+    for t, out in zip(ok, outputs):
+        results.append(TaskResult(id=t.id, output=msgspec.Raw(_encode(out)), run_ms=run_ms, batch_size=n))
+    return results

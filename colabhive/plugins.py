@@ -1,0 +1,77 @@
+"""The plugin manager: entry points first, then ``check_pending`` so a misspelt hookimpl
+fails at start instead of silently never being called."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .hookspecs import PROJECT, hookimpl
+from .wire import Device
+
+__all__ = ["DTYPES", "get_plugin_manager", "make_plugin_manager", "place_model", "torch_dtype"]
+
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def torch_dtype(name: str) -> Any:
+    import torch
+
+    return getattr(torch, DTYPES.get(name, "float32"))
+
+
+class DefaultPlacement:
+    """Fallbacks every backend gets unless it overrides them (registered trylast)."""
+
+    @hookimpl(trylast=True)
+    def hive_place_model(self, model: Any, device: Device, dtype: str) -> Any | None:
+        target = _pm().hook.hive_torch_device(device=device)
+        if target is None:
+            return None
+        return model.to(device=target, dtype=torch_dtype(dtype))
+
+    @hookimpl(trylast=True)
+    def hive_device_env(self, device: Device) -> dict[str, str] | None:
+        return {}
+
+
+def make_plugin_manager(*extra: object, entry_points: bool = True) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(DefaultPlacement(), name="colabhive.defaults")
+    if entry_points:
+        pm.load_setuptools_entrypoints(PROJECT)
+    for plugin in extra:
+        pm.register(plugin)
+    pm.check_pending()
+    return pm
+
+
+_current: pluggy.PluginManager | None = None
+
+
+def _pm() -> pluggy.PluginManager:
+    return get_plugin_manager()
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    global _current
+    if _current is None:
+        _current = make_plugin_manager()
+    return _current
+
+
+def set_plugin_manager(pm: pluggy.PluginManager) -> None:
+    global _current
+    _current = pm
+
+
+def place_model(model: Any, device: Device, dtype: str) -> Any:
+    placed = get_plugin_manager().hook.hive_place_model(model=model, device=device, dtype=dtype)
+    if placed is None:
+        raise RuntimeError(f"no hardware plugin can place a model on {device.id} ({device.name})")
+    return placed
+
+

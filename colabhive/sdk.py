@@ -1,0 +1,117 @@
+"""The Python SDK: ``Client(url).call(name, **inputs)`` and its async twin.
+
+Errors come back as the same classes the gateway raised (see :mod:`colabhive.errors`),
+carrying the gateway's code, message and, for bad input, the field at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from .errors import HiveError, error_for_code
+
+__all__ = ["AsyncClient", "Client"]
+
+
+def _raise_for(resp: httpx.Response) -> None:
+    if resp.status_code < 400:
+        return
+    try:
+        err = resp.json()["error"]
+        code, message, field = err["code"], err["message"], err.get("field")
+    except (ValueError, KeyError, TypeError):
+        code, message, field = "http_error", resp.text[:500] or resp.reason_phrase, None
+    cls = error_for_code(code)
+    exc = cls(message, field=field)
+    if cls is HiveError:  # an unknown code: keep the real status visible
+        exc.status_code = resp.status_code  # type: ignore[attr-defined]
+    retry = resp.headers.get("retry-after")
+    exc.retry_after = int(retry) if retry and retry.isdigit() else None
+    raise exc
+
+
+def _headers(timeout_ms: int | None, traceparent: str | None) -> dict[str, str]:
+    h: dict[str, str] = {}
+    if timeout_ms is not None:
+        h["X-Timeout-Ms"] = str(timeout_ms)
+    if traceparent:
+        h["traceparent"] = traceparent
+    return h
+
+
+class Client:
+    """Synchronous client. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, url: str = "http://127.0.0.1:8700", *, timeout_s: float = 330.0, api_key: str = "") -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, headers=headers)
+        self._async: AsyncClient | None = None
+
+    def call(self, name: str, *, timeout_ms: int | None = None, traceparent: str | None = None, **inputs: Any) -> Any:
+        """Invoke ``name`` with ``inputs`` and return its decoded output."""
+        resp = self._http.post(f"/v1/fn/{name}", json=inputs, headers=_headers(timeout_ms, traceparent))
+        _raise_for(resp)
+        return resp.json()
+
+    async def acall(self, name: str, **inputs: Any) -> Any:
+        """The async form of :meth:`call`, for callers already inside an event loop."""
+        if self._async is None:
+            self._async = AsyncClient(self.url)
+        return await self._async.call(name, **inputs)
+
+    def functions(self) -> list[dict[str, Any]]:
+        resp = self._http.get("/v1/fn")
+        _raise_for(resp)
+        return resp.json()["functions"]
+
+    def describe(self, name: str) -> dict[str, Any]:
+        resp = self._http.get(f"/v1/fn/{name}")
+        _raise_for(resp)
+        return resp.json()
+
+    def nodes(self) -> list[dict[str, Any]]:
+        resp = self._http.get("/v1/nodes")
+        _raise_for(resp)
+        return resp.json()["nodes"]
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """Asynchronous client with the same methods as :class:`Client`, awaited."""
+
+    def __init__(self, url: str = "http://127.0.0.1:8700", *, timeout_s: float = 330.0, api_key: str = "") -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout_s, headers=headers)
+
+    async def call(
+        self, name: str, *, timeout_ms: int | None = None, traceparent: str | None = None, **inputs: Any
+    ) -> Any:
+        resp = await self._http.post(f"/v1/fn/{name}", json=inputs, headers=_headers(timeout_ms, traceparent))
+        _raise_for(resp)
+        return resp.json()
+
+    async def functions(self) -> list[dict[str, Any]]:
+        resp = await self._http.get("/v1/fn")
+        _raise_for(resp)
+        return resp.json()["functions"]
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

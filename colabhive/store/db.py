@@ -1,0 +1,94 @@
+"""The embedded store: one aiosqlite connection in WAL mode, SQL kept in .sql files.
+
+Sync invocations never touch the disk on their hot path: their log records are buffered
+and written in one transaction per flush interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+__all__ = ["Store", "load_queries"]
+
+_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.M)
+
+
+def load_queries(text: str) -> dict[str, str]:
+    """Split a file of ``-- name: x`` blocks into {name: sql}."""
+    parts = _NAME.split(text)
+    return {parts[i]: parts[i + 1].strip().rstrip(";") for i in range(1, len(parts), 2)}
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db: aiosqlite.Connection | None = None
+        self.q = load_queries(resources.files(__package__).joinpath("queries.sql").read_text())
+        self._pending: list[dict[str, Any]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = await aiosqlite.connect(self.path)
+        self.db.row_factory = aiosqlite.Row
+        await self.db.execute("PRAGMA journal_mode=WAL")
+        await self.db.execute("PRAGMA synchronous=NORMAL")
+        await self.db.execute("PRAGMA busy_timeout=5000")
+        await self.db.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
+        await self.db.commit()
+        self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            try:
+                await self._flusher
+            except asyncio.CancelledError:
+                pass
+        await self.flush()
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
+
+    async def execute(self, name: str, params: dict[str, Any] | None = None) -> None:
+        assert self.db is not None
+        await self.db.execute(self.q[name], params or {})
+        await self.db.commit()
+
+    async def fetch(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        assert self.db is not None
+        async with self.db.execute(self.q[name], params or {}) as cur:
+            return [dict(r) for r in await cur.fetchall()]
+
+    async def many(self, name: str, rows: list[dict[str, Any]]) -> None:
+        assert self.db is not None
+        if rows:
+            await self.db.executemany(self.q[name], rows)
+            await self.db.commit()
+
+    # ---- buffered invocation log ------------------------------------------------------
+    def log_invocation(self, **row: Any) -> None:
+        row.setdefault("created_at", time.time())
+        self._pending.append(row)
+
+    async def flush(self) -> None:
+        rows, self._pending = self._pending, []
+        if rows and self.db is not None:
+            await self.many("log_invocation", rows)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.flush()
+            except Exception:  # a full disk must not take the gateway down; keep serving
+                import logging
+
+                logging.getLogger(__name__).exception("invocation log flush failed")
