@@ -45,7 +45,7 @@ def _logging(level: str) -> None:
 # ---- gateway ---------------------------------------------------------------------------
 def cmd_gateway(args: argparse.Namespace) -> int:
     from granian import Granian
-    from granian.constants import Interfaces, Loops
+    from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 
     cfg = _config(args)
     os.environ["COLABHIVE_CONFIG_JSON"] = config_to_json(cfg).decode()
@@ -59,6 +59,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         workers=1,
         loop=Loops.uvloop,
         websockets=False,
+        # one worker owns the hive's queues; a single-threaded runtime and plain HTTP/1.1
+        # cut the cross-thread hand-offs that dominate latency at low concurrency
+        runtime_mode=RuntimeModes.st,
+        http=HTTPModes.http1,
         log_level=args.log_level.lower(),  # type: ignore[arg-type]
         backlog=2048,
     ).serve()
