@@ -85,6 +85,9 @@ class LimitsConfig(_Section):
     ] = 6.0
     lease_s: Annotated[float, Meta(gt=0, description="How long a node holds a task before it is requeued.")] = 60.0
     max_attempts: Annotated[Positive, Meta(description="Times a task is handed out before it fails.")] = 3
+    result_ttl_s: Annotated[
+        float, Meta(gt=0, description="How long finished async tasks and their results are kept.")
+    ] = 86_400.0
 
 
 class HiveConfig(_Section):

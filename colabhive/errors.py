@@ -9,6 +9,7 @@ that body back into the same class, so callers catch one type on both sides of t
     │   └── InvalidInput (422, invalid_input)        a field is missing, mistyped, empty or too long
     ├── Unauthorized (401, unauthorized)
     ├── Forbidden (403, forbidden)
+    ├── Conflict (409, conflict)                      the resource is not in a state that allows it
     ├── NotFound (404, not_found)
     │   ├── UnknownFunction (404, unknown_function)
     │   └── UnknownNode (404, unknown_node)           the node must register again
@@ -28,6 +29,7 @@ from typing import ClassVar
 __all__ = [
     "BadRequest",
     "ConfigError",
+    "Conflict",
     "DeadlineExceeded",
     "Forbidden",
     "HiveError",
@@ -92,6 +94,13 @@ class Forbidden(HiveError):
 
     status = 403
     code = "forbidden"
+
+
+class Conflict(HiveError):
+    """The resource is not in a state that allows this."""
+
+    status = 409
+    code = "conflict"
 
 
 class NotFound(HiveError):

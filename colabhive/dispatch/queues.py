@@ -51,10 +51,13 @@ class Task:
     attempts: list[str] = field(default_factory=list)
     node_id: str | None = None
     lease_until: float = 0.0
+    durable: bool = False
+    """Journaled in SQLite: survives restarts, waits for a node instead of failing fast."""
+    cancelled: bool = False
 
     @property
     def abandoned(self) -> bool:
-        return self.future is not None and self.future.done()
+        return self.cancelled or (self.future is not None and self.future.done())
 
 
 @dataclass(slots=True, eq=False)
@@ -85,16 +88,34 @@ class Dispatcher:
         self.in_flight: dict[str, Task] = {}
         self._pollers: deque[_Poller] = deque()
         self.dropped_results = 0
+        self.durable: dict[str, Task] = {}
+        """Durable tasks not yet finished, by id (for cancellation and status)."""
+        self.on_handout: Callable[[Task], None] = lambda t: None
+        self.on_finish: Callable[[Task, Outcome | None, HiveError | None], None] = lambda t, o, e: None
 
     # ---- client side -------------------------------------------------------------------
-    def submit(self, task: Task) -> None:
+    def submit(self, task: Task, *, force: bool = False) -> None:
+        """Queue a task; ``force`` skips the size limit (replaying the journal after a restart)."""
         q = self.queues.get(task.fn)
         if q is None:
             q = self.queues[task.fn] = deque()
-        elif len(q) >= self.queue_size:
-            raise TooManyRequests(f"the queue of {task.fn!r} is full ({self.queue_size} tasks); retry later")
+        elif len(q) >= self.queue_size and not force:
+            raise TooManyRequests(
+                f"the queue of {task.fn!r} is full ({self.queue_size} tasks); retry later", retry_after=1
+            )
+        if task.durable:
+            self.durable[task.id] = task
         q.append(task)
         self._wake_one(task.fn)
+
+    def cancel(self, task_id: str) -> Task | None:
+        """Cancel a durable task: out of its queue if waiting, its result dropped if running."""
+        t = self.durable.pop(task_id, None)
+        if t is None:
+            return None
+        t.cancelled = True
+        self.withdraw(t)
+        return t
 
     def _wake_one(self, fn: str) -> None:
         pollers = self._pollers
@@ -138,6 +159,8 @@ class Dispatcher:
                 t.attempts.append(node.id)
                 self.in_flight[t.id] = t
                 out.append(t)
+                if t.durable:
+                    self.on_handout(t)
             if len(out) >= max_items:
                 break
         node.in_flight += len(out)
@@ -190,20 +213,25 @@ class Dispatcher:
         node.in_flight = max(0, node.in_flight - 1)
         if result.batch_size > node.max_batch_seen:
             node.max_batch_seen = result.batch_size
+        if t.abandoned and not t.durable:
+            return t
+        err = None
+        if result.error is not None:
+            err = TaskFailed(f"{t.fn} failed on node {node.name}: {result.error.message}")
+        outcome = Outcome(
+            output=bytes(result.output) if err is None else None,
+            error=err,
+            node_id=node.id,
+            run_ms=result.run_ms,
+            batch_size=result.batch_size,
+            queued_ms=(t.handed_at - t.enqueued_at) * 1000,
+        )
+        if t.durable:
+            self.durable.pop(t.id, None)
+            if not t.cancelled:
+                self.on_finish(t, outcome, None)
         if t.future is not None and not t.future.done():
-            err = None
-            if result.error is not None:
-                err = TaskFailed(f"{t.fn} failed on node {node.name}: {result.error.message}")
-            t.future.set_result(
-                Outcome(
-                    output=bytes(result.output) if err is None else None,
-                    error=err,
-                    node_id=node.id,
-                    run_ms=result.run_ms,
-                    batch_size=result.batch_size,
-                    queued_ms=(t.handed_at - t.enqueued_at) * 1000,
-                )
-            )
+            t.future.set_result(outcome)
         return t
 
     # ---- the reaper --------------------------------------------------------------------
@@ -227,7 +255,9 @@ class Dispatcher:
             if t.abandoned:
                 continue
             if len(t.attempts) >= self.max_attempts:
-                _fail(t, TaskFailed(f"{t.fn}: gave up after {len(t.attempts)} attempts on nodes {t.attempts}"))
+                self._give_up(
+                    t, TaskFailed(f"{t.fn}: gave up after {len(t.attempts)} attempts on nodes {t.attempts}")
+                )
                 continue
             self.queues.setdefault(t.fn, deque()).appendleft(t)
             self._wake_one(t.fn)
@@ -235,7 +265,12 @@ class Dispatcher:
             if not q:
                 continue
             served = self.registry.serving(fn) or self.registry.loading(fn)
-            expired = [t for t in q if t.abandoned or (t.deadline and t.deadline < now) or not served]
+            # durable tasks wait for a node to come back; sync callers are told at once
+            expired = [
+                t
+                for t in q
+                if t.abandoned or (not t.durable and ((t.deadline and t.deadline < now) or not served))
+            ]
             for t in expired:
                 q.remove(t)
                 if not t.abandoned:
@@ -243,6 +278,12 @@ class Dispatcher:
                         _fail(t, NoCapacity(f"no live node serves {fn!r} any more"))
                     else:
                         _fail(t, DeadlineExceeded(f"{fn}: deadline passed while queued"))
+
+    def _give_up(self, t: Task, err: HiveError) -> None:
+        if t.durable:
+            self.durable.pop(t.id, None)
+            self.on_finish(t, None, err)
+        _fail(t, err)
 
     def depth(self, fn: str) -> int:
         q = self.queues.get(fn)

@@ -18,6 +18,7 @@ from .errors import EXCEPTION_HANDLERS
 from .functions import describe_function, invoke, list_functions
 from .hive import Hive
 from .nodes import heartbeat, leave, list_nodes, poll, post_results, register
+from .tasks import cancel_task, get_task, list_tasks
 
 __all__ = ["create_app", "from_env"]
 
@@ -66,6 +67,9 @@ def create_app(cfg: HiveConfig) -> Litestar:
             heartbeat,
             leave,
             list_nodes,
+            get_task,
+            cancel_task,
+            list_tasks,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=openapi,

@@ -20,6 +20,7 @@ from ..errors import DeadlineExceeded, InvalidInput, NoCapacity, UnknownFunction
 from ..telemetry import context_from_traceparent, traceparent_of
 from .errors import decode_input
 from .hive import FunctionEntry, Hive
+from .tasks import invoke_durable
 
 __all__ = ["describe_function", "invoke", "list_functions"]
 
@@ -119,6 +120,13 @@ async def invoke(
     entry = _entry(hive, name)
     body = await request.body()
     decode_input(body, entry.input_type, name)
+    headers = request.headers
+    respond_async = "respond-async" in headers.get("prefer", "")
+    if respond_async or "idempotency-key" in headers:
+        # durable path: journaled, survives restarts, waits for a node rather than failing fast
+        return await invoke_durable(
+            hive, name, body, request, respond_async=respond_async, timeout_s=_timeout_s(request, hive)
+        )
     if not hive.registry.serving(name):
         raise _no_capacity(hive, name)
     timeout = _timeout_s(request, hive)

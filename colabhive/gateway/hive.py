@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ from typing import Any
 import msgspec
 
 from ..config import HiveConfig
-from ..dispatch import Dispatcher, Registry
+from ..dispatch import Dispatcher, Outcome, Registry, Task
+from ..dispatch.journal import Journal
+from ..errors import HiveError
 from ..manifests import Manifest, load_manifests
 from ..runners import RUNNERS, Runner
 from ..store import Store
@@ -48,6 +51,11 @@ class Hive:
             max_batch=self._max_batch,
         )
         self.store = Store(cfg.resolve(cfg.state_dir) / "hive.sqlite3")
+        self.journal = Journal(self.store)
+        self.watchers: dict[str, list[asyncio.Future[Outcome]]] = {}
+        """Sync callers waiting on a durable task (a retried Idempotency-Key)."""
+        self.dispatcher.on_handout = self._handed_out
+        self.dispatcher.on_finish = self._finished
         self.tracer = setup_tracing(cfg, "gateway")
         self._reaper: asyncio.Task[None] | None = None
         self.started_at = time.time()
@@ -98,22 +106,72 @@ class Hive:
                     "now": now,
                 },
             )
+        await self.journal.start()
+        replayed = await self._replay()
         self._reaper = asyncio.create_task(self._reap_loop())
-        log.info("gateway ready: %d functions in the catalog", len(self.catalog))
+        log.info("gateway ready: %d functions, %d async tasks replayed", len(self.catalog), replayed)
+
+    async def _replay(self) -> int:
+        """Put every unfinished async task back on its queue (after a restart or a crash)."""
+        rows = await self.journal.unfinished()
+        for row in rows:
+            if row["fn"] not in self.catalog:
+                self.journal.finish(
+                    row["id"], "failed", error={"code": "unknown_function", "message": f"{row['fn']} left the catalog"}
+                )
+                continue
+            task = Task(
+                fn=row["fn"],
+                input=bytes(row["input"]),
+                traceparent=row["traceparent"],
+                id=row["id"],
+                attempts=json.loads(row["attempts"] or "[]"),
+                durable=True,
+            )
+            self.dispatcher.submit(task, force=True)
+        return len(rows)
+
+    def _handed_out(self, task: Task) -> None:
+        self.journal.running(task.id, task.node_id or "", task.attempts)
+
+    def _finished(self, task: Task, outcome: Outcome | None, error: HiveError | None) -> None:
+        err = error or (outcome.error if outcome else None)
+        if err is not None:
+            self.journal.finish(
+                task.id, "failed", error={"code": err.code, "message": err.message},
+                node_id=outcome.node_id if outcome else None, attempts=task.attempts,
+            )
+        elif outcome is not None:
+            self.journal.finish(
+                task.id, "succeeded", output=outcome.output, node_id=outcome.node_id,
+                run_ms=outcome.run_ms, attempts=task.attempts,
+            )
+        for fut in self.watchers.pop(task.id, []):
+            if fut.done():
+                continue
+            if outcome is not None:
+                fut.set_result(outcome)
+            elif err is not None:
+                fut.set_exception(err)
 
     async def stop(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        await self.journal.stop()
         await self.store.close()
 
     async def _reap_loop(self) -> None:
         period = min(0.5, self.cfg.limits.node_timeout_s / 4)
+        last_purge = 0.0
         while True:
             await asyncio.sleep(period)
             try:
                 self.dispatcher.reap(time.monotonic())
+                if time.monotonic() - last_purge > 60:
+                    last_purge = time.monotonic()
+                    await self.journal.purge(self.cfg.limits.result_ttl_s)
             except Exception:  # the reaper must outlive any single bad record
                 log.exception("reaper pass failed")
 

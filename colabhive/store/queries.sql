@@ -23,3 +23,42 @@ SELECT fn, status, count(*) AS n FROM invocations GROUP BY fn, status ORDER BY f
 
 -- name: recent_invocations
 SELECT * FROM invocations WHERE fn = :fn ORDER BY created_at DESC LIMIT :limit;
+
+-- name: insert_task
+INSERT INTO tasks (id, fn, input, status, tenant, idem_key, traceparent, created_at)
+VALUES (:id, :fn, :input, 'queued', :tenant, :idem_key, :traceparent, :created_at);
+
+-- name: task_by_idem
+SELECT * FROM tasks WHERE tenant = :tenant AND idem_key = :idem_key;
+
+-- name: get_task
+SELECT * FROM tasks WHERE id = :id;
+
+-- name: mark_running
+UPDATE tasks SET status = 'running', started_at = :started_at, attempts = :attempts, node_id = :node_id
+WHERE id = :id AND status IN ('queued', 'running');
+
+-- name: finish_task
+UPDATE tasks SET status = :status, output = :output, error = :error, node_id = :node_id, run_ms = :run_ms,
+    attempts = :attempts, finished_at = :finished_at
+WHERE id = :id AND status IN ('queued', 'running');
+
+-- name: cancel_task
+UPDATE tasks SET status = 'cancelled', finished_at = :finished_at
+WHERE id = :id AND status IN ('queued', 'running');
+
+-- name: unfinished_tasks
+SELECT id, fn, input, traceparent, attempts, created_at FROM tasks
+WHERE status IN ('queued', 'running') ORDER BY created_at;
+
+-- name: purge_tasks
+DELETE FROM tasks WHERE finished_at IS NOT NULL AND finished_at < :before;
+
+-- name: count_tasks_by_status
+SELECT status, count(*) AS n FROM tasks GROUP BY status;
+
+-- name: list_tasks
+SELECT id, fn, status, tenant, attempts, node_id, run_ms, created_at, started_at, finished_at FROM tasks
+WHERE (:fn IS NULL OR fn = :fn) AND (:status IS NULL OR status = :status) AND tenant = :tenant
+  AND (created_at < :after_created OR (created_at = :after_created AND id < :after_id))
+ORDER BY created_at DESC, id DESC LIMIT :limit;

@@ -40,3 +40,25 @@ CREATE TABLE IF NOT EXISTS invocations (
     created_at  REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS invocations_fn_created ON invocations (fn, created_at);
+
+-- Async (durable) tasks: written before the 202 goes out, replayed after a restart.
+CREATE TABLE IF NOT EXISTS tasks (
+    id           TEXT PRIMARY KEY,
+    fn           TEXT NOT NULL,
+    input        BLOB NOT NULL,
+    status       TEXT NOT NULL,           -- queued | running | succeeded | failed | cancelled
+    tenant       TEXT NOT NULL DEFAULT '',
+    idem_key     TEXT,
+    traceparent  TEXT NOT NULL DEFAULT '',
+    attempts     TEXT NOT NULL DEFAULT '[]',  -- JSON list of node ids, one per hand-out
+    node_id      TEXT,
+    output       BLOB,
+    error        TEXT,                    -- JSON {"code", "message"}
+    run_ms       REAL,
+    created_at   REAL NOT NULL,
+    started_at   REAL,
+    finished_at  REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_idem ON tasks (tenant, idem_key) WHERE idem_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, created_at);
+CREATE INDEX IF NOT EXISTS tasks_fn ON tasks (fn, created_at);

@@ -1,0 +1,158 @@
+"""Durable invocations: ``Prefer: respond-async`` (202 + /v1/tasks/{id}) and
+``Idempotency-Key`` (the same key returns the same task, never a second execution).
+
+The task row is committed before the 202 is sent, so a crash after the 202 loses
+nothing: the gateway replays unfinished rows at start (see Hive._replay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, delete, get
+from litestar.params import Parameter
+
+from ..dispatch import Outcome, Task
+from ..errors import Conflict, DeadlineExceeded, InvalidInput, NotFound, TaskFailed, TooManyRequests
+from ..telemetry import context_from_traceparent, traceparent_of
+from .hive import Hive
+
+__all__ = ["cancel_task", "get_task", "invoke_durable", "list_tasks"]
+
+JSON = "application/json"
+MAX_KEY = 200
+
+
+def _view(row: dict[str, Any], with_result: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "fn": row["fn"],
+        "status": row["status"],
+        "attempts": json.loads(row.get("attempts") or "[]"),
+        "node": row.get("node_id"),
+        "created_at": row["created_at"],
+        "started_at": row.get("started_at"),
+        "finished_at": row.get("finished_at"),
+        "run_ms": row.get("run_ms"),
+    }
+    if with_result:
+        if row.get("output") is not None:
+            out["result"] = msgspec.Raw(bytes(row["output"]))
+        if row.get("error"):
+            out["error"] = json.loads(row["error"])
+    return out
+
+
+def _accepted(row: dict[str, Any], replayed: bool) -> Response:
+    headers = {"location": f"/v1/tasks/{row['id']}"}
+    if replayed:
+        headers["idempotent-replayed"] = "true"
+    return Response(
+        content=msgspec.json.encode({"id": row["id"], "status": row["status"]}),
+        status_code=202,
+        media_type=JSON,
+        headers=headers,
+    )
+
+
+async def invoke_durable(
+    hive: Hive, name: str, body: bytes, request: Request, *, respond_async: bool, timeout_s: float
+) -> Response:
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= MAX_KEY:
+        raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY} characters", field="Idempotency-Key")
+    tenant = getattr(request.state, "tenant", "") or ""
+    if hive.dispatcher.depth(name) >= hive.cfg.limits.queue_size:
+        raise TooManyRequests(f"the queue of {name!r} is full; retry later", retry_after=1)
+    span = hive.tracer.start_span(
+        f"invoke {name} (durable)", context=context_from_traceparent(request.headers.get("traceparent"))
+    )
+    try:
+        row, created = await hive.journal.insert(name, body, tenant, key, traceparent_of(span))
+        span.set_attribute("hive.task_id", row["id"])
+        if created:
+            hive.dispatcher.submit(
+                Task(fn=name, input=body, traceparent=row["traceparent"], id=row["id"], durable=True), force=True
+            )
+    finally:
+        span.end()
+    if respond_async:
+        return _accepted(row, replayed=not created)
+    return await _wait_durable(hive, row, timeout_s)
+
+
+async def _wait_durable(hive: Hive, row: dict[str, Any], timeout_s: float) -> Response:
+    """A sync call with an Idempotency-Key: wait on the one task that key names."""
+    if row["status"] == "succeeded":
+        return Response(content=bytes(row["output"]), media_type=JSON, headers={"idempotent-replayed": "true"})
+    if row["status"] in ("failed", "cancelled"):
+        err = json.loads(row.get("error") or "{}")
+        raise TaskFailed(err.get("message") or f"task {row['id']} was {row['status']}")
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Outcome] = loop.create_future()
+    hive.watchers.setdefault(row["id"], []).append(fut)
+    try:
+        outcome = await asyncio.wait_for(fut, timeout_s)
+    except asyncio.TimeoutError:
+        raise DeadlineExceeded(
+            f"task {row['id']} is still running; the same Idempotency-Key returns its result later"
+        ) from None
+    if outcome.error is not None:
+        raise outcome.error
+    return Response(content=outcome.output, media_type=JSON, headers={"x-hive-task": row["id"]})
+
+
+async def _row(hive: Hive, request: Request, task_id: str) -> dict[str, Any]:
+    if len(task_id) > 64:
+        raise NotFound(f"no task {task_id[:64]!r}…")
+    await hive.journal.drain()  # read-your-writes: pending status changes land first
+    row = await hive.journal.get(task_id)
+    tenant = getattr(request.state, "tenant", "") or ""
+    if row is None or row["tenant"] != tenant:
+        raise NotFound(f"no task {task_id!r} (finished tasks are kept for {hive.cfg.limits.result_ttl_s:.0f} s)")
+    return row
+
+
+@get("/v1/tasks/{task_id:str}", tags=["tasks"], summary="An async task: status, attempts, timings, result")
+async def get_task(task_id: str, request: Request) -> Response:
+    hive: Hive = request.app.state.hive
+    row = await _row(hive, request, task_id)
+    return Response(content=msgspec.json.encode(_view(row)), media_type=JSON)
+
+
+@delete("/v1/tasks/{task_id:str}", tags=["tasks"], summary="Cancel an async task", status_code=200)
+async def cancel_task(task_id: str, request: Request) -> Response:
+    hive: Hive = request.app.state.hive
+    row = await _row(hive, request, task_id)
+    if row["status"] not in ("queued", "running"):
+        raise Conflict(f"task {task_id} already {row['status']}; nothing to cancel")
+    hive.dispatcher.cancel(task_id)
+    await hive.journal.cancel(task_id)
+    row = await _row(hive, request, task_id)
+    return Response(content=msgspec.json.encode(_view(row, with_result=False)), media_type=JSON)
+
+
+@get("/v1/tasks", tags=["tasks"], summary="List async tasks, newest first (cursor-paginated)")
+async def list_tasks(
+    request: Request,
+    fn: str | None = None,
+    status: str | None = Parameter(default=None, pattern="^(queued|running|succeeded|failed|cancelled)$"),
+    limit: int = Parameter(default=50, ge=1, le=500),
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    hive: Hive = request.app.state.hive
+    after = None
+    if cursor:
+        try:
+            created, _, tid = cursor.partition(":")
+            after = (float(created), tid)
+        except ValueError:
+            raise InvalidInput("cursor is not one this gateway issued", field="cursor") from None
+    await hive.journal.drain()
+    tenant = getattr(request.state, "tenant", "") or ""
+    rows = await hive.journal.list(tenant, fn, status, limit, after)
+    next_cursor = f"{rows[-1]['created_at']!r}:{rows[-1]['id']}" if len(rows) == limit else None
+    return {"tasks": [_view(r, with_result=False) for r in rows], "next_cursor": next_cursor}
