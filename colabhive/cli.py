@@ -1,4 +1,4 @@
-"""colabhive up | gateway | node | manifest validate."""
+"""colabhive up | gateway | node | manifest validate | keys create | token create | config."""
 
 from __future__ import annotations
 
@@ -120,6 +120,24 @@ def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
         proc.wait()
 
 
+def _local_join_token(args: argparse.Namespace, cfg: HiveConfig) -> str:
+    """The local node's token when the hive is closed to tokenless nodes ("" when it is open)."""
+    if cfg.node.join_token or os.environ.get("COLABHIVE_JOIN_TOKEN"):
+        return ""
+    if cfg.auth.join_tokens:
+        return cfg.auth.join_tokens[0]
+
+    async def mint(store) -> str:  # store: Store
+        from .auth import create_join_token
+
+        assert store.db is not None
+        async with store.db.execute("SELECT 1 FROM join_tokens WHERE revoked_at IS NULL LIMIT 1") as cur:
+            closed = await cur.fetchone() is not None
+        return await create_join_token(store, "local node (colabhive up)") if closed else ""
+
+    return _with_store(args, mint)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     cfg = _config(args)
     cfg_file = os.path.abspath(args.config or DEFAULT_CONFIG)
@@ -149,7 +167,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         if cfg.node.local:
             node_cmd = base + ["node", *common, "--gateway", url]
             print("colabhive: starting a local node", flush=True)
-            procs.append(subprocess.Popen(node_cmd))
+            env = dict(os.environ)
+            token = _local_join_token(args, cfg)
+            if token:
+                env["COLABHIVE_JOIN_TOKEN"] = token
+            procs.append(subprocess.Popen(node_cmd, env=env))
         catalog = _get_json(url + "/v1/fn") or {"functions": []}
         wanted = {f["name"] for f in catalog["functions"]}
         if cfg.node.functions:
@@ -217,6 +239,44 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- credentials -----------------------------------------------------------------------
+def _with_store(args: argparse.Namespace, make) -> str:  # make: async (Store) -> str
+    import asyncio
+
+    from .store import Store
+
+    cfg = _config(args)
+
+    async def run() -> str:
+        store = Store(cfg.resolve(cfg.state_dir) / "hive.sqlite3")
+        await store.open()
+        try:
+            return await make(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from .auth import create_api_key
+
+    key = _with_store(args, lambda store: create_api_key(store, args.tenant))
+    print(key)
+    print(f"API key for tenant {args.tenant!r}; shown once, stored hashed.", file=sys.stderr)
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from .auth import create_join_token
+
+    token = _with_store(args, lambda store: create_join_token(store, args.note))
+    print(token)
+    print("join token; shown once, stored hashed. Nodes use it as node.join_token or COLABHIVE_JOIN_TOKEN.",
+          file=sys.stderr)
+    return 0
+
+
 # ---- parser ----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="colabhive", description="Run and use a ColabHive hive.")
@@ -254,6 +314,20 @@ def build_parser() -> argparse.ArgumentParser:
     val = man_sub.add_parser("validate", help="report every problem in manifest files or directories")
     val.add_argument("paths", nargs="+")
     val.set_defaults(func=cmd_manifest_validate)
+
+    keys = sub.add_parser("keys", help="client API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    kc = keys_sub.add_parser("create", help="create an API key for a tenant (printed once)")
+    with_config(kc)
+    kc.add_argument("--tenant", required=True)
+    kc.set_defaults(func=cmd_keys_create)
+
+    tok = sub.add_parser("token", help="node join tokens")
+    tok_sub = tok.add_subparsers(dest="token_command", required=True)
+    tc = tok_sub.add_parser("create", help="create a join token (printed once)")
+    with_config(tc)
+    tc.add_argument("--note", default="")
+    tc.set_defaults(func=cmd_token_create)
 
     conf = sub.add_parser("config", help="print the resolved hive config (validates it)")
     with_config(conf)

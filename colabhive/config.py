@@ -17,6 +17,7 @@ from msgspec import Meta
 from .errors import ConfigError
 
 __all__ = [
+    "AuthConfig",
     "GatewayConfig",
     "HiveConfig",
     "LimitsConfig",
@@ -52,6 +53,9 @@ class NodeConfig(_Section):
     max_items: Annotated[Positive, Meta(description="Most tasks the node takes per poll (its batch capacity).")] = 32
     poll_wait_ms: Annotated[Positive, Meta(description="How long one long-poll may wait for work.")] = 20_000
     heartbeat_s: Annotated[float, Meta(gt=0, description="Seconds between heartbeats.")] = 2.0
+    join_token: Annotated[
+        str, Meta(description="Token presented at registration; the COLABHIVE_JOIN_TOKEN variable overrides.")
+    ] = ""
     torch_threads: Annotated[
         int, Meta(ge=0, description="torch intra-op threads per node process; 0 = torch's default.")
     ] = 1
@@ -90,6 +94,17 @@ class LimitsConfig(_Section):
     ] = 86_400.0
 
 
+class AuthConfig(_Section):
+    join_tokens: Annotated[
+        list[str],
+        Meta(description="Tokens nodes may join with (besides `colabhive token create`); empty and none "
+             "created = any node may join (fine on loopback, not on the internet)."),
+    ] = []
+    api_keys: Annotated[
+        bool, Meta(description="Require `Authorization: Bearer <key>` (colabhive keys create) on client routes.")
+    ] = False
+
+
 class HiveConfig(_Section):
     state_dir: Annotated[str, Meta(description="Directory for SQLite state and logs (relative to hive.toml).")] = (
         "var"
@@ -104,6 +119,7 @@ class HiveConfig(_Section):
     node: NodeConfig = msgspec.field(default_factory=NodeConfig)
     telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     root: Annotated[str, Meta(description="Set at load: the directory relative paths resolve against.")] = "."
 
     def resolve(self, path: str) -> Path:

@@ -72,6 +72,9 @@ class Manifest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     source: Source = msgspec.field(default_factory=Source)
     hardware: Hardware = msgspec.field(default_factory=Hardware)
     batching: Batching = msgspec.field(default_factory=Batching)
+    visibility: Literal["public", "private"] = "public"
+    """private: only callers whose API key belongs to ``tenant`` may see or call it."""
+    tenant: str = ""
     domains: list[str] = []
     languages: list[str] = []
     options: dict[str, str | int | float | bool] = {}
@@ -132,6 +135,8 @@ def check_manifest(m: Manifest) -> list[ManifestProblem]:
         runner = RUNNERS[m.task]
         if runner.needs_source and not (m.source.package or m.source.path):
             problems.append(ManifestProblem(m.file, "source", f"task {m.task!r} needs a source package or path"))
+    if m.visibility == "private" and not m.tenant:
+        problems.append(ManifestProblem(m.file, "tenant", "a private function must name its tenant"))
     if m.source.package and importlib.util.find_spec(m.source.package) is None:
         problems.append(
             ManifestProblem(m.file, "source.package", f"package {m.source.package!r} is not installed")

@@ -73,6 +73,8 @@ class RegisterRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class RegisterReply(msgspec.Struct, kw_only=True):
     node_id: str
+    node_secret: str
+    """Bearer credential for this node's later calls; replaces the join token."""
     heartbeat_s: float
     poll_wait_ms: int
     lease_s: float

@@ -32,6 +32,7 @@ class NodeRecord:
     in_flight: int = 0
     batches: int = 0
     max_batch_seen: int = 0
+    secret_hash: str = ""
 
     def info(self, now: float) -> NodeInfo:
         status = "gone" if self.gone else "draining" if self.draining else "loading" if self.loading else "ready"

@@ -16,21 +16,29 @@ from litestar import Request, Response, get, post
 from litestar.params import Parameter
 
 from ..dispatch import Outcome, Task
-from ..errors import DeadlineExceeded, InvalidInput, NoCapacity, UnknownFunction
+from ..errors import DeadlineExceeded, Forbidden, InvalidInput, NoCapacity, UnknownFunction
 from ..telemetry import context_from_traceparent, traceparent_of
 from .errors import decode_input
 from .hive import FunctionEntry, Hive
 from .tasks import invoke_durable
+from .tenants import client_tenant
 
 __all__ = ["describe_function", "invoke", "list_functions"]
 
 JSON = "application/json"
 
 
-def _entry(hive: Hive, name: str) -> FunctionEntry:
+def _visible(entry: FunctionEntry, tenant: str, hive: Hive) -> bool:
+    m = entry.manifest
+    return not hive.auth.require_keys or m.visibility == "public" or m.tenant == tenant
+
+
+def _entry(hive: Hive, name: str, tenant: str = "") -> FunctionEntry:
     entry = hive.catalog.get(name)
     if entry is None:
         raise UnknownFunction(f"no function named {name!r}; GET /v1/fn lists the catalog")
+    if not _visible(entry, tenant, hive):
+        raise Forbidden(f"{name!r} is private to another tenant")
     return entry
 
 
@@ -58,13 +66,14 @@ def _summary(hive: Hive, entry: FunctionEntry) -> dict[str, Any]:
 @get("/v1/fn", summary="The function catalog", tags=["functions"])
 async def list_functions(request: Request) -> dict[str, Any]:
     hive: Hive = request.app.state.hive
-    return {"functions": [_summary(hive, e) for e in hive.catalog.values()]}
+    tenant = await client_tenant(hive, request)
+    return {"functions": [_summary(hive, e) for e in hive.catalog.values() if _visible(e, tenant, hive)]}
 
 
 @get("/v1/fn/{name:str}", summary="One function: manifest, input and output JSON Schema", tags=["functions"])
 async def describe_function(name: str, request: Request) -> dict[str, Any]:
     hive: Hive = request.app.state.hive
-    entry = _entry(hive, name)
+    entry = _entry(hive, name, await client_tenant(hive, request))
     out = _summary(hive, entry)
     out["manifest"] = msgspec.to_builtins(entry.manifest)
     out.update(hive.schemas(entry))
@@ -117,7 +126,7 @@ async def invoke(
     x_timeout_ms: str | None = Parameter(header="x-timeout-ms", required=False, default=None),
 ) -> Response:
     hive: Hive = request.app.state.hive
-    entry = _entry(hive, name)
+    entry = _entry(hive, name, await client_tenant(hive, request) if hive.auth.require_keys else "")
     body = await request.body()
     decode_input(body, entry.input_type, name)
     headers = request.headers

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from ..auth import Auth
 from ..config import HiveConfig
 from ..dispatch import Dispatcher, Outcome, Registry, Task
 from ..dispatch.journal import Journal
@@ -52,6 +53,7 @@ class Hive:
         )
         self.store = Store(cfg.resolve(cfg.state_dir) / "hive.sqlite3")
         self.journal = Journal(self.store)
+        self.auth = Auth(self.store, cfg.auth.join_tokens, cfg.auth.api_keys)
         self.watchers: dict[str, list[asyncio.Future[Outcome]]] = {}
         """Sync callers waiting on a durable task (a retried Idempotency-Key)."""
         self.dispatcher.on_handout = self._handed_out

@@ -4,6 +4,7 @@ a node."""
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
@@ -11,7 +12,8 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 
 from .. import __version__
-from ..errors import UnknownNode
+from ..auth import bearer, digest, new_secret
+from ..errors import Unauthorized, UnknownNode
 from ..wire import Heartbeat, PollReply, PollRequest, RegisterReply, RegisterRequest
 from .errors import decode_input
 from .hive import Hive
@@ -23,10 +25,13 @@ JSON = "application/json"
 _poll_reply = msgspec.json.Encoder()
 
 
-def _node(hive: Hive, node_id: str):  # -> NodeRecord
+def _node(hive: Hive, node_id: str, request: Request):  # -> NodeRecord
     rec = hive.registry.get(node_id)
     if rec is None:
         raise UnknownNode(f"node {node_id!r} is not registered (the gateway may have restarted); register again")
+    secret = bearer(request.headers.get("authorization"))
+    if secret is None or not hmac.compare_digest(digest(secret), rec.secret_hash):
+        raise Unauthorized("this node's credential is missing or wrong; register again")
     rec.last_seen = time.monotonic()
     return rec
 
@@ -35,7 +40,11 @@ def _node(hive: Hive, node_id: str):  # -> NodeRecord
 async def register(request: Request) -> Response:
     hive: Hive = request.app.state.hive
     req = decode_input(await request.body(), RegisterRequest, "register")
+    if not await hive.auth.joining_allowed(bearer(request.headers.get("authorization"))):
+        raise Unauthorized("this hive needs a join token: colabhive token create, then node join_token")
     rec = hive.registry.add(req.name, req.site, req.host, req.devices)
+    secret = new_secret("chn")
+    rec.secret_hash = digest(secret)
     now = time.time()
     await hive.store.execute(
         "upsert_node",
@@ -51,6 +60,7 @@ async def register(request: Request) -> Response:
     cfg = hive.cfg
     reply = RegisterReply(
         node_id=rec.id,
+        node_secret=secret,
         heartbeat_s=cfg.node.heartbeat_s,
         poll_wait_ms=cfg.node.poll_wait_ms,
         lease_s=cfg.limits.lease_s,
@@ -72,7 +82,7 @@ async def poll(node_id: str, request: Request) -> Response:
     """Post the last batch's results and wait for the next one."""
     hive: Hive = request.app.state.hive
     req = decode_input(await request.body(), PollRequest, "poll")
-    rec = _node(hive, node_id)
+    rec = _node(hive, node_id, request)
     _apply_results(hive, rec, req)
     fns = frozenset(f for f in req.functions if f in hive.catalog)
     if fns != rec.functions:
@@ -89,7 +99,7 @@ async def poll(node_id: str, request: Request) -> Response:
 async def post_results(node_id: str, request: Request) -> dict[str, int]:
     hive: Hive = request.app.state.hive
     req = decode_input(await request.body(), PollRequest, "results")
-    rec = _node(hive, node_id)
+    rec = _node(hive, node_id, request)
     before = hive.dispatcher.dropped_results
     _apply_results(hive, rec, req)
     return {"accepted": len(req.results) - (hive.dispatcher.dropped_results - before)}
@@ -99,7 +109,7 @@ async def post_results(node_id: str, request: Request) -> dict[str, int]:
 async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
     hive: Hive = request.app.state.hive
     hb = decode_input(await request.body(), Heartbeat, "heartbeat")
-    rec = _node(hive, node_id)
+    rec = _node(hive, node_id, request)
     rec.functions = frozenset(f for f in hb.functions if f in hive.catalog)
     rec.loading = frozenset(f for f in hb.loading if f in hive.catalog)
     rec.stats = hb.stats
@@ -115,7 +125,7 @@ async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
 async def leave(node_id: str, request: Request) -> dict[str, bool]:
     """A node shutting down cleanly; whatever it still holds is requeued at once."""
     hive: Hive = request.app.state.hive
-    rec = _node(hive, node_id)
+    rec = _node(hive, node_id, request)
     rec.gone = True
     hive.dispatcher.reap(time.monotonic())
     await hive.store.execute("mark_nodes", {"id": rec.id, "status": "gone", "last_seen": time.time()})

@@ -19,6 +19,7 @@ from ..dispatch import Outcome, Task
 from ..errors import Conflict, DeadlineExceeded, InvalidInput, NotFound, TaskFailed, TooManyRequests
 from ..telemetry import context_from_traceparent, traceparent_of
 from .hive import Hive
+from .tenants import client_tenant
 
 __all__ = ["cancel_task", "get_task", "invoke_durable", "list_tasks"]
 
@@ -106,6 +107,7 @@ async def _wait_durable(hive: Hive, row: dict[str, Any], timeout_s: float) -> Re
 
 
 async def _row(hive: Hive, request: Request, task_id: str) -> dict[str, Any]:
+    await client_tenant(hive, request)
     if len(task_id) > 64:
         raise NotFound(f"no task {task_id[:64]!r}…")
     await hive.journal.drain()  # read-your-writes: pending status changes land first
@@ -152,7 +154,7 @@ async def list_tasks(
         except ValueError:
             raise InvalidInput("cursor is not one this gateway issued", field="cursor") from None
     await hive.journal.drain()
-    tenant = getattr(request.state, "tenant", "") or ""
+    tenant = await client_tenant(hive, request)
     rows = await hive.journal.list(tenant, fn, status, limit, after)
     next_cursor = f"{rows[-1]['created_at']!r}:{rows[-1]['id']}" if len(rows) == limit else None
     return {"tasks": [_view(r, with_result=False) for r in rows], "next_cursor": next_cursor}

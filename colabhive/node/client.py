@@ -56,9 +56,13 @@ class GatewayClient:
         self._timeout = timeout_s
         self._sock: socket.socket | None = None
         self._buf = b""
-        host_header = self._host if u.port is None else f"{self._host}:{self._port}"
+        self._host_header = self._host if u.port is None else f"{self._host}:{self._port}"
+        self.set_token(token)
+
+    def set_token(self, token: str) -> None:
+        """The bearer credential for later requests (join token, then the node secret)."""
         extra = f"Authorization: Bearer {token}\r\n" if token else ""
-        self._head = f"Host: {host_header}\r\nContent-Type: application/json\r\n{extra}".encode()
+        self._head = f"Host: {self._host_header}\r\nContent-Type: application/json\r\n{extra}".encode()
 
     def close(self) -> None:
         if self._sock is not None:

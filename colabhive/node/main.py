@@ -48,6 +48,7 @@ class Node:
         self.cache = ModelCache(self.devices, cfg.node.functions)
         self.tracer = setup_tracing(cfg, "node")
         wait_s = cfg.node.poll_wait_ms / 1000
+        self.join_token = os.environ.get("COLABHIVE_JOIN_TOKEN") or cfg.node.join_token
         self.client = GatewayClient(self.url, timeout_s=wait_s + 30)
         self.hb_client = GatewayClient(self.url, timeout_s=10)
         self.node_id: str | None = None
@@ -131,6 +132,7 @@ class Node:
             version=__version__,
             devices=self.devices,
         )
+        self.client.set_token(self.join_token)
         try:
             data = self.client.request("POST", "/v1/nodes/register", msgspec.json.encode(req))
         except GatewayUnreachable as exc:
@@ -140,6 +142,8 @@ class Node:
             log.error("registration refused: %s", exc)
             return False
         reply = msgspec.json.decode(data, type=RegisterReply)
+        self.client.set_token(reply.node_secret)
+        self.hb_client.set_token(reply.node_secret)
         self.node_id = reply.node_id
         manifests = [msgspec.json.decode(raw, type=Manifest) for raw in reply.manifests]
         log.info("registered with %s as %s (%d devices)", self.url, self.node_id, len(self.devices))

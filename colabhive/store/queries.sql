@@ -62,3 +62,15 @@ SELECT id, fn, status, tenant, attempts, node_id, run_ms, created_at, started_at
 WHERE (:fn IS NULL OR fn = :fn) AND (:status IS NULL OR status = :status) AND tenant = :tenant
   AND (created_at < :after_created OR (created_at = :after_created AND id < :after_id))
 ORDER BY created_at DESC, id DESC LIMIT :limit;
+
+-- name: insert_api_key
+INSERT INTO api_keys (id, tenant, hash, created_at) VALUES (:id, :tenant, :hash, :created_at);
+
+-- name: api_key_by_hash
+SELECT id, tenant FROM api_keys WHERE hash = :hash AND revoked_at IS NULL;
+
+-- name: insert_join_token
+INSERT INTO join_tokens (id, hash, note, created_at) VALUES (:id, :hash, :note, :created_at);
+
+-- name: join_token_by_hash
+SELECT id FROM join_tokens WHERE hash = :hash AND revoked_at IS NULL;

@@ -62,3 +62,20 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_idem ON tasks (tenant, idem_key) WHERE idem_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, created_at);
 CREATE INDEX IF NOT EXISTS tasks_fn ON tasks (fn, created_at);
+
+-- Credentials are stored as sha256 hashes only; the secret is shown once, at creation.
+CREATE TABLE IF NOT EXISTS api_keys (
+    id          TEXT PRIMARY KEY,
+    tenant      TEXT NOT NULL,
+    hash        TEXT NOT NULL UNIQUE,
+    created_at  REAL NOT NULL,
+    revoked_at  REAL
+);
+
+CREATE TABLE IF NOT EXISTS join_tokens (
+    id          TEXT PRIMARY KEY,
+    hash        TEXT NOT NULL UNIQUE,
+    note        TEXT NOT NULL DEFAULT '',
+    created_at  REAL NOT NULL,
+    revoked_at  REAL
+);
