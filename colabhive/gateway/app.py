@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -82,8 +83,20 @@ def create_app(cfg: HiveConfig) -> Litestar:
     return app
 
 
+def _die_with_parent() -> None:
+    """Granian runs the app in a child process; if the parent is killed with -9 the child
+    would live on holding the port and the queues. Ask Linux to kill it with its parent."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: nothing to do
+        pass
+
+
 def from_env() -> Litestar:
     """Granian's factory target: the CLI passes the resolved config in COLABHIVE_CONFIG_JSON."""
+    _die_with_parent()
     logging.basicConfig(level=os.environ.get("COLABHIVE_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = config_from_json(os.environ["COLABHIVE_CONFIG_JSON"])
     return create_app(cfg)

@@ -4,6 +4,7 @@ a node."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from typing import Any
@@ -69,6 +70,14 @@ async def register(request: Request) -> Response:
     return Response(content=msgspec.json.encode(reply), media_type=JSON)
 
 
+def _on_disconnect(hive: Hive, rec: Any, fut: asyncio.Future[Any]) -> None:
+    if fut.cancelled() or fut.exception() is not None:
+        return
+    if fut.result().get("type") == "http.disconnect" and not rec.gone:
+        rec.gone = True
+        hive.dispatcher.reap(time.monotonic())
+
+
 def _apply_results(hive: Hive, rec: Any, req: PollRequest) -> None:
     complete = hive.dispatcher.complete
     for r in req.results:
@@ -88,7 +97,16 @@ async def poll(node_id: str, request: Request) -> Response:
     if fns != rec.functions:
         rec.functions = fns
         rec.loading = rec.loading - fns
-    tasks = await hive.dispatcher.poll(rec, fns, req.max_items, req.wait_ms / 1000)
+    # A node killed mid-poll closes its connection; noticing that at once (instead of after
+    # node_timeout_s of silence) lets callers get their 503 or their requeue promptly.
+    watch = asyncio.ensure_future(request.receive())
+    watch.add_done_callback(lambda f: _on_disconnect(hive, rec, f))
+    try:
+        tasks = await hive.dispatcher.poll(rec, fns, req.max_items, req.wait_ms / 1000)
+    finally:
+        watch.cancel()
+    if rec.gone:  # the connection is gone: whatever was taken is already requeued
+        return Response(content=b'{"tasks":[]}', media_type=JSON)
     rec.last_seen = time.monotonic()
     now = time.monotonic()
     reply = PollReply(tasks=[hive.dispatcher.assignment(t, now) for t in tasks])
