@@ -104,6 +104,11 @@ class GatewayClient:
             except (OSError, ValueError) as exc:
                 self.close()
                 raise GatewayUnreachable(f"{type(exc).__name__}: {exc}") from exc
+            except BaseException:
+                # interrupted mid-request (a signal): the connection is mid-exchange, so drop it;
+                # a request sent on it next would queue behind the abandoned one
+                self.close()
+                raise
             if not keep:
                 self.close()
             if status >= 400:

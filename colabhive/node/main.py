@@ -188,7 +188,12 @@ class Node:
                 self.pending = []
             self.client.request("DELETE", f"/v1/nodes/{self.node_id}")
             log.info("left the hive")
-        except (GatewayUnreachable, GatewayError) as exc:
+        except GatewayError as exc:
+            if exc.code == "unknown_node":  # it saw our poll connection close and let us go already
+                log.info("left the hive")
+            else:
+                log.warning("could not say goodbye to the gateway: %s", exc)
+        except GatewayUnreachable as exc:
             log.warning("could not say goodbye to the gateway: %s", exc)
 
     # ---- heartbeats ------------------------------------------------------------------
