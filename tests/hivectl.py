@@ -6,6 +6,7 @@ hive already running on the machine (or with each other).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,21 +14,43 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests"
 
-__all__ = ["Hive", "free_port", "ROOT", "MANIFESTS"]
+__all__ = ["Hive", "free_port", "group_members", "port_open", "write_config", "ROOT", "MANIFESTS"]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group ``pgid``, from /proc."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2 :].split()  # state ppid pgrp ...
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
 
 
 def _toml_value(v: Any) -> str:
@@ -42,8 +65,18 @@ def _toml_value(v: Any) -> str:
     raise TypeError(v)
 
 
+def write_config(path: Path, top: dict[str, Any], sections: dict[str, dict[str, Any]]) -> Path:
+    """Write a hive.toml from top-level keys and ``{section: {key: value}}``."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in top.items()]
+    for section, values in sections.items():
+        lines.append(f"\n[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 class Hive:
-    """One hive in a temp dir: ``start_gateway()``, ``start_node()``, ``call()``, ``stop()``."""
+    """One hive in a temp dir: ``start_gateway()``, ``start_node()``, ``post()``, ``stop()``."""
 
     def __init__(self, tmp: Path, manifest_dirs: list[Path] | None = None, **sections: dict[str, Any]) -> None:
         self.tmp = tmp
@@ -60,20 +93,22 @@ class Hive:
         for section, values in sections.items():
             conf.setdefault(section, {}).update(values)
         dirs = [str(d) for d in (manifest_dirs or [MANIFESTS])]
-        lines = [f"state_dir = {_toml_value(str(tmp / 'var'))}", f"manifest_dirs = {_toml_value(dirs)}"]
-        for section, values in conf.items():
-            lines.append(f"\n[{section}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-        self.config = tmp / "hive.toml"
-        self.config.write_text("\n".join(lines) + "\n")
+        self.config = write_config(
+            tmp / "hive.toml", {"state_dir": str(tmp / "var"), "manifest_dirs": dirs}, conf
+        )
         self.gateway: subprocess.Popen[bytes] | None = None
         self.nodes: dict[str, subprocess.Popen[bytes]] = {}
+        self._log_files: list[IO[bytes]] = []
+        self._killed: set[int] = set()  # pids the test stopped on purpose
         self.http = httpx.Client(base_url=self.url, timeout=60)
+        self.admin_headers: dict[str, str] = {}
+        """Sent by get_json (and so by the wait helpers): an API key when the hive requires one."""
 
     # ---- processes ---------------------------------------------------------------------
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
         log = (self.logs / f"{name}.log").open("ab")
+        self._log_files.append(log)
         return subprocess.Popen(
             [sys.executable, "-m", "colabhive", *args],
             cwd=self.tmp,
@@ -82,6 +117,9 @@ class Hive:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a kill of the group takes Granian's worker too
         )
+
+    def _proc(self, name: str) -> subprocess.Popen[bytes] | None:
+        return self.gateway if name == "gateway" else self.nodes.get(name)
 
     def start_gateway(self, wait: bool = True) -> None:
         self.gateway = self._spawn("gateway", "gateway", "--config", str(self.config))
@@ -93,6 +131,10 @@ class Hive:
         if wait_for:
             self.wait_ready(wait_for, node=name)
 
+    def node_names(self) -> list[str]:
+        """Names of the nodes the gateway lists as live right now."""
+        return [n["name"] for n in (self.get_json("/v1/nodes") or {}).get("nodes", [])]
+
     def wait_ready(self, functions: list[str], timeout: float = 120, node: str | None = None) -> None:
         def ready() -> bool:
             nodes = (self.get_json("/v1/nodes") or {}).get("nodes", [])
@@ -101,41 +143,67 @@ class Hive:
                     return True
             return False
 
-        self.wait_for(ready, timeout, f"{functions} ready on {node or 'any node'}")
+        watch = ["gateway"] + ([node] if node else [])
+        self.wait_for(ready, timeout, f"{functions} ready on {node or 'any node'}", watch=watch)
 
-    def wait_for(self, cond, timeout: float, what: str) -> None:  # cond: () -> bool
+    def wait_for(self, cond: Callable[[], bool], timeout: float, what: str, watch: list[str] | None = None) -> None:
+        """Poll ``cond`` every 0.1 s; fail early when a watched process dies unasked."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if cond():
                 return
-            for name, p in [("gateway", self.gateway), *self.nodes.items()]:
-                if p is not None and p.poll() is not None and name in ("gateway",):
-                    raise RuntimeError(f"{name} exited ({p.returncode}) while waiting for {what}:\n{self.log(name)}")
+            for name in watch if watch is not None else ["gateway"]:
+                p = self._proc(name)
+                if p is not None and p.pid not in self._killed and p.poll() is not None:
+                    raise RuntimeError(f"{name} exited ({p.returncode}) while waiting for {what}:\n{self.all_logs()}")
             time.sleep(0.1)
         raise TimeoutError(f"timed out after {timeout}s waiting for {what}\n{self.all_logs()}")
 
+    def send(self, name: str, sig: int) -> None:
+        """Send ``sig`` to the process alone (not its group), as a supervisor would."""
+        p = self._proc(name)
+        assert p is not None, name
+        self._killed.add(p.pid)
+        with contextlib.suppress(ProcessLookupError):
+            p.send_signal(sig)
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        p = self.gateway if name == "gateway" else self.nodes[name]
-        assert p is not None
-        try:
+        """Signal the process group of ``name`` and, for fatal signals, reap it."""
+        p = self._proc(name)
+        assert p is not None, name
+        self._killed.add(p.pid)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, sig)
-        except ProcessLookupError:
-            pass
         if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
             p.wait(30)
+            end = time.monotonic() + 10  # and the rest of its group (Granian's worker)
+            while group_members(p.pid) and time.monotonic() < end:
+                time.sleep(0.02)
 
     def stop(self) -> None:
-        for name in list(self.nodes):
-            if self.nodes[name].poll() is None:
-                self.kill(name, signal.SIGTERM)
-        if self.gateway is not None and self.gateway.poll() is None:
-            self.kill("gateway", signal.SIGTERM)
+        """Stop everything: SIGTERM, then SIGKILL of each group. Never raises."""
+        procs = [p for p in [*self.nodes.values(), self.gateway] if p is not None]
+        for p in procs:  # nodes first, so they can still say goodbye
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGTERM)
+        end = time.monotonic() + 15
+        for p in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(max(0.1, end - time.monotonic()))
+        for p in procs:  # stragglers, and children left in the group (Granian's worker)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(5)
         self.http.close()
+        for f in self._log_files:
+            f.close()
 
     # ---- HTTP --------------------------------------------------------------------------
     def get_json(self, path: str) -> Any:
         try:
-            r = self.http.get(path, timeout=2)
+            r = self.http.get(path, timeout=2, headers=self.admin_headers)
         except httpx.HTTPError:
             return None
         return r.json() if r.status_code == 200 else None
@@ -145,16 +213,25 @@ class Hive:
             return self.http.post(path, json=body, headers=headers)
         return self.http.post(path, content=body, headers=headers)
 
+    def call(self, fn: str, timeout: float = 60, **inputs: Any) -> httpx.Response:
+        """POST /v1/fn/<fn> with ``inputs`` as the JSON body."""
+        return self.http.post(f"/v1/fn/{fn}", json=inputs, timeout=timeout)
+
     # ---- evidence ------------------------------------------------------------------------
     def log(self, name: str) -> str:
         p = self.logs / f"{name}.log"
         return p.read_text(errors="replace")[-4000:] if p.exists() else ""
 
     def all_logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.logs.glob("*.log"))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.logs.glob("*.log"))
+        )
 
     def spans(self) -> list[dict[str, Any]]:
+        """Every span flushed so far by any process (a half-written last line is skipped)."""
         out = []
-        for f in self.tmp.glob("traces.*.jsonl"):
-            out += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        for f in sorted(self.tmp.glob("traces.*.jsonl")):
+            for line in f.read_text().splitlines():
+                with contextlib.suppress(ValueError):
+                    out.append(json.loads(line))
         return out

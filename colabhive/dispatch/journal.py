@@ -50,10 +50,9 @@ class Journal:
     async def insert(self, fn: str, body: bytes, tenant: str, idem_key: str | None, traceparent: str) -> tuple[TaskRow, bool]:
         """Insert a queued task; with an idempotency key seen before, return that task instead."""
         if idem_key is not None:
-            await self.drain()  # a finished-but-unwritten task must not look still running
-            existing = await self.store.fetch("task_by_idem", {"tenant": tenant, "idem_key": idem_key})
-            if existing:
-                return existing[0], False
+            existing = await self.find_idem(tenant, idem_key)
+            if existing is not None:
+                return existing, False
         row = {
             "id": uuid.uuid4().hex,
             "fn": fn,
@@ -69,6 +68,11 @@ class Journal:
             existing = await self.store.fetch("task_by_idem", {"tenant": tenant, "idem_key": idem_key})
             return existing[0], False
         return {**row, "status": "queued", "attempts": "[]"}, True
+
+    async def find_idem(self, tenant: str, idem_key: str) -> TaskRow | None:
+        await self.drain()  # a finished-but-unwritten task must not look still running
+        rows = await self.store.fetch("task_by_idem", {"tenant": tenant, "idem_key": idem_key})
+        return rows[0] if rows else None
 
     # ---- status changes (batched) -------------------------------------------------------
     def running(self, task_id: str, node_id: str, attempts: list[str]) -> None:

@@ -18,6 +18,7 @@ from ..errors import Unauthorized, UnknownNode
 from ..wire import Heartbeat, PollReply, PollRequest, RegisterReply, RegisterRequest
 from .errors import decode_input
 from .hive import Hive
+from .tenants import client_tenant
 
 __all__ = ["heartbeat", "leave", "list_nodes", "poll", "post_results", "register"]
 
@@ -153,6 +154,7 @@ async def leave(node_id: str, request: Request) -> dict[str, bool]:
 @get("/v1/nodes", tags=["nodes"], summary="Connected nodes: devices, loaded functions, load")
 async def list_nodes(request: Request) -> dict[str, Any]:
     hive: Hive = request.app.state.hive
+    await client_tenant(hive, request)  # node ids and hosts are for key holders when keys are on
     now = time.monotonic()
     return {
         "nodes": [msgspec.to_builtins(n.info(now)) for n in hive.registry.live()],

@@ -66,6 +66,12 @@ async def invoke_durable(
     if key is not None and not 0 < len(key) <= MAX_KEY:
         raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY} characters", field="Idempotency-Key")
     tenant = getattr(request.state, "tenant", "") or ""
+    if key is not None:  # a retry is answered even when the queue is full: it adds nothing to it
+        existing = await hive.journal.find_idem(tenant, key)
+        if existing is not None:
+            return _accepted(existing, replayed=True) if respond_async else await _wait_durable(
+                hive, existing, timeout_s
+            )
     if hive.dispatcher.depth(name) >= hive.cfg.limits.queue_size:
         raise TooManyRequests(f"the queue of {name!r} is full; retry later", retry_after=1)
     span = hive.tracer.start_span(
@@ -133,6 +139,9 @@ async def cancel_task(task_id: str, request: Request) -> Response:
         raise Conflict(f"task {task_id} already {row['status']}; nothing to cancel")
     hive.dispatcher.cancel(task_id)
     await hive.journal.cancel(task_id)
+    for fut in hive.watchers.pop(task_id, []):  # sync callers waiting on it by Idempotency-Key
+        if not fut.done():
+            fut.set_exception(TaskFailed(f"task {task_id} was cancelled"))
     row = await _row(hive, request, task_id)
     return Response(content=msgspec.json.encode(_view(row, with_result=False)), media_type=JSON)
 

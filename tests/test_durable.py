@@ -1,0 +1,477 @@
+"""Durable (async) invocations: Prefer: respond-async, /v1/tasks, Idempotency-Key, crash
+recovery of the gateway, requeue when a node dies, late and failed results.
+
+Real gateway and node processes on loopback; "fake" nodes are plain HTTP clients speaking
+the node protocol, used where a task must be taken and then held, answered late, or
+answered with an error.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fakenode import FakeNode, wait_task
+from hivectl import Hive
+
+ASYNC = {"Prefer": "respond-async"}
+ECHO_NODE = ("--functions", "echo")
+
+
+def make(tmp: Path, **limits: Any) -> Hive:
+    # a long node timeout by default, so a busy machine never makes a live node look dead;
+    # the tests about dead nodes pass a short one
+    return Hive(tmp, limits={"node_timeout_s": 10.0, **limits}, node={"torch_threads": 0})
+
+
+@pytest.fixture
+def new_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A factory of private hives (echo-only nodes), all stopped at teardown."""
+    made: list[Hive] = []
+
+    def factory(**limits: Any) -> Hive:
+        h = make(tmp_path_factory.mktemp("durable"), **limits)
+        made.append(h)
+        return h
+
+    try:
+        yield factory
+    finally:
+        for h in made:
+            h.stop()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+    """Gateway + one echo node, shared by the tests that do not disturb it."""
+    h = make(tmp_path_factory.mktemp("durable-served"))
+    try:
+        h.start_gateway()
+        h.start_node("node-a", *ECHO_NODE, wait_for=["echo"])
+        yield h
+    finally:
+        h.stop()
+
+
+def submit(h: Hive, text: str, fn: str = "echo", **headers: str) -> httpx.Response:
+    return h.http.post(f"/v1/fn/{fn}", json={"text": text}, headers={**ASYNC, **headers}, timeout=30)
+
+
+def submit_ok(h: Hive, text: str, **headers: str) -> str:
+    r = submit(h, text, **headers)
+    assert r.status_code == 202, (r.status_code, r.text)
+    return r.json()["id"]
+
+
+def task(h: Hive, tid: str) -> dict[str, Any]:
+    r = h.http.get(f"/v1/tasks/{tid}", timeout=10)
+    assert r.status_code == 200, (r.status_code, r.text)
+    return r.json()
+
+
+def node_record(h: Hive, name: str) -> dict[str, Any] | None:
+    for n in (h.get_json("/v1/nodes") or {}).get("nodes", []):
+        if n["name"] == name:
+            return n
+    return None
+
+
+def all_pages(h: Hive, limit: int, **params: Any) -> list[list[dict[str, Any]]]:
+    pages: list[list[dict[str, Any]]] = []
+    cursor = None
+    for _ in range(1000):  # bounded: a cursor loop must end
+        q = {**params, "limit": limit}
+        if cursor:
+            q["cursor"] = cursor
+        r = h.http.get("/v1/tasks", params=q, timeout=10)
+        assert r.status_code == 200, (r.status_code, r.text)
+        body = r.json()
+        pages.append(body["tasks"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+    raise AssertionError("pagination never ended")
+
+
+# ---- the async lifecycle -------------------------------------------------------------------
+def test_respond_async_returns_202_then_succeeds(served: Hive) -> None:
+    text = f"async-{uuid.uuid4().hex[:8]}"
+    r = submit(served, text)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert set(body) == {"id", "status"}, body
+    assert body["status"] == "queued"
+    tid = body["id"]
+    assert r.headers["location"] == f"/v1/tasks/{tid}"
+
+    done = wait_task(served.http, tid)
+    assert done["id"] == tid and done["fn"] == "echo"
+    assert done["result"] == {"text": text}
+    node = node_record(served, "node-a")
+    assert node is not None
+    assert done["attempts"] == [node["id"]] and done["node"] == node["id"]
+    assert done["finished_at"] >= done["created_at"]
+
+    # the Location header is usable as is
+    assert served.http.get(r.headers["location"]).json()["status"] == "succeeded"
+
+    listed = served.http.get("/v1/tasks", params={"fn": "echo", "status": "succeeded"}).json()["tasks"]
+    assert tid in [t["id"] for t in listed]
+    assert all(t["status"] == "succeeded" and t["fn"] == "echo" for t in listed)
+    queued = served.http.get("/v1/tasks", params={"fn": "echo", "status": "queued"}).json()["tasks"]
+    assert tid not in [t["id"] for t in queued]
+    other_fn = served.http.get("/v1/tasks", params={"fn": "minilm-embed"}).json()["tasks"]
+    assert tid not in [t["id"] for t in other_fn]
+
+
+def test_delete_finished_task_is_409_and_unknown_is_404(served: Hive) -> None:
+    tid = submit_ok(served, "finish-me")
+    wait_task(served.http, tid)
+    r = served.http.delete(f"/v1/tasks/{tid}")
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["code"] == "conflict"
+    assert task(served, tid)["status"] == "succeeded"  # a refused cancel changes nothing
+    r = served.http.delete(f"/v1/tasks/{uuid.uuid4().hex}")
+    assert r.status_code == 404, r.text
+    assert served.http.get(f"/v1/tasks/{uuid.uuid4().hex}").status_code == 404
+
+
+def test_pagination_pages_are_disjoint_and_cover_everything(served: Hive) -> None:
+    mine = [submit_ok(served, f"page-{i}") for i in range(11)]
+    for tid in mine:
+        wait_task(served.http, tid)
+    everything = served.http.get("/v1/tasks", params={"fn": "echo", "limit": 500}).json()
+    assert everything["next_cursor"] is None
+    all_ids = [t["id"] for t in everything["tasks"]]
+    assert set(mine) <= set(all_ids)
+
+    pages = all_pages(served, limit=4, fn="echo")
+    assert all(len(p) <= 4 for p in pages)
+    assert all(len(p) == 4 for p in pages[:-1]), [len(p) for p in pages]
+    flat = [t["id"] for p in pages for t in p]
+    assert len(flat) == len(set(flat)), "a task appeared on two pages"
+    assert flat == all_ids, "pages differ from the single listing (order or content)"
+    created = [t["created_at"] for p in pages for t in p]
+    assert created == sorted(created, reverse=True), "not newest first"
+    # newest first: the last one submitted heads the list
+    assert flat[0] == mine[-1]
+
+    # the status filter paginates too
+    flat_ok = [t["id"] for p in all_pages(served, limit=3, fn="echo", status="succeeded") for t in p]
+    assert len(flat_ok) == len(set(flat_ok)) and set(mine) <= set(flat_ok)
+
+
+def test_bad_cursor_and_status_are_rejected(served: Hive) -> None:
+    r = served.http.get("/v1/tasks", params={"cursor": "not-a-cursor"})
+    assert r.status_code in (400, 422), r.text
+    r = served.http.get("/v1/tasks", params={"status": "exploded"})
+    assert r.status_code in (400, 422), r.text
+
+
+# ---- idempotency -------------------------------------------------------------------------
+def test_async_idempotency_key_returns_the_same_task_once(served: Hive) -> None:
+    key = f"idem-{uuid.uuid4().hex}"
+    r1 = submit(served, "once", **{"Idempotency-Key": key})
+    r2 = submit(served, "once", **{"Idempotency-Key": key})
+    assert r1.status_code == 202 and r2.status_code == 202, (r1.text, r2.text)
+    assert r1.json()["id"] == r2.json()["id"]
+    assert "idempotent-replayed" not in r1.headers
+    assert r2.headers.get("idempotent-replayed") == "true"
+    tid = r1.json()["id"]
+    done = wait_task(served.http, tid)
+    assert done["result"] == {"text": "once"}
+    assert len(done["attempts"]) == 1, done
+
+    # a retry after completion still names the same task, now finished
+    r3 = submit(served, "once", **{"Idempotency-Key": key})
+    assert r3.status_code == 202 and r3.json() == {"id": tid, "status": "succeeded"}
+    assert r3.headers.get("idempotent-replayed") == "true"
+    assert len(task(served, tid)["attempts"]) == 1
+    # exactly one task carries that text
+    listed = served.http.get("/v1/tasks", params={"fn": "echo", "limit": 500}).json()["tasks"]
+    assert [t["id"] for t in listed].count(tid) == 1
+
+    # another key is another task
+    other = submit_ok(served, "once", **{"Idempotency-Key": key + "-b"})
+    assert other != tid
+
+
+def test_sync_idempotency_key_replays_the_body(served: Hive) -> None:
+    key = f"sync-{uuid.uuid4().hex}"
+    h = {"Idempotency-Key": key}
+    r1 = served.http.post("/v1/fn/echo", json={"text": "sync-once"}, headers=h, timeout=30)
+    assert r1.status_code == 200, r1.text
+    assert r1.json() == {"text": "sync-once"}
+    assert "idempotent-replayed" not in r1.headers
+    r2 = served.http.post("/v1/fn/echo", json={"text": "sync-once"}, headers=h, timeout=30)
+    assert r2.status_code == 200, r2.text
+    assert r2.content == r1.content
+    assert r2.headers.get("idempotent-replayed") == "true"
+    tid = r1.headers.get("x-hive-task")
+    assert tid, r1.headers
+    assert len(task(served, tid)["attempts"]) == 1
+
+
+def test_idempotency_key_too_long_is_422(served: Hive) -> None:
+    r = submit(served, "x", **{"Idempotency-Key": "k" * 201})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == "Idempotency-Key"
+
+
+# ---- cancellation ------------------------------------------------------------------------
+def test_cancel_queued_task_never_runs(new_hive: Any) -> None:
+    h = new_hive()
+    h.start_gateway()
+    doomed = submit_ok(h, "doomed")  # no node: it stays queued
+    assert task(h, doomed)["status"] == "queued"
+    r = h.http.delete(f"/v1/tasks/{doomed}")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "cancelled" and r.json()["id"] == doomed
+    assert task(h, doomed)["status"] == "cancelled"
+    assert h.http.delete(f"/v1/tasks/{doomed}").status_code == 409  # already cancelled
+
+    marker = submit_ok(h, "after-the-cancel")  # queued behind the cancelled one
+    h.start_node("node-a", *ECHO_NODE, wait_for=["echo"])
+    assert wait_task(h.http, marker)["result"] == {"text": "after-the-cancel"}
+    t = task(h, doomed)
+    assert t["status"] == "cancelled", t
+    assert t["attempts"] == [] and t["node"] is None and "result" not in t, t
+    cancelled = h.http.get("/v1/tasks", params={"status": "cancelled"}).json()["tasks"]
+    assert [x["id"] for x in cancelled] == [doomed]
+
+
+# ---- crash recovery ----------------------------------------------------------------------
+def test_gateway_kill9_with_500_queued_tasks_loses_none(new_hive: Any) -> None:
+    h = new_hive()
+    h.start_gateway()
+    n = 500
+    texts = {submit_ok(h, f"crash-{i:03d}"): f"crash-{i:03d}" for i in range(n)}
+    assert len(texts) == n
+
+    h.kill("gateway", signal.SIGKILL)
+    h.start_gateway()  # same port, same config, same state dir
+    queued = h.http.get("/v1/tasks", params={"status": "queued", "limit": 500}, timeout=30).json()
+    assert len(queued["tasks"]) == n, "the journal lost tasks across the crash"
+    assert (h.get_json("/v1/fn/echo") or {}).get("queue_depth") == n
+
+    h.start_node("node-a", *ECHO_NODE, wait_for=["echo"])
+
+    def all_done() -> bool:
+        r = h.http.get("/v1/tasks", params={"status": "succeeded", "limit": 500}, timeout=10)
+        return r.status_code == 200 and len(r.json()["tasks"]) == n
+
+    h.wait_for(all_done, 120, f"{n} replayed tasks to succeed", watch=["gateway", "node-a"])
+    for tid, text in texts.items():
+        t = task(h, tid)
+        assert t["status"] == "succeeded"
+        assert t["result"] == {"text": text}, t
+        assert len(t["attempts"]) == 1, t
+
+
+# ---- a node dies holding tasks -------------------------------------------------------------
+def test_node_killed_holding_tasks_they_finish_elsewhere(new_hive: Any) -> None:
+    h = new_hive(node_timeout_s=3.0, lease_s=300.0)
+    h.start_gateway()
+    h.start_node("node-a", *ECHO_NODE, wait_for=["echo"])
+    a = node_record(h, "node-a")
+    assert a is not None
+    # A posts a result by way of its next long-poll, so once a sync call has returned A is
+    # parked in a poll for echo (for up to poll_wait_ms). Freeze it there: the poll's answer
+    # (the tasks) goes out, but A never runs them; then kill it for good.
+    assert h.call("echo", text="warm").status_code == 200
+    h.kill("node-a", signal.SIGSTOP)
+    first = submit_ok(h, "held-0")
+    # the journal records the hand-out to A (and keeps it after A is gone)
+    held = wait_task(h.http, first, ("running",), timeout=10)
+    assert held["attempts"] == [a["id"]], held
+    ids = {first: "held-0", **{submit_ok(h, f"held-{i}"): f"held-{i}" for i in range(1, 20)}}
+    h.kill("node-a", signal.SIGKILL)
+
+    h.start_node("node-b", *ECHO_NODE, wait_for=["echo"])
+    b = node_record(h, "node-b")
+    assert b is not None
+    done = {tid: wait_task(h.http, tid, timeout=60) for tid in ids}
+    for tid, t in done.items():
+        assert t["result"] == {"text": ids[tid]}, t
+        assert t["node"] == b["id"] == t["attempts"][-1], t
+    assert done[first]["attempts"] == [a["id"], b["id"]], done[first]
+    for t in done.values():
+        if len(t["attempts"]) > 1:
+            assert t["attempts"] == [a["id"], b["id"]], t
+
+
+# ---- late, stray and failed results ---------------------------------------------------------
+def test_late_result_from_a_gone_node_is_dropped(new_hive: Any) -> None:
+    h = new_hive(node_timeout_s=2.0, lease_s=300.0)
+    h.start_gateway()
+    fake = FakeNode(h.url, "fake-slow")
+    tid = submit_ok(h, "real-answer")
+    got = fake.poll(max_items=1, wait_ms=2000)
+    assert [t["id"] for t in got] == [tid]
+    assert got[0]["input"] == {"text": "real-answer"}
+    t = wait_task(h.http, tid, ("running",), timeout=10)
+    assert t["attempts"] == [fake.id]
+
+    # the fake goes silent; the gateway must declare it gone and requeue its task
+    h.wait_for(lambda: fake.id not in [n["id"] for n in h.get_json("/v1/nodes")["nodes"]], 15, "fake to be gone")
+    h.start_node("node-b", *ECHO_NODE, wait_for=["echo"])
+    b = node_record(h, "node-b")
+    assert b is not None
+    done = wait_task(h.http, tid, timeout=30)
+    assert done["result"] == {"text": "real-answer"}
+    assert done["attempts"] == [fake.id, b["id"]] and done["node"] == b["id"]
+
+    late = fake.post_results([{"id": tid, "output": {"text": "LATE"}}])
+    assert late.status_code in (401, 404) or late.json() == {"accepted": 0}, (late.status_code, late.text)
+    after = task(h, tid)
+    assert after["status"] == "succeeded" and after["result"] == {"text": "real-answer"}, after
+    assert after["node"] == b["id"] and after["finished_at"] == done["finished_at"]
+    fake.close()
+
+
+def test_late_result_from_a_live_node_after_its_lease_ran_out_is_dropped(new_hive: Any) -> None:
+    # the fake stays registered (node_timeout long) but never heartbeats, so only its lease lapses
+    h = new_hive(node_timeout_s=60.0, lease_s=1.5, max_attempts=5)
+    h.start_gateway()
+    fake = FakeNode(h.url, "fake-lapsed")
+    tid = submit_ok(h, "lease-answer")
+    assert [t["id"] for t in fake.poll(max_items=1, wait_ms=2000)] == [tid]
+    # the lease lapses; the task goes back on the queue for the next taker
+    h.wait_for(lambda: (h.get_json("/v1/fn/echo") or {}).get("queue_depth") == 1, 10, "requeue after lease")
+    h.start_node("node-b", *ECHO_NODE, wait_for=["echo"])
+    done = wait_task(h.http, tid, timeout=30)
+    assert done["result"] == {"text": "lease-answer"}
+    assert done["attempts"][0] == fake.id and done["attempts"][-1] == done["node"] != fake.id, done
+
+    late = fake.post_results([{"id": tid, "output": {"text": "LATE"}}])
+    assert late.status_code == 200, late.text
+    assert late.json() == {"accepted": 0}
+    assert task(h, tid)["result"] == {"text": "lease-answer"}
+    fake.close()
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+    """A gateway with no real node: only fake nodes take tasks here."""
+    h = make(tmp_path_factory.mktemp("durable-bare"), node_timeout_s=60.0, lease_s=300.0)
+    try:
+        h.start_gateway()
+        yield h
+    finally:
+        h.stop()
+
+
+def test_result_for_a_task_never_given_is_not_accepted(bare: Hive) -> None:
+    stranger = FakeNode(bare.url, "stranger")
+    holder = FakeNode(bare.url, "holder")
+    r = stranger.post_results([{"id": uuid.uuid4().hex, "output": {"text": "nobody asked"}}])
+    assert r.status_code == 200 and r.json() == {"accepted": 0}, r.text
+
+    tid = submit_ok(bare, "held-by-holder")
+    # queued, handed to nobody yet: a result for it is a stray
+    r = stranger.post_results([{"id": tid, "output": {"text": "FORGED"}}])
+    assert r.json() == {"accepted": 0}, r.text
+    assert task(bare, tid)["status"] == "queued"
+
+    assert [t["id"] for t in holder.poll(max_items=1, wait_ms=2000)] == [tid]
+    # handed to the holder: still a stray from anyone else
+    r = stranger.post_results([{"id": tid, "output": {"text": "FORGED"}}])
+    assert r.json() == {"accepted": 0}, r.text
+    assert task(bare, tid)["status"] == "running"
+
+    r = holder.post_results([{"id": tid, "output": {"text": "held-by-holder"}}])
+    assert r.json() == {"accepted": 1}, r.text
+    done = wait_task(bare.http, tid, timeout=10)
+    assert done["result"] == {"text": "held-by-holder"} and done["node"] == holder.id
+    # and a second copy from the holder itself is not accepted either
+    r = holder.post_results([{"id": tid, "output": {"text": "again"}}])
+    assert r.json() == {"accepted": 0}, r.text
+    assert task(bare, tid)["result"] == {"text": "held-by-holder"}
+    stranger.close()
+    holder.close()
+
+
+def test_error_result_fails_the_task_without_retry(bare: Hive) -> None:
+    node = FakeNode(bare.url, "poisoned")
+    tid = submit_ok(bare, "poison")
+    got = node.poll(max_items=1, wait_ms=2000)
+    assert [t["id"] for t in got] == [tid]
+    r = node.post_results([{"id": tid, "error": {"code": "model_error", "message": "boom"}}])
+    assert r.status_code == 200 and r.json() == {"accepted": 1}, r.text
+    t = wait_task(bare.http, tid, ("failed", "succeeded"), timeout=10)
+    assert t["status"] == "failed", t
+    assert "boom" in t["error"]["message"], t
+    assert t["error"]["code"] in ("task_failed", "model_error"), t
+    assert "result" not in t
+    assert t["attempts"] == [node.id]
+    # not retried: nothing comes back to a node polling for echo, and the record stays put
+    assert node.poll(max_items=4, wait_ms=1500) == []
+    again = task(bare, tid)
+    assert again["status"] == "failed" and again["attempts"] == [node.id]
+    node.close()
+
+
+def test_sync_caller_gets_the_model_error(bare: Hive) -> None:
+    import threading
+
+    node = FakeNode(bare.url, "poisoned-sync")
+    node.poll(max_items=1, wait_ms=0)  # tell the gateway it serves echo
+    box: dict[str, httpx.Response] = {}
+
+    def call() -> None:
+        box["r"] = bare.http.post("/v1/fn/echo", json={"text": "x"}, headers={"X-Timeout-Ms": "10000"}, timeout=30)
+
+    th = threading.Thread(target=call)
+    th.start()
+    got: list[dict[str, Any]] = []
+    end = time.monotonic() + 10
+    while not got and time.monotonic() < end:
+        got = node.poll(max_items=1, wait_ms=1000)
+    assert len(got) == 1, "the sync task never reached the node"
+    node.post_results([{"id": got[0]["id"], "error": {"code": "model_error", "message": "kaboom"}}])
+    th.join(20)
+    r = box["r"]
+    assert r.status_code == 502, r.text
+    assert r.json()["error"]["code"] == "task_failed" and "kaboom" in r.json()["error"]["message"]
+    node.close()
+
+
+def test_cancel_running_task_keeps_it_cancelled_when_its_result_arrives(bare: Hive) -> None:
+    node = FakeNode(bare.url, "runs-then-cancelled")
+    tid = submit_ok(bare, "cancel-me-while-running")
+    assert [t["id"] for t in node.poll(max_items=1, wait_ms=2000)] == [tid]
+    assert wait_task(bare.http, tid, ("running",), timeout=10)["attempts"] == [node.id]
+    r = bare.http.delete(f"/v1/tasks/{tid}")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+    node.post_results([{"id": tid, "output": {"text": "too late, cancelled"}}])
+    t = task(bare, tid)
+    assert t["status"] == "cancelled" and "result" not in t, t
+    node.close()
+
+
+def test_task_handed_out_max_attempts_times_fails(new_hive: Any) -> None:
+    # each taker holds the task past its lease and never answers (a poison input that kills
+    # its node every time looks the same to the gateway)
+    h = new_hive(node_timeout_s=60.0, lease_s=1.0, max_attempts=2)
+    h.start_gateway()
+    takers = [FakeNode(h.url, f"victim-{i}") for i in range(2)]
+    tid = submit_ok(h, "poison-pill")
+    for i, node in enumerate(takers):
+        got: list[dict[str, Any]] = []
+        end = time.monotonic() + 10
+        while not got and time.monotonic() < end:  # requeued once the previous lease ran out
+            got = node.poll(max_items=1, wait_ms=1000)
+        assert [t["id"] for t in got] == [tid], f"attempt {i + 1} never came"
+    t = wait_task(h.http, tid, ("failed",), timeout=15)
+    assert t["attempts"] == [n.id for n in takers], t
+    assert "2 attempts" in t["error"]["message"], t
+    # and nobody gets it a third time
+    assert takers[0].poll(max_items=1, wait_ms=1500) == []
+    for n in takers:
+        n.close()
