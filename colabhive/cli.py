@@ -43,13 +43,12 @@ def _logging(level: str) -> None:
 
 
 # ---- gateway ---------------------------------------------------------------------------
-def cmd_gateway(args: argparse.Namespace) -> int:
+def _serve_granian(cfg: HiveConfig, log_level: str) -> None:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 
-    cfg = _config(args)
     os.environ["COLABHIVE_CONFIG_JSON"] = config_to_json(cfg).decode()
-    os.environ.setdefault("COLABHIVE_LOG_LEVEL", args.log_level)
+    os.environ.setdefault("COLABHIVE_LOG_LEVEL", log_level)
     Granian(
         "colabhive.gateway.app:from_env",
         factory=True,
@@ -63,9 +62,88 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         # cut the cross-thread hand-offs that dominate latency at low concurrency
         runtime_mode=RuntimeModes.st,
         http=HTTPModes.http1,
-        log_level=args.log_level.lower(),  # type: ignore[arg-type]
+        log_level=log_level.lower(),  # type: ignore[arg-type]
         backlog=2048,
     ).serve()
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _drain(url: str, secret: str, grace_s: float) -> None:
+    """Ask the gateway to refuse new calls, then wait for in-flight sync calls (up to grace_s)."""
+    headers = {"X-Hive-Admin": secret}
+    try:
+        req = urllib.request.Request(url + "/v1/admin/drain", data=b"", headers=headers, method="POST")
+        urllib.request.urlopen(req, timeout=5).read()
+    except (urllib.error.URLError, OSError):
+        return  # not up (or already gone): nothing to drain
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            req = urllib.request.Request(url + "/v1/admin/drain", headers=headers)
+            status = json.loads(urllib.request.urlopen(req, timeout=5).read())
+        except (urllib.error.URLError, OSError, ValueError):
+            return
+        if status["sync_in_flight"] == 0:
+            return
+        time.sleep(0.1)
+    logging.getLogger("colabhive.gateway").warning("grace period over with sync calls still in flight")
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    """Supervise Granian: on SIGTERM/SIGINT drain first, then stop it.
+
+    Granian stops serving the moment it gets a signal, which would cut off the nodes that
+    are about to deliver in-flight results; so Granian runs in its own session and only
+    this process receives the signal.
+    """
+    cfg = _config(args)
+    _logging(args.log_level)
+    if args.no_supervise:
+        _serve_granian(cfg, args.log_level)
+        return 0
+    import secrets
+
+    from .gateway.admin import SECRET_ENV
+
+    secret = secrets.token_urlsafe(24)
+    child_args = [sys.executable, "-m", "colabhive", "--log-level", args.log_level, "gateway", "--no-supervise"]
+    if args.config or Path(DEFAULT_CONFIG).exists():
+        child_args += ["--config", os.path.abspath(args.config or DEFAULT_CONFIG)]
+    if args.state_dir:
+        child_args += ["--state-dir", args.state_dir]
+    child_args += ["--port", str(cfg.gateway.port), "--host", cfg.gateway.host]
+    child = subprocess.Popen(
+        child_args,
+        env={**os.environ, SECRET_ENV: secret},
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+    stop = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop and child.poll() is None:
+        time.sleep(0.1)
+    if child.poll() is not None:
+        return child.returncode or 1
+    log = logging.getLogger("colabhive.gateway")
+    log.info("draining: new calls get 503, in-flight calls have %.0f s to finish", cfg.gateway.shutdown_grace_s)
+    _drain(cfg.gateway_url, secret, cfg.gateway.shutdown_grace_s)
+    log.info("drained; stopping the server")
+    _stop(child, grace=15)
+    log.info("gateway stopped")
     return 0
 
 
@@ -298,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(gw)
     gw.add_argument("--port", type=int)
     gw.add_argument("--host")
+    gw.add_argument(
+        "--no-supervise", action="store_true", help="run Granian in this process (a signal stops it at once)"
+    )
     gw.set_defaults(func=cmd_gateway)
 
     node = sub.add_parser("node", help="run a node that pulls work from a gateway")

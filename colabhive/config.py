@@ -41,6 +41,10 @@ class GatewayConfig(_Section):
         str, Meta(description="URL nodes and clients use to reach the gateway; empty = http://host:port.")
     ] = ""
     docs: Annotated[bool, Meta(description="Serve the OpenAPI document and /docs pages.")] = True
+    shutdown_grace_s: Annotated[
+        float,
+        Meta(ge=0, description="On SIGTERM: refuse new calls, let in-flight sync calls finish this long, then stop."),
+    ] = 30.0
 
 
 class NodeConfig(_Section):

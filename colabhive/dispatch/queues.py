@@ -88,6 +88,7 @@ class Dispatcher:
         self.in_flight: dict[str, Task] = {}
         self._pollers: deque[_Poller] = deque()
         self.dropped_results = 0
+        self.draining = False
         self.durable: dict[str, Task] = {}
         """Durable tasks not yet finished, by id (for cancellation and status)."""
         self.on_handout: Callable[[Task], None] = lambda t: None
@@ -127,6 +128,13 @@ class Dispatcher:
                 p.wake.set_result(None)
                 return
             pollers.append(p)
+
+    def wake_all(self) -> None:
+        """Send every parked long-poll back to its node (empty unless work arrived)."""
+        while self._pollers:
+            p = self._pollers.popleft()
+            if not p.wake.done():
+                p.wake.set_result(None)
 
     def withdraw(self, task: Task) -> bool:
         """Take a task back if no node has it yet (a caller's deadline passed)."""
@@ -173,6 +181,8 @@ class Dispatcher:
             return []
         tasks = self._take(node, functions, max_items)
         loop = asyncio.get_running_loop()
+        if self.draining:  # short polls, so the server can close connections soon
+            wait_s = min(wait_s, 0.5)
         end = loop.time() + wait_s
         while not tasks:
             left = end - loop.time()

@@ -19,6 +19,7 @@ from .errors import EXCEPTION_HANDLERS
 from .functions import describe_function, invoke, list_functions
 from .hive import Hive
 from .nodes import heartbeat, leave, list_nodes, poll, post_results, register
+from .admin import drain, drain_status
 from .tasks import cancel_task, get_task, list_tasks
 
 __all__ = ["create_app", "from_env"]
@@ -28,7 +29,7 @@ __all__ = ["create_app", "from_env"]
 async def healthz(request: Request) -> dict[str, Any]:
     hive: Hive = request.app.state.hive
     ready = sorted(name for name in hive.catalog if hive.registry.serving(name))
-    return {"status": "ok", "version": __version__, "nodes": len(hive.registry.live()), "ready": ready}
+    return {"status": "draining" if hive.draining else "ok", "version": __version__, "nodes": len(hive.registry.live()), "ready": ready}
 
 
 def _lifespan(hive: Hive):  # -> a Litestar lifespan context manager
@@ -71,6 +72,8 @@ def create_app(cfg: HiveConfig) -> Litestar:
             get_task,
             cancel_task,
             list_tasks,
+            drain,
+            drain_status,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=openapi,

@@ -126,6 +126,8 @@ async def invoke(
     x_timeout_ms: str | None = Parameter(header="x-timeout-ms", required=False, default=None),
 ) -> Response:
     hive: Hive = request.app.state.hive
+    if hive.draining:
+        raise NoCapacity("this gateway is shutting down; retry in a moment", retry_after=5)
     entry = _entry(hive, name, await client_tenant(hive, request) if hive.auth.require_keys else "")
     body = await request.body()
     decode_input(body, entry.input_type, name)
@@ -149,11 +151,13 @@ async def invoke(
     t0 = time.perf_counter()
     try:
         hive.dispatcher.submit(task)
+        hive.sync_in_flight += 1
         handle = loop.call_later(timeout, _expire, task)
         try:
             outcome: Outcome = await task.future
         finally:
             handle.cancel()
+            hive.sync_in_flight -= 1
     except DeadlineExceeded as exc:
         hive.dispatcher.withdraw(task)
         _record(hive, task, None, "timeout", exc.code, t0)

@@ -60,6 +60,9 @@ class Hive:
         self.dispatcher.on_finish = self._finished
         self.tracer = setup_tracing(cfg, "gateway")
         self._reaper: asyncio.Task[None] | None = None
+        self.draining = False
+        """Set by the supervisor on SIGTERM: new calls get 503, in-flight ones finish."""
+        self.sync_in_flight = 0
         self.started_at = time.time()
 
     def _max_wait_ms(self, fn: str) -> float:

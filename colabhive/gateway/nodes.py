@@ -111,7 +111,9 @@ async def poll(node_id: str, request: Request) -> Response:
     rec.last_seen = time.monotonic()
     now = time.monotonic()
     reply = PollReply(tasks=[hive.dispatcher.assignment(t, now) for t in tasks])
-    return Response(content=_poll_reply.encode(reply), media_type=JSON)
+    # while draining, close each node connection after its reply so the server can stop
+    headers = {"connection": "close"} if hive.draining else None
+    return Response(content=_poll_reply.encode(reply), media_type=JSON, headers=headers)
 
 
 @post("/v1/nodes/{node_id:str}/results", tags=["nodes"], request_max_body_size=NODE_BODY_LIMIT, status_code=200)
@@ -125,7 +127,7 @@ async def post_results(node_id: str, request: Request) -> dict[str, int]:
 
 
 @post("/v1/nodes/{node_id:str}/heartbeat", tags=["nodes"], status_code=200)
-async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
+async def heartbeat(node_id: str, request: Request) -> Response:
     hive: Hive = request.app.state.hive
     hb = decode_input(await request.body(), Heartbeat, "heartbeat")
     rec = _node(hive, node_id, request)
@@ -137,7 +139,10 @@ async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
     for t in hive.dispatcher.in_flight.values():
         if t.node_id == rec.id:
             t.lease_until = lease
-    return {"ok": True, "in_flight": rec.in_flight}
+    headers = {"connection": "close"} if hive.draining else None
+    return Response(
+        content=msgspec.json.encode({"ok": True, "in_flight": rec.in_flight}), media_type=JSON, headers=headers
+    )
 
 
 @delete("/v1/nodes/{node_id:str}", tags=["nodes"], status_code=200)
