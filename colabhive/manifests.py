@@ -61,6 +61,9 @@ class Batching(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_wait_ms: Annotated[
         float, Meta(ge=0, le=1000, description="How long a poll may wait to fill a batch.")
     ] = 0.0
+    queue_size: Annotated[
+        int, Meta(ge=0, description="Most queued calls (429 above); 0 = hive.toml's limits.queue_size.")
+    ] = 0
 
 
 class Manifest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -171,3 +171,13 @@ def test_cancelled_durable_task_is_never_handed_out() -> None:
         assert await d.poll(node, node.functions, 4, 0) == []
 
     run(go())
+
+
+def test_per_function_queue_limit_from_the_manifest() -> None:
+    d, _ = _hive(queue_size=100, queue_limit=lambda fn: 1 if fn == "small" else 100)
+    d.submit(Task(fn="small", input=b"{}"))
+    with pytest.raises(TooManyRequests, match="1 tasks"):
+        d.submit(Task(fn="small", input=b"{}"))
+    for _ in range(5):
+        d.submit(Task(fn="echo", input=b"{}"))  # other functions keep hive.toml's limit
+    assert d.depth("echo") == 5

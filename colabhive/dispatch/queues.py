@@ -77,6 +77,7 @@ class Dispatcher:
         max_attempts: int,
         max_wait_ms: Callable[[str], float] = lambda fn: 0.0,
         max_batch: Callable[[str], int] = lambda fn: 1 << 30,
+        queue_limit: Callable[[str], int] | None = None,
     ) -> None:
         self.registry = registry
         self.queue_size = queue_size
@@ -84,6 +85,7 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.max_wait_ms = max_wait_ms
         self.max_batch = max_batch
+        self.queue_limit = queue_limit or (lambda fn: queue_size)
         self.queues: dict[str, deque[Task]] = {}
         self.in_flight: dict[str, Task] = {}
         self._pollers: deque[_Poller] = deque()
@@ -100,10 +102,8 @@ class Dispatcher:
         q = self.queues.get(task.fn)
         if q is None:
             q = self.queues[task.fn] = deque()
-        elif len(q) >= self.queue_size and not force:
-            raise TooManyRequests(
-                f"the queue of {task.fn!r} is full ({self.queue_size} tasks); retry later", retry_after=1
-            )
+        elif not force and len(q) >= (limit := self.queue_limit(task.fn)):
+            raise TooManyRequests(f"the queue of {task.fn!r} is full ({limit} tasks); retry later", retry_after=1)
         if task.durable:
             self.durable[task.id] = task
         q.append(task)

@@ -50,6 +50,7 @@ class Hive:
             max_attempts=cfg.limits.max_attempts,
             max_wait_ms=self._max_wait_ms,
             max_batch=self._max_batch,
+            queue_limit=self.queue_limit,
         )
         self.store = Store(cfg.resolve(cfg.state_dir) / "hive.sqlite3")
         self.journal = Journal(self.store)
@@ -68,6 +69,11 @@ class Hive:
     def _max_wait_ms(self, fn: str) -> float:
         entry = self.catalog.get(fn)
         return entry.manifest.batching.max_wait_ms if entry else 0.0
+
+    def queue_limit(self, fn: str) -> int:
+        entry = self.catalog.get(fn)
+        own = entry.manifest.batching.queue_size if entry else 0
+        return own or self.cfg.limits.queue_size
 
     def _max_batch(self, fn: str) -> int:
         entry = self.catalog.get(fn)

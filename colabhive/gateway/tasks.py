@@ -72,7 +72,7 @@ async def invoke_durable(
             return _accepted(existing, replayed=True) if respond_async else await _wait_durable(
                 hive, existing, timeout_s
             )
-    if hive.dispatcher.depth(name) >= hive.cfg.limits.queue_size:
+    if hive.dispatcher.depth(name) >= hive.queue_limit(name):
         raise TooManyRequests(f"the queue of {name!r} is full; retry later", retry_after=1)
     span = hive.tracer.start_span(
         f"invoke {name} (durable)", context=context_from_traceparent(request.headers.get("traceparent"))
