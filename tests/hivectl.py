@@ -23,7 +23,17 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests"
 
-__all__ = ["Hive", "free_port", "group_members", "port_open", "write_config", "ROOT", "MANIFESTS"]
+__all__ = [
+    "Hive",
+    "alive",
+    "descendants",
+    "free_port",
+    "group_members",
+    "port_open",
+    "write_config",
+    "ROOT",
+    "MANIFESTS",
+]
 
 
 def free_port() -> int:
@@ -39,17 +49,49 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in process group ``pgid``, from /proc."""
-    out = []
+def _proc_table() -> dict[int, tuple[str, int, int]]:
+    """pid -> (state, ppid, pgrp) for every process, from /proc."""
+    table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:
             continue
         fields = text[text.rfind(")") + 2 :].split()  # state ppid pgrp ...
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            out.append(int(stat.parent.name))
+        table[int(stat.parent.name)] = (fields[0], int(fields[1]), int(fields[2]))
+    return table
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group ``pgid``."""
+    return [pid for pid, (state, _, pgrp) in _proc_table().items() if pgrp == pgid and state != "Z"]
+
+
+def descendants(pid: int) -> list[int]:
+    """Live processes below ``pid`` (children in other sessions too, e.g. the gateway's server)."""
+    table = _proc_table()
+    out, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [p for p, (state, ppid, _) in table.items() if ppid == parent and state != "Z"]
+        out += kids
+        frontier += kids
+    return out
+
+
+def alive(pids: list[int]) -> list[int]:
+    """Those of ``pids`` with a thread still running: a leader shows as a zombie while its
+    other threads (which still hold its sockets) are exiting, so every thread is checked."""
+    out = []
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            if text[text.rfind(")") + 2] not in "ZX":
+                out.append(pid)
+                break
     return out
 
 
@@ -93,9 +135,7 @@ class Hive:
         for section, values in sections.items():
             conf.setdefault(section, {}).update(values)
         dirs = [str(d) for d in (manifest_dirs or [MANIFESTS])]
-        self.config = write_config(
-            tmp / "hive.toml", {"state_dir": str(tmp / "var"), "manifest_dirs": dirs}, conf
-        )
+        self.config = write_config(tmp / "hive.toml", {"state_dir": str(tmp / "var"), "manifest_dirs": dirs}, conf)
         self.gateway: subprocess.Popen[bytes] | None = None
         self.nodes: dict[str, subprocess.Popen[bytes]] = {}
         self._log_files: list[IO[bytes]] = []
@@ -172,17 +212,21 @@ class Hive:
         p = self._proc(name)
         assert p is not None, name
         self._killed.add(p.pid)
+        tree = descendants(p.pid) + group_members(p.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, sig)
         if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
             p.wait(30)
-            end = time.monotonic() + 10  # and the rest of its group (Granian's worker)
-            while group_members(p.pid) and time.monotonic() < end:
+            # and everything it started: its group, and children in sessions of their own
+            # (the gateway's server process, which dies with its parent)
+            end = time.monotonic() + 15
+            while alive(tree) and time.monotonic() < end:
                 time.sleep(0.02)
 
     def stop(self) -> None:
         """Stop everything: SIGTERM, then SIGKILL of each group. Never raises."""
         procs = [p for p in [*self.nodes.values(), self.gateway] if p is not None]
+        tree = [pid for p in procs if p.poll() is None for pid in descendants(p.pid)]
         for p in procs:  # nodes first, so they can still say goodbye
             if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -196,6 +240,9 @@ class Hive:
                 os.killpg(p.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(5)
+        for pid in alive(tree):  # a child in its own session that outlived its parent
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.http.close()
         for f in self._log_files:
             f.close()

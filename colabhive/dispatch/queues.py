@@ -124,7 +124,7 @@ class Dispatcher:
             p = pollers.popleft()
             if p.wake.done():
                 continue
-            if fn in p.functions:
+            if fn in p.node.functions:  # live: a heartbeat may have added functions since it parked
                 p.wake.set_result(None)
                 return
             pollers.append(p)
@@ -195,7 +195,7 @@ class Dispatcher:
                 await p.wake
             finally:
                 handle.cancel()
-            tasks = self._take(node, functions, max_items)
+            tasks = self._take(node, node.functions, max_items)
         if len(tasks) < max_items:
             wait_ms = max(self.max_wait_ms(t.fn) for t in tasks)
             if wait_ms > 0:

@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request, get
+from litestar import Litestar, Request, Response, get
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from .. import __version__
 from ..config import HiveConfig, config_from_json
-from .errors import EXCEPTION_HANDLERS
+from .errors import EXCEPTION_HANDLERS, error_response
 from .functions import describe_function, invoke, list_functions
 from .hive import Hive
 from .nodes import heartbeat, leave, list_nodes, poll, post_results, register
@@ -42,6 +42,14 @@ def _lifespan(hive: Hive):  # -> a Litestar lifespan context manager
             await hive.stop()
 
     return lifespan
+
+
+async def _json_not_found(response: Response) -> Response:
+    """Litestar's OpenAPI router answers unknown /docs/<page> with an HTML page of its own;
+    every error of this gateway is JSON, that one included."""
+    if response.status_code == 404 and (response.media_type or "").startswith("text/html"):
+        return error_response(404, "not_found", "no such documentation page; the docs are at /docs")
+    return response
 
 
 def create_app(cfg: HiveConfig) -> Litestar:
@@ -76,6 +84,7 @@ def create_app(cfg: HiveConfig) -> Litestar:
             drain_status,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        after_request=_json_not_found,
         openapi_config=openapi,
         request_max_body_size=cfg.limits.max_body_bytes,
         lifespan=[_lifespan(hive)],

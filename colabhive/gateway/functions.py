@@ -89,7 +89,7 @@ def _timeout_s(request: Request, hive: Hive) -> float:
         ms = float(raw)
     except ValueError:
         raise InvalidInput("X-Timeout-Ms must be a number of milliseconds", field="X-Timeout-Ms") from None
-    if not 0 < ms <= limits.max_timeout_ms:
+    if not 1 <= ms <= limits.max_timeout_ms:
         raise InvalidInput(
             f"X-Timeout-Ms must be between 1 and {limits.max_timeout_ms}", field="X-Timeout-Ms"
         )

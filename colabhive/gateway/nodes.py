@@ -41,9 +41,10 @@ def _node(hive: Hive, node_id: str, request: Request):  # -> NodeRecord
 @post("/v1/nodes/register", tags=["nodes"], request_max_body_size=NODE_BODY_LIMIT, status_code=200)
 async def register(request: Request) -> Response:
     hive: Hive = request.app.state.hive
-    req = decode_input(await request.body(), RegisterRequest, "register")
+    # credentials first: an unauthenticated caller never gets the gateway to read a large body
     if not await hive.auth.joining_allowed(bearer(request.headers.get("authorization"))):
         raise Unauthorized("this hive needs a join token: colabhive token create, then node join_token")
+    req = decode_input(await request.body(), RegisterRequest, "register")
     rec = hive.registry.add(req.name, req.site, req.host, req.devices)
     secret = new_secret("chn")
     rec.secret_hash = digest(secret)
@@ -91,8 +92,8 @@ def _apply_results(hive: Hive, rec: Any, req: PollRequest) -> None:
 async def poll(node_id: str, request: Request) -> Response:
     """Post the last batch's results and wait for the next one."""
     hive: Hive = request.app.state.hive
-    req = decode_input(await request.body(), PollRequest, "poll")
     rec = _node(hive, node_id, request)
+    req = decode_input(await request.body(), PollRequest, "poll")
     _apply_results(hive, rec, req)
     fns = frozenset(f for f in req.functions if f in hive.catalog)
     if fns != rec.functions:
@@ -119,8 +120,8 @@ async def poll(node_id: str, request: Request) -> Response:
 @post("/v1/nodes/{node_id:str}/results", tags=["nodes"], request_max_body_size=NODE_BODY_LIMIT, status_code=200)
 async def post_results(node_id: str, request: Request) -> dict[str, int]:
     hive: Hive = request.app.state.hive
-    req = decode_input(await request.body(), PollRequest, "results")
     rec = _node(hive, node_id, request)
+    req = decode_input(await request.body(), PollRequest, "results")
     before = hive.dispatcher.dropped_results
     _apply_results(hive, rec, req)
     return {"accepted": len(req.results) - (hive.dispatcher.dropped_results - before)}
@@ -129,8 +130,8 @@ async def post_results(node_id: str, request: Request) -> dict[str, int]:
 @post("/v1/nodes/{node_id:str}/heartbeat", tags=["nodes"], status_code=200)
 async def heartbeat(node_id: str, request: Request) -> Response:
     hive: Hive = request.app.state.hive
-    hb = decode_input(await request.body(), Heartbeat, "heartbeat")
     rec = _node(hive, node_id, request)
+    hb = decode_input(await request.body(), Heartbeat, "heartbeat")
     rec.functions = frozenset(f for f in hb.functions if f in hive.catalog)
     rec.loading = frozenset(f for f in hb.loading if f in hive.catalog)
     rec.stats = hb.stats

@@ -68,6 +68,11 @@ async def invoke_durable(
     tenant = getattr(request.state, "tenant", "") or ""
     if key is not None:  # a retry is answered even when the queue is full: it adds nothing to it
         existing = await hive.journal.find_idem(tenant, key)
+        if existing is not None and (existing["fn"] != name or bytes(existing["input"]) != body):
+            raise InvalidInput(
+                "this Idempotency-Key was already used for a different request; use a new key",
+                field="Idempotency-Key",
+            )
         if existing is not None:
             return _accepted(existing, replayed=True) if respond_async else await _wait_durable(
                 hive, existing, timeout_s

@@ -50,6 +50,8 @@ class ModelCache:
         self.loading: set[str] = set()
         self.failed: dict[str, str] = {}
         self._lock = threading.Lock()
+        self.changed = threading.Event()
+        """Set whenever a model finishes loading (or fails), so the poll loop can start at once."""
 
     def plan(self, manifests: list[Manifest]) -> list[tuple[Manifest, Device, str]]:
         out = []
@@ -87,6 +89,7 @@ class ModelCache:
                 self.loaded[m.name] = Loaded(runner, dt)
                 self.loading.discard(m.name)
             log.info("loaded %s on %s (%s) in %.2f s", m.ref, device.id, dtype, dt)
+            self.changed.set()
             on_change()
 
     def names(self) -> tuple[list[str], list[str]]:

@@ -159,9 +159,13 @@ class Node:
     # ---- the poll loop ---------------------------------------------------------------
     def _poll_once(self) -> None:
         loaded, _ = self.cache.names()
-        wait_ms = self.cfg.node.poll_wait_ms if loaded else 1000
+        if not loaded and not self.pending:
+            # nothing to serve yet: wait here for the loader (heartbeats keep us alive meanwhile)
+            self.cache.changed.wait(1.0)
+            self.cache.changed.clear()
+            return
         req = PollRequest(
-            functions=loaded, max_items=self.cfg.node.max_items if loaded else 0, wait_ms=wait_ms,
+            functions=loaded, max_items=self.cfg.node.max_items, wait_ms=self.cfg.node.poll_wait_ms,
             results=self.pending,
         )
         body = msgspec.json.encode(req)
