@@ -47,8 +47,9 @@ class Client:
     def __init__(self, url: str = "http://127.0.0.1:8700", *, timeout_s: float = 330.0, api_key: str = "") -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.url = url.rstrip("/")
+        self._timeout_s = timeout_s
+        self._api_key = api_key
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s, headers=headers)
-        self._async: AsyncClient | None = None
 
     def call(self, name: str, *, timeout_ms: int | None = None, traceparent: str | None = None, **inputs: Any) -> Any:
         """Invoke ``name`` with ``inputs`` and return its decoded output."""
@@ -57,10 +58,13 @@ class Client:
         return resp.json()
 
     async def acall(self, name: str, **inputs: Any) -> Any:
-        """The async form of :meth:`call`, for callers already inside an event loop."""
-        if self._async is None:
-            self._async = AsyncClient(self.url)
-        return await self._async.call(name, **inputs)
+        """The async form of :meth:`call`, for callers already inside an event loop.
+
+        A connection pool belongs to one event loop, so each call gets its own short-lived
+        client; use :class:`AsyncClient` to keep connections across many calls.
+        """
+        async with AsyncClient(self.url, timeout_s=self._timeout_s, api_key=self._api_key) as client:
+            return await client.call(name, **inputs)
 
     def functions(self) -> list[dict[str, Any]]:
         resp = self._http.get("/v1/fn")

@@ -103,3 +103,5 @@ def decode_input(body: bytes, typ: type[msgspec.Struct], what: str):  # -> insta
         raise InvalidInput(f"{what}: {text}", field=path or "$") from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"{what}: the body is not valid JSON ({exc})", field="$") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{what}: the body is not valid UTF-8", field="$") from None
