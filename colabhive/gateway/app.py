@@ -16,13 +16,14 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from .. import __version__
 from ..config import HiveConfig, config_from_json
 from .errors import EXCEPTION_HANDLERS, error_response
+from .fastpath import FastPath
 from .functions import describe_function, invoke, list_functions
 from .hive import Hive
 from .nodes import heartbeat, leave, list_nodes, poll, post_results, register
 from .admin import drain, drain_status
 from .tasks import cancel_task, get_task, list_tasks
 
-__all__ = ["create_app", "from_env"]
+__all__ = ["create_app", "create_asgi", "from_env"]
 
 
 @get("/healthz", tags=["ops"], summary="Liveness and what is ready")
@@ -106,9 +107,15 @@ def _die_with_parent() -> None:
         pass
 
 
-def from_env() -> Litestar:
+def create_asgi(cfg: HiveConfig) -> FastPath:
+    """The served application: Litestar behind the fast path for invoke and poll."""
+    app = create_app(cfg)
+    return FastPath(app, app.state.hive)
+
+
+def from_env() -> FastPath:
     """Granian's factory target: the CLI passes the resolved config in COLABHIVE_CONFIG_JSON."""
     _die_with_parent()
     logging.basicConfig(level=os.environ.get("COLABHIVE_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = config_from_json(os.environ["COLABHIVE_CONFIG_JSON"])
-    return create_app(cfg)
+    return create_asgi(cfg)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -19,11 +20,11 @@ from ..dispatch import Outcome, Task
 from ..errors import DeadlineExceeded, Forbidden, InvalidInput, NoCapacity, UnknownFunction
 from ..telemetry import context_from_traceparent, traceparent_of
 from .errors import decode_input
-from .hive import FunctionEntry, Hive
+from .hive import FunctionEntry, Hive, Reply
 from .tasks import invoke_durable
-from .tenants import client_tenant
+from .tenants import client_tenant, tenant_of
 
-__all__ = ["describe_function", "invoke", "list_functions"]
+__all__ = ["describe_function", "invoke", "invoke_core", "list_functions"]
 
 JSON = "application/json"
 
@@ -80,8 +81,8 @@ async def describe_function(name: str, request: Request) -> dict[str, Any]:
     return out
 
 
-def _timeout_s(request: Request, hive: Hive) -> float:
-    raw = request.headers.get("x-timeout-ms")
+def _timeout_s(headers: Mapping[str, str], hive: Hive) -> float:
+    raw = headers.get("x-timeout-ms")
     limits = hive.cfg.limits
     if raw is None:
         return limits.default_timeout_ms / 1000
@@ -117,6 +118,10 @@ def _expire(task: Task) -> None:
 @post(
     "/v1/fn/{name:str}",
     summary="Invoke a function and wait for its output",
+    description=(
+        "The body is the function's input object (its JSON Schema is at GET /v1/fn/{name}). Headers: "
+        "X-Timeout-Ms (deadline), Prefer: respond-async (202 + /v1/tasks/{id}), Idempotency-Key, traceparent."
+    ),
     tags=["functions"],
     status_code=200,
 )
@@ -125,27 +130,31 @@ async def invoke(
     request: Request,
     x_timeout_ms: str | None = Parameter(header="x-timeout-ms", required=False, default=None),
 ) -> Response:
+    """The documented route; the ASGI fast path (fastpath.py) calls invoke_core directly."""
     hive: Hive = request.app.state.hive
+    body = await request.body() if not hive.draining else b""
+    reply = await invoke_core(hive, name, body, request.headers)
+    return Response(content=reply.body, status_code=reply.status, media_type=JSON, headers=reply.headers)
+
+
+async def invoke_core(hive: Hive, name: str, body: bytes, headers: Mapping[str, str]) -> Reply:
     if hive.draining:
         raise NoCapacity("this gateway is shutting down; retry in a moment", retry_after=5)
-    entry = _entry(hive, name, await client_tenant(hive, request) if hive.auth.require_keys else "")
-    body = await request.body()
+    tenant = await tenant_of(hive, headers) if hive.auth.require_keys else ""
+    entry = _entry(hive, name, tenant)
     decode_input(body, entry.input_type, name)
-    headers = request.headers
     respond_async = "respond-async" in headers.get("prefer", "")
     if respond_async or "idempotency-key" in headers:
         # durable path: journaled, survives restarts, waits for a node rather than failing fast
         return await invoke_durable(
-            hive, name, body, request, respond_async=respond_async, timeout_s=_timeout_s(request, hive)
+            hive, name, body, headers, tenant, respond_async=respond_async, timeout_s=_timeout_s(headers, hive)
         )
     if not hive.registry.serving(name):
         raise _no_capacity(hive, name)
-    timeout = _timeout_s(request, hive)
+    timeout = _timeout_s(headers, hive)
 
     loop = asyncio.get_running_loop()
-    span = hive.tracer.start_span(
-        f"invoke {name}", context=context_from_traceparent(request.headers.get("traceparent"))
-    )
+    span = hive.tracer.start_span(f"invoke {name}", context=context_from_traceparent(headers.get("traceparent")))
     task = Task(fn=name, input=body, traceparent=traceparent_of(span), future=loop.create_future())
     task.deadline = task.enqueued_at + timeout
     t0 = time.perf_counter()
@@ -177,10 +186,8 @@ async def invoke(
         _record(hive, task, outcome, "failed", outcome.error.code, t0)
         raise outcome.error
     _record(hive, task, outcome, "succeeded", None, t0)
-    return Response(
-        content=outcome.output,
-        media_type=JSON,
-        headers={"x-hive-node": outcome.node_id, "x-hive-batch": str(outcome.batch_size)},
+    return Reply(
+        200, outcome.output or b"null", {"x-hive-node": outcome.node_id, "x-hive-batch": str(outcome.batch_size)}
     )
 
 

@@ -25,9 +25,18 @@ from ..runners import RUNNERS, Runner
 from ..store import Store
 from ..telemetry import setup_tracing
 
-__all__ = ["FunctionEntry", "Hive"]
+__all__ = ["FunctionEntry", "Hive", "Reply"]
 
 log = logging.getLogger("colabhive.gateway")
+
+
+@dataclass(slots=True)
+class Reply:
+    """A response computed without Litestar's Request/Response (shared by the routes and the fast path)."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] | None = None
 
 
 @dataclass(slots=True)

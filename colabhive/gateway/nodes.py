@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -17,21 +18,21 @@ from ..auth import bearer, digest, new_secret
 from ..errors import Unauthorized, UnknownNode
 from ..wire import Heartbeat, PollReply, PollRequest, RegisterReply, RegisterRequest
 from .errors import decode_input
-from .hive import Hive
+from .hive import Hive, Reply
 from .tenants import client_tenant
 
-__all__ = ["heartbeat", "leave", "list_nodes", "poll", "post_results", "register"]
+__all__ = ["authenticate_node", "heartbeat", "leave", "list_nodes", "poll", "poll_core", "post_results", "register"]
 
 NODE_BODY_LIMIT = 64 * 1024 * 1024  # a batch of results can be large; clients stay at hive.toml's limit
 JSON = "application/json"
 _poll_reply = msgspec.json.Encoder()
 
 
-def _node(hive: Hive, node_id: str, request: Request):  # -> NodeRecord
+def authenticate_node(hive: Hive, node_id: str, headers: Mapping[str, str]):  # -> NodeRecord
     rec = hive.registry.get(node_id)
     if rec is None:
         raise UnknownNode(f"node {node_id!r} is not registered (the gateway may have restarted); register again")
-    secret = bearer(request.headers.get("authorization"))
+    secret = bearer(headers.get("authorization"))
     if secret is None or not hmac.compare_digest(digest(secret), rec.secret_hash):
         raise Unauthorized("this node's credential is missing or wrong; register again")
     rec.last_seen = time.monotonic()
@@ -92,8 +93,22 @@ def _apply_results(hive: Hive, rec: Any, req: PollRequest) -> None:
 async def poll(node_id: str, request: Request) -> Response:
     """Post the last batch's results and wait for the next one."""
     hive: Hive = request.app.state.hive
-    rec = _node(hive, node_id, request)
-    req = decode_input(await request.body(), PollRequest, "poll")
+    authenticate_node(hive, node_id, request.headers)  # credentials before the body is read
+    reply = await poll_core(hive, node_id, await request.body(), request.headers, request.receive)
+    return Response(content=reply.body, media_type=JSON, headers=reply.headers)
+
+
+async def poll_core(
+    hive: Hive,
+    node_id: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    receive: Callable[[], Awaitable[Any]],
+) -> Reply:
+    """``receive`` is the ASGI receive channel: it yields http.disconnect when the node's
+    connection drops, which the poll watches for while it waits."""
+    rec = authenticate_node(hive, node_id, headers)
+    req = decode_input(body, PollRequest, "poll")
     _apply_results(hive, rec, req)
     fns = frozenset(f for f in req.functions if f in hive.catalog)
     if fns != rec.functions:
@@ -101,26 +116,25 @@ async def poll(node_id: str, request: Request) -> Response:
         rec.loading = rec.loading - fns
     # A node killed mid-poll closes its connection; noticing that at once (instead of after
     # node_timeout_s of silence) lets callers get their 503 or their requeue promptly.
-    watch = asyncio.ensure_future(request.receive())
+    watch = asyncio.ensure_future(receive())
     watch.add_done_callback(lambda f: _on_disconnect(hive, rec, f))
     try:
         tasks = await hive.dispatcher.poll(rec, fns, req.max_items, req.wait_ms / 1000)
     finally:
         watch.cancel()
     if rec.gone:  # the connection is gone: whatever was taken is already requeued
-        return Response(content=b'{"tasks":[]}', media_type=JSON)
+        return Reply(200, b'{"tasks":[]}')
     rec.last_seen = time.monotonic()
     now = time.monotonic()
     reply = PollReply(tasks=[hive.dispatcher.assignment(t, now) for t in tasks])
     # while draining, close each node connection after its reply so the server can stop
-    headers = {"connection": "close"} if hive.draining else None
-    return Response(content=_poll_reply.encode(reply), media_type=JSON, headers=headers)
+    return Reply(200, _poll_reply.encode(reply), {"connection": "close"} if hive.draining else None)
 
 
 @post("/v1/nodes/{node_id:str}/results", tags=["nodes"], request_max_body_size=NODE_BODY_LIMIT, status_code=200)
 async def post_results(node_id: str, request: Request) -> dict[str, int]:
     hive: Hive = request.app.state.hive
-    rec = _node(hive, node_id, request)
+    rec = authenticate_node(hive, node_id, request.headers)
     req = decode_input(await request.body(), PollRequest, "results")
     before = hive.dispatcher.dropped_results
     _apply_results(hive, rec, req)
@@ -130,7 +144,7 @@ async def post_results(node_id: str, request: Request) -> dict[str, int]:
 @post("/v1/nodes/{node_id:str}/heartbeat", tags=["nodes"], status_code=200)
 async def heartbeat(node_id: str, request: Request) -> Response:
     hive: Hive = request.app.state.hive
-    rec = _node(hive, node_id, request)
+    rec = authenticate_node(hive, node_id, request.headers)
     hb = decode_input(await request.body(), Heartbeat, "heartbeat")
     rec.functions = frozenset(f for f in hb.functions if f in hive.catalog)
     rec.loading = frozenset(f for f in hb.loading if f in hive.catalog)
@@ -150,7 +164,7 @@ async def heartbeat(node_id: str, request: Request) -> Response:
 async def leave(node_id: str, request: Request) -> dict[str, bool]:
     """A node shutting down cleanly; whatever it still holds is requeued at once."""
     hive: Hive = request.app.state.hive
-    rec = _node(hive, node_id, request)
+    rec = authenticate_node(hive, node_id, request.headers)
     rec.gone = True
     hive.dispatcher.reap(time.monotonic())
     await hive.store.execute("mark_nodes", {"id": rec.id, "status": "gone", "last_seen": time.time()})

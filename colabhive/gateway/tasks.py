@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -18,7 +19,7 @@ from litestar.params import Parameter
 from ..dispatch import Outcome, Task
 from ..errors import Conflict, DeadlineExceeded, InvalidInput, NotFound, TaskFailed, TooManyRequests
 from ..telemetry import context_from_traceparent, traceparent_of
-from .hive import Hive
+from .hive import Hive, Reply
 from .tenants import client_tenant
 
 __all__ = ["cancel_task", "get_task", "invoke_durable", "list_tasks"]
@@ -47,25 +48,26 @@ def _view(row: dict[str, Any], with_result: bool = True) -> dict[str, Any]:
     return out
 
 
-def _accepted(row: dict[str, Any], replayed: bool) -> Response:
+def _accepted(row: dict[str, Any], replayed: bool) -> Reply:
     headers = {"location": f"/v1/tasks/{row['id']}"}
     if replayed:
         headers["idempotent-replayed"] = "true"
-    return Response(
-        content=msgspec.json.encode({"id": row["id"], "status": row["status"]}),
-        status_code=202,
-        media_type=JSON,
-        headers=headers,
-    )
+    return Reply(202, msgspec.json.encode({"id": row["id"], "status": row["status"]}), headers)
 
 
 async def invoke_durable(
-    hive: Hive, name: str, body: bytes, request: Request, *, respond_async: bool, timeout_s: float
-) -> Response:
-    key = request.headers.get("idempotency-key")
+    hive: Hive,
+    name: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    tenant: str,
+    *,
+    respond_async: bool,
+    timeout_s: float,
+) -> Reply:
+    key = headers.get("idempotency-key")
     if key is not None and not 0 < len(key) <= MAX_KEY:
         raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY} characters", field="Idempotency-Key")
-    tenant = getattr(request.state, "tenant", "") or ""
     if key is not None:  # a retry is answered even when the queue is full: it adds nothing to it
         existing = await hive.journal.find_idem(tenant, key)
         if existing is not None and (existing["fn"] != name or bytes(existing["input"]) != body):
@@ -80,7 +82,7 @@ async def invoke_durable(
     if hive.dispatcher.depth(name) >= hive.queue_limit(name):
         raise TooManyRequests(f"the queue of {name!r} is full; retry later", retry_after=1)
     span = hive.tracer.start_span(
-        f"invoke {name} (durable)", context=context_from_traceparent(request.headers.get("traceparent"))
+        f"invoke {name} (durable)", context=context_from_traceparent(headers.get("traceparent"))
     )
     try:
         row, created = await hive.journal.insert(name, body, tenant, key, traceparent_of(span))
@@ -96,10 +98,10 @@ async def invoke_durable(
     return await _wait_durable(hive, row, timeout_s)
 
 
-async def _wait_durable(hive: Hive, row: dict[str, Any], timeout_s: float) -> Response:
+async def _wait_durable(hive: Hive, row: dict[str, Any], timeout_s: float) -> Reply:
     """A sync call with an Idempotency-Key: wait on the one task that key names."""
     if row["status"] == "succeeded":
-        return Response(content=bytes(row["output"]), media_type=JSON, headers={"idempotent-replayed": "true"})
+        return Reply(200, bytes(row["output"]), {"idempotent-replayed": "true"})
     if row["status"] in ("failed", "cancelled"):
         err = json.loads(row.get("error") or "{}")
         raise TaskFailed(err.get("message") or f"task {row['id']} was {row['status']}")
@@ -114,7 +116,7 @@ async def _wait_durable(hive: Hive, row: dict[str, Any], timeout_s: float) -> Re
         ) from None
     if outcome.error is not None:
         raise outcome.error
-    return Response(content=outcome.output, media_type=JSON, headers={"x-hive-task": row["id"]})
+    return Reply(200, outcome.output or b"null", {"x-hive-task": row["id"]})
 
 
 async def _row(hive: Hive, request: Request, task_id: str) -> dict[str, Any]:
