@@ -43,60 +43,6 @@ def _logging(level: str) -> None:
 
 
 # ---- gateway ---------------------------------------------------------------------------
-def _serve_granian(cfg: HiveConfig, log_level: str) -> None:
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
-
-    os.environ["COLABHIVE_CONFIG_JSON"] = config_to_json(cfg).decode()
-    os.environ.setdefault("COLABHIVE_LOG_LEVEL", log_level)
-    Granian(
-        "colabhive.gateway.app:from_env",
-        factory=True,
-        address=cfg.gateway.host,
-        port=cfg.gateway.port,
-        interface=Interfaces.ASGI,
-        workers=1,
-        loop=Loops.uvloop,
-        websockets=False,
-        # one worker owns the hive's queues; a single-threaded runtime and plain HTTP/1.1
-        # cut the cross-thread hand-offs that dominate latency at low concurrency
-        runtime_mode=RuntimeModes.st,
-        http=HTTPModes.http1,
-        log_level=log_level.lower(),  # type: ignore[arg-type]
-        backlog=2048,
-    ).serve()
-
-
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _drain(url: str, secret: str, grace_s: float) -> None:
-    """Ask the gateway to refuse new calls, then wait for in-flight sync calls (up to grace_s)."""
-    headers = {"X-Hive-Admin": secret}
-    try:
-        req = urllib.request.Request(url + "/v1/admin/drain", data=b"", headers=headers, method="POST")
-        urllib.request.urlopen(req, timeout=5).read()
-    except (urllib.error.URLError, OSError):
-        return  # not up (or already gone): nothing to drain
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            req = urllib.request.Request(url + "/v1/admin/drain", headers=headers)
-            status = json.loads(urllib.request.urlopen(req, timeout=5).read())
-        except (urllib.error.URLError, OSError, ValueError):
-            return
-        if status["sync_in_flight"] == 0:
-            return
-        time.sleep(0.1)
-    logging.getLogger("colabhive.gateway").warning("grace period over with sync calls still in flight")
-
-
 def cmd_gateway(args: argparse.Namespace) -> int:
     """Supervise Granian: on SIGTERM/SIGINT drain first, then stop it.
 
@@ -106,12 +52,15 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     """
     cfg = _config(args)
     _logging(args.log_level)
+    from .gateway.supervisor import serve_granian
+
     if args.no_supervise:
-        _serve_granian(cfg, args.log_level)
+        serve_granian(cfg, args.log_level)
         return 0
     import secrets
 
     from .gateway.admin import SECRET_ENV
+    from .gateway.supervisor import die_with_parent, drain, stop_process
 
     secret = secrets.token_urlsafe(24)
     child_args = [sys.executable, "-m", "colabhive", "--log-level", args.log_level, "gateway", "--no-supervise"]
@@ -124,7 +73,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         child_args,
         env={**os.environ, SECRET_ENV: secret},
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     stop = False
 
@@ -140,9 +89,9 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         return child.returncode or 1
     log = logging.getLogger("colabhive.gateway")
     log.info("draining: new calls get 503, in-flight calls have %.0f s to finish", cfg.gateway.shutdown_grace_s)
-    _drain(cfg.gateway_url, secret, cfg.gateway.shutdown_grace_s)
+    drain(cfg.gateway_url, secret, cfg.gateway.shutdown_grace_s)
     log.info("drained; stopping the server")
-    _stop(child, grace=15)
+    stop_process(child, grace=15)
     log.info("gateway stopped")
     return 0
 
@@ -187,17 +136,6 @@ def _get_json(url: str, timeout: float = 2.0) -> dict | None:
         return None
 
 
-def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def _local_join_token(args: argparse.Namespace, cfg: HiveConfig) -> str:
     """The local node's token when the hive is closed to tokenless nodes ("" when it is open)."""
     if cfg.node.join_token or os.environ.get("COLABHIVE_JOIN_TOKEN"):
@@ -217,6 +155,8 @@ def _local_join_token(args: argparse.Namespace, cfg: HiveConfig) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from .gateway.supervisor import stop_process
+
     cfg = _config(args)
     cfg_file = os.path.abspath(args.config or DEFAULT_CONFIG)
     base = [sys.executable, "-m", "colabhive"]
@@ -283,7 +223,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         print("colabhive: stopping", flush=True)
         for p in reversed(procs):  # node first, so it can hand back its work
-            _stop(p, grace=15)
+            stop_process(p, grace=15)
         print("colabhive: stopped", flush=True)
 
 

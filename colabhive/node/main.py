@@ -13,7 +13,6 @@ import random
 import signal
 import socket
 import threading
-import time
 
 import msgspec
 
