@@ -170,9 +170,16 @@ EOF
 cpu_busy() {  # prints "busy total" jiffies from /proc/stat
   awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t-$5-$6, t}' /proc/stat
 }
-sess_jiffies() {  # sid -> utime+stime of every live process in that session
+tree_pids() {  # sid -> pids in that session plus their descendants in other sessions
+  # (the gateway's supervisor starts Granian in a session of its own)
+  ps -eo pid=,ppid=,sid= | awk -v s="$1" '
+    { pp[$1] = $2; if ($3 == s) keep[$1] = 1 }
+    END { do { changed = 0; for (p in pp) if (!(p in keep) && (pp[p] in keep)) { keep[p] = 1; changed = 1 } } while (changed)
+          for (p in keep) print p }'
+}
+sess_jiffies() {  # sid -> utime+stime of every live process in that session and below it
   local p sum=0 v
-  for p in $(sess_pids "$1"); do
+  for p in $(tree_pids "$1"); do
     v=$(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null) && sum=$((sum + ${v:-0}))
   done
   echo "$sum"
