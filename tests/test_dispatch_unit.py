@@ -181,3 +181,29 @@ def test_per_function_queue_limit_from_the_manifest() -> None:
     for _ in range(5):
         d.submit(Task(fn="echo", input=b"{}"))  # other functions keep hive.toml's limit
     assert d.depth("echo") == 5
+
+
+def test_batch_fill_waits_only_after_a_bigger_batch() -> None:
+    async def go() -> None:
+        d, reg = _hive(max_wait_ms=lambda fn: 200.0, max_batch=lambda fn: 8)
+        node = _node(reg, {"embed"})
+        d.submit(Task(fn="embed", input=b"{}"))
+        t0 = time.monotonic()
+        assert len(await d.poll(node, node.functions, 8, 0)) == 1
+        assert time.monotonic() - t0 < 0.1  # a lone caller pays no batching wait
+        for _ in range(4):
+            d.submit(Task(fn="embed", input=b"{}"))
+        assert len(await d.poll(node, node.functions, 8, 0)) == 4
+        # under load: the next poll finds 1 task and waits for the batch to refill
+        d.submit(Task(fn="embed", input=b"{}"))
+
+        async def late_arrivals() -> None:
+            await asyncio.sleep(0.02)
+            for _ in range(3):
+                d.submit(Task(fn="embed", input=b"{}"))
+
+        asyncio.get_running_loop().create_task(late_arrivals())
+        got = await d.poll(node, node.functions, 8, 0)
+        assert len(got) == 4
+
+    run(go())
