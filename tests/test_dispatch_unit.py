@@ -207,3 +207,18 @@ def test_batch_fill_waits_only_after_a_bigger_batch() -> None:
         assert len(got) == 4
 
     run(go())
+
+
+def test_a_gone_nodes_parked_poll_never_takes_work() -> None:
+    async def go() -> None:
+        d, reg = _hive()
+        dead = _node(reg, {"echo"})
+        parked = asyncio.create_task(d.poll(dead, dead.functions, 4, 5))
+        await asyncio.sleep(0.01)
+        dead.gone = True  # its connection dropped while it waited
+        t = Task(fn="echo", input=b"{}", durable=True)
+        d.submit(t)
+        assert await parked == []
+        assert t.attempts == [] and d.depth("echo") == 1
+
+    run(go())

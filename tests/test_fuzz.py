@@ -525,7 +525,6 @@ def _allowed_5xx(method: str, path: str, hdrs: dict[str, str], status: int, code
         return fn != "echo" and not durable
     if status == 504 and code == "deadline_exceeded":
         t = _timeout_ms(hdrs)
-        # NB: X-Timeout-Ms below 1 is accepted (see test_sub_millisecond_timeout_is_422)
         return (t is not None and t < SHORT_TIMEOUT_MS) or fn != "echo" or key_reused
     if status == 502 and code == "task_failed":
         return key_reused  # the key names an earlier task that failed

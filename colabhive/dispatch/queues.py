@@ -125,6 +125,9 @@ class Dispatcher:
             p = pollers.popleft()
             if p.wake.done():
                 continue
+            if p.node.gone:  # its connection dropped: never hand it work; let it return empty
+                p.wake.set_result(None)
+                continue
             if fn in p.node.functions:  # live: a heartbeat may have added functions since it parked
                 p.wake.set_result(None)
                 return
@@ -196,6 +199,8 @@ class Dispatcher:
                 await p.wake
             finally:
                 handle.cancel()
+            if node.gone:
+                return []
             tasks = self._take(node, node.functions, max_items)
         if len(tasks) < max_items:
             tasks += await self._fill(node, tasks, max_items)

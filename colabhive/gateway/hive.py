@@ -189,7 +189,7 @@ class Hive:
             await asyncio.sleep(period)
             try:
                 self.dispatcher.reap(time.monotonic())
-                if time.monotonic() - last_purge > 60:
+                if time.monotonic() - last_purge > min(60.0, self.cfg.limits.result_ttl_s / 2):
                     last_purge = time.monotonic()
                     await self.journal.purge(self.cfg.limits.result_ttl_s)
             except Exception:  # the reaper must outlive any single bad record
