@@ -10,14 +10,15 @@ import importlib
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
+from msgspec import Meta
 
 from ..manifests import Manifest
 from ..wire import Device
 
-__all__ = ["Runner", "source_path"]
+__all__ = ["Runner", "source_path", "text_input"]
 
 
 class Runner:
@@ -51,6 +52,15 @@ class Runner:
             "input": msgspec.json.schema(cls.input_type(max_text_chars)),
             "output": msgspec.json.schema(cls.Output),
         }
+
+
+def text_input(name: str, max_text_chars: int) -> type[msgspec.Struct]:
+    """``{"text": "..."}``: a non-empty string within hive.toml's limit, nothing else."""
+    return msgspec.defstruct(
+        name,
+        [("text", Annotated[str, Meta(min_length=1, max_length=max_text_chars)])],
+        forbid_unknown_fields=True,
+    )
 
 
 def source_path(manifest: Manifest) -> Path:

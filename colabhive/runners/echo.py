@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
-from msgspec import Meta
 
-from .base import Runner
+from .base import Runner, text_input
 
 __all__ = ["EchoOutput", "EchoRunner"]
 
@@ -23,11 +22,7 @@ class EchoRunner(Runner):
 
     @classmethod
     def input_type(cls, max_text_chars: int) -> type[msgspec.Struct]:
-        return msgspec.defstruct(
-            "EchoInput",
-            [("text", Annotated[str, Meta(min_length=1, max_length=max_text_chars)])],
-            forbid_unknown_fields=True,
-        )
+        return text_input("EchoInput", max_text_chars)
 
     def run(self, inputs: list[Any]) -> list[msgspec.Struct]:
         return [EchoOutput(text=i.text) for i in inputs]

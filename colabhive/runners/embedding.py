@@ -6,13 +6,12 @@ these models, so vectors match published ones (cosine > 0.999).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
-from msgspec import Meta
 
 from ..plugins import get_plugin_manager, place_model
-from .base import Runner, source_path
+from .base import Runner, source_path, text_input
 
 __all__ = ["EmbeddingOutput", "EmbeddingRunner"]
 
@@ -27,11 +26,7 @@ class EmbeddingRunner(Runner):
 
     @classmethod
     def input_type(cls, max_text_chars: int) -> type[msgspec.Struct]:
-        return msgspec.defstruct(
-            "EmbeddingInput",
-            [("text", Annotated[str, Meta(min_length=1, max_length=max_text_chars)])],
-            forbid_unknown_fields=True,
-        )
+        return text_input("EmbeddingInput", max_text_chars)
 
     def load(self) -> None:
         import torch
