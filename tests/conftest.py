@@ -66,10 +66,10 @@ def _warm(h: Hive, *functions: str) -> None:
 
 @pytest.fixture(scope="module")
 def hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
-    """Gateway + one node hosting echo and minilm-embed, both ready."""
+    """Gateway + one node hosting echo and minilm-embed (only those: manifests/ holds more), both ready."""
     with _running(Hive(tmp_path_factory.mktemp("hive"), limits=dict(TEST_LIMITS))) as h:
         h.start_gateway()
-        h.start_node("node-a", wait_for=["echo", "minilm-embed"])
+        h.start_node("node-a", "--functions", "echo,minilm-embed", wait_for=["echo", "minilm-embed"])
         _warm(h, "echo", "minilm-embed")
         yield h
 

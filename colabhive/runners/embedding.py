@@ -1,7 +1,8 @@
 """embedding: sentence embeddings from a BERT-style encoder (MiniLM and kin).
 
 Attention-masked mean pooling then L2 normalisation: what sentence-transformers does for
-these models, so vectors match published ones (cosine > 0.999).
+these models, so vectors match published ones (cosine > 0.999). The encoding step lives in
+:class:`MeanPooledEncoder` so other runners (rerank) use exactly the same vectors.
 """
 
 from __future__ import annotations
@@ -10,10 +11,47 @@ from typing import Any
 
 import msgspec
 
+from ..manifests import Manifest
 from ..plugins import get_plugin_manager, place_model
+from ..wire import Device
 from .base import Runner, source_path, text_input
 
-__all__ = ["EmbeddingOutput", "EmbeddingRunner"]
+__all__ = ["EmbeddingOutput", "EmbeddingRunner", "MeanPooledEncoder"]
+
+
+class MeanPooledEncoder:
+    """Tokenise → forward → masked mean-pool → L2-normalise, for one manifest on one device.
+
+    Shared by every runner built on sentence vectors, so they cannot drift apart.
+    """
+
+    def __init__(self, manifest: Manifest, device: Device, dtype: str) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        path = source_path(manifest)
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path).eval()
+        self.model = place_model(model, device, dtype)
+        self.torch_device = get_plugin_manager().hook.hive_torch_device(device=device)
+        self.max_tokens = int(manifest.options.get("max_tokens", 256))
+
+    def encode(self, texts: list[str]) -> Any:
+        """Unit-length fp32 vectors, one row per text, on the model's device (one forward pass)."""
+        torch = self.torch
+        batch = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_tokens,
+            return_tensors="pt",
+        ).to(self.torch_device)
+        with torch.inference_mode():
+            hidden = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled.float(), p=2, dim=1)
 
 
 class EmbeddingOutput(msgspec.Struct):
@@ -29,29 +67,8 @@ class EmbeddingRunner(Runner):
         return text_input("EmbeddingInput", max_text_chars)
 
     def load(self) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        path = source_path(self.manifest)
-        self._torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModel.from_pretrained(path).eval()
-        self.model = place_model(model, self.device, self.dtype)
-        self.torch_device = get_plugin_manager().hook.hive_torch_device(device=self.device)
-        self.max_tokens = int(self.manifest.options.get("max_tokens", 256))
+        self.encoder = MeanPooledEncoder(self.manifest, self.device, self.dtype)
 
     def run(self, inputs: list[Any]) -> list[msgspec.Struct]:
-        torch = self._torch
-        batch = self.tokenizer(
-            [i.text for i in inputs],
-            padding=True,
-            truncation=True,
-            max_length=self.max_tokens,
-            return_tensors="pt",
-        ).to(self.torch_device)
-        with torch.inference_mode():
-            hidden = self.model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            vecs = torch.nn.functional.normalize(pooled.float(), p=2, dim=1).cpu()
+        vecs = self.encoder.encode([i.text for i in inputs]).cpu()
         return [EmbeddingOutput(embedding=row) for row in vecs.tolist()]
