@@ -22,6 +22,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hivectl import Hive  # noqa: E402
+from taskkit import make  # noqa: E402
 
 # Limits small enough that the bad-input tests can cross them cheaply.
 TEST_LIMITS: dict[str, Any] = {"max_text_chars": 1000, "max_body_bytes": 65536, "node_timeout_s": 2.0}
@@ -114,3 +115,20 @@ def pytest_runtest_makereport(
         for h in _hives_of(item):
             rep.sections.append((f"hive logs ({h.tmp.name})", h.all_logs()))
     return rep
+
+
+@pytest.fixture
+def new_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A factory of private hives (echo-only nodes), all stopped at teardown."""
+    made: list[Hive] = []
+
+    def factory(**limits: Any) -> Hive:
+        h = make(tmp_path_factory.mktemp("private-hive"), **limits)
+        made.append(h)
+        return h
+
+    try:
+        yield factory
+    finally:
+        for h in made:
+            h.stop()
