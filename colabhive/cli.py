@@ -1,4 +1,4 @@
-"""colabhive up | gateway | node | manifest validate | keys create | token create | config."""
+"""colabhive up | gateway | node | manifest validate | models | eval | keys create | token create | config."""
 
 from __future__ import annotations
 
@@ -349,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(tc)
     tc.add_argument("--note", default="")
     tc.set_defaults(func=cmd_token_create)
+
+    from .cli_models import add_parsers
+
+    add_parsers(sub, with_config)
 
     conf = sub.add_parser("config", help="print the resolved hive config (validates it)")
     with_config(conf)

@@ -20,6 +20,7 @@ from .errors import ConfigError
 
 __all__ = [
     "Batching",
+    "Evaluation",
     "Hardware",
     "Manifest",
     "ManifestProblem",
@@ -66,6 +67,28 @@ class Batching(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ] = 0
 
 
+Metric = Literal["accuracy", "contains", "chrf", "mae_ratio", "r2", "knn_accuracy", "top1"]
+LOWER_IS_BETTER = frozenset({"mae_ratio"})
+
+
+class Evaluation(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The gate a version must pass to be promoted: run ``dataset`` through it on the hive.
+
+    ``dataset`` is JSON Lines, one ``{"input": {...}, "expected": ..., "baseline": ...}`` per
+    line (``baseline`` only for ``mae_ratio``), relative to the manifest file. ``field`` is the
+    dotted path of the output value scored (``label``, ``predictions.0.value``).
+    """
+
+    dataset: Annotated[str, Meta(min_length=1)]
+    metric: Metric
+    threshold: float
+    field: Annotated[str, Meta(min_length=1)]
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.metric in LOWER_IS_BETTER
+
+
 class Manifest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: Name
     version: Annotated[str, Meta(pattern=r"^[0-9A-Za-z.+-]{1,32}$")] = "1.0.0"
@@ -81,11 +104,23 @@ class Manifest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     domains: list[str] = []
     languages: list[str] = []
     options: dict[str, str | int | float | bool] = {}
+    examples: list[str] = []
+    """Typical requests in words; /auto matches callers' requests against them."""
+    eval: Evaluation | None = None
     file: str = ""
 
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
+
+    def resolve(self, rel: str) -> Path:
+        """A path from the manifest, relative to the manifest file's directory."""
+        p = Path(rel)
+        return p if p.is_absolute() else Path(self.file).parent / p
+
+    def eval_path(self) -> Path:
+        assert self.eval is not None
+        return self.resolve(self.eval.dataset)
 
 
 class ManifestProblem(msgspec.Struct, frozen=True):
@@ -144,12 +179,16 @@ def check_manifest(m: Manifest) -> list[ManifestProblem]:
         problems.append(
             ManifestProblem(m.file, "source.package", f"package {m.source.package!r} is not installed")
         )
+    if m.eval is not None and not m.eval_path().exists():
+        problems.append(ManifestProblem(m.file, "eval.dataset", f"{m.eval_path()} does not exist"))
     if m.source.path:
         p = Path(m.source.path)
         if not p.is_absolute():
             p = Path(m.file).parent / p
         if not p.exists():
-            problems.append(ManifestProblem(m.file, "source.path", f"{p} does not exist"))
+            problems.append(
+                ManifestProblem(m.file, "source.path", f"{p} does not exist (trained models are built by `make models`)")
+            )
     return problems
 
 

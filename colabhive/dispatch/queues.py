@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from ..errors import DeadlineExceeded, HiveError, NoCapacity, TaskFailed, TooManyRequests
+from ..errors import DeadlineExceeded, HiveError, InvalidInput, NoCapacity, TaskFailed, TooManyRequests
 from ..wire import TaskAssignment, TaskResult
 from .registry import NodeRecord, Registry
 
@@ -251,7 +251,10 @@ class Dispatcher:
         if t.abandoned and not t.durable:
             return t
         err = None
-        if result.error is not None:
+        if result.error is not None and result.error.code == InvalidInput.code:
+            # the runner's own check (a feature the model lacks): the caller's fault, a 422
+            err = InvalidInput(result.error.message, field=result.error.field)
+        elif result.error is not None:
             err = TaskFailed(f"{t.fn} failed on node {node.name}: {result.error.message}")
         outcome = Outcome(
             output=bytes(result.output) if err is None else None,

@@ -16,6 +16,7 @@ import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import Link
 
+from ..errors import InvalidInput
 from ..telemetry import context_from_traceparent
 from ..wire import ErrorBody, TaskAssignment, TaskResult
 from .cache import ModelCache
@@ -53,10 +54,16 @@ def _run_group(
     inputs: list[Any] = []
     for t in group:
         try:
-            inputs.append(msgspec.json.decode(t.input, type=loaded.input_type))
-            ok.append(t)
+            inp = msgspec.json.decode(t.input, type=loaded.input_type)
+            loaded.runner.check(inp)
         except msgspec.MsgspecError as exc:
             results.append(_error(t, "invalid_input", str(exc)))
+            continue
+        except InvalidInput as exc:
+            results.append(TaskResult(id=t.id, error=ErrorBody(code=exc.code, message=exc.message, field=exc.field)))
+            continue
+        inputs.append(inp)
+        ok.append(t)
     if not ok:
         return results
 

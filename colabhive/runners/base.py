@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -43,6 +44,24 @@ class Runner:
 
     def run(self, inputs: list[Any]) -> list[msgspec.Struct]:
         """One output per input, in order; a raised exception fails the whole batch."""
+        raise NotImplementedError
+
+    def check(self, inp: Any) -> None:
+        """Reject one input the schema cannot (e.g. a feature the model was not trained on).
+
+        Raise :class:`colabhive.errors.InvalidInput` (with ``field``): that task alone gets a
+        422, the rest of the batch runs.
+        """
+
+    streams: ClassVar[bool] = False
+    """True when :meth:`stream` is implemented (text generation)."""
+
+    def stream(self, inp: Any, emit: Callable[[str], None]) -> msgspec.Struct:
+        """Run one input, calling ``emit`` with each new piece of text as it is produced.
+
+        Returns the same output :meth:`run` would; the emitted pieces joined must equal its
+        text, so a streamed and a non-streamed call agree.
+        """
         raise NotImplementedError
 
     @classmethod

@@ -1,0 +1,61 @@
+"""Recipes: build the catalog's models that ship as data rather than weights.
+
+Each recipe module has ``NAME`` (the directory it writes under ``models/``) and
+``build(out_dir: Path, seed: int) -> dict`` returning its held-out metrics. It trains or
+converts from what installed packages ship (no downloads) and ends with
+:func:`provenance.write_provenance`. ``colabhive models build`` runs them;
+``make models`` runs every recipe whose output is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from types import ModuleType
+
+from .provenance import file_sha256
+
+__all__ = ["RECIPES", "build", "recipe"]
+
+log = logging.getLogger("colabhive.recipes")
+
+RECIPES: dict[str, str] = {
+    # name -> module under colabhive.recipes (imported only when built: they pull in torch etc.)
+}
+
+
+def recipe(name: str) -> ModuleType:
+    if name not in RECIPES:
+        raise KeyError(f"no recipe named {name!r}; known: {sorted(RECIPES)}")
+    return importlib.import_module(f"colabhive.recipes.{RECIPES[name]}")
+
+
+def build(name: str, models_dir: Path, *, seed: int = 0, force: bool = False) -> Path:
+    """Build one recipe into ``models_dir/name``; skipped when its provenance already exists.
+
+    It builds into a temporary sibling and renames at the end, so an interrupted build
+    never leaves a half-written model that a node would try to load.
+    """
+    out = models_dir / name
+    module = recipe(name)
+    code_sha = file_sha256(Path(module.__file__ or ""))
+    prov = out / "provenance.json"
+    if prov.exists() and not force and json.loads(prov.read_text()).get("recipe_sha256") == code_sha:
+        log.info("%s: already built (%s)", name, out)
+        return out
+    tmp = models_dir / f".{name}.building"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    t0 = time.perf_counter()
+    metrics = module.build(tmp, seed)
+    record = json.loads((tmp / "provenance.json").read_text())  # the recipe must have written it
+    record["recipe_sha256"] = code_sha  # a changed recipe rebuilds on the next `make models`
+    (tmp / "provenance.json").write_text(json.dumps(record, indent=2) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    log.info("%s: built in %.1f s: %s", name, time.perf_counter() - t0, metrics)
+    return out
