@@ -179,7 +179,9 @@ class Hive:
         def ready() -> bool:
             nodes = (self.get_json("/v1/nodes") or {}).get("nodes", [])
             for n in nodes:
-                if (node is None or n["name"] == node) and set(functions) <= set(n["functions"]):
+                # nodes list versioned refs (name@version); a plain name matches any version
+                held = set(n["functions"]) | {f.split("@")[0] for f in n["functions"]}
+                if (node is None or n["name"] == node) and set(functions) <= held:
                     return True
             return False
 
