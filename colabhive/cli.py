@@ -213,6 +213,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         if "minilm-embed" in ready:
             print(f"""  try:     curl -s {url}/v1/fn/minilm-embed -d '{{"text": "hello"}}'""")
         print(f"  docs:    {url}/docs\n  Ctrl-C stops the hive.\n", flush=True)
+        if args.eval and not interrupted:
+            _evaluate_in_background(url)
         while not interrupted:
             for p in procs:
                 if p.poll() is not None:
@@ -225,6 +227,23 @@ def cmd_up(args: argparse.Namespace) -> int:
         for p in reversed(procs):  # node first, so it can hand back its work
             stop_process(p, grace=15)
         print("colabhive: stopped", flush=True)
+
+
+def _evaluate_in_background(url: str) -> None:
+    """Score what has no score yet, in a thread: the hive serves (and Ctrl-C works) meanwhile."""
+    import threading
+
+    from .cli_models import evaluate_unscored
+
+    def run() -> None:
+        print("colabhive: evaluating versions not yet scored (GET /v1/fn shows the scores)", flush=True)
+        try:
+            evaluate_unscored(url, lambda line: print(line, flush=True))
+            print("colabhive: evaluations done", flush=True)
+        except Exception as exc:  # the hive keeps serving whatever an evaluation does
+            print(f"colabhive: evaluation stopped: {exc}", file=sys.stderr)
+
+    threading.Thread(target=run, name="evaluate", daemon=True).start()
 
 
 # ---- manifest validate -----------------------------------------------------------------
@@ -310,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int)
     up.add_argument("--host")
     up.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for models to load")
+    up.add_argument("--no-eval", dest="eval", action="store_false",
+                    help="skip evaluating versions that have no score yet once the hive is up")
     up.set_defaults(func=cmd_up)
 
     gw = sub.add_parser("gateway", help="run the gateway (Granian, one worker)")

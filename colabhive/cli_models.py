@@ -1,11 +1,20 @@
-"""``colabhive models ...`` and ``colabhive eval``: build, evaluate, promote, roll back."""
+"""``colabhive models ...`` and ``colabhive eval``: build, evaluate, promote, roll back, retire.
+
+Everything but ``build`` and ``verify`` talks to a running gateway over HTTP (its URL from
+``--gateway`` or the config; an API key from ``--api-key`` or ``COLABHIVE_API_KEY``), so
+an operator can manage a remote hive from anywhere the gateway is reachable.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 __all__ = ["add_parsers"]
 
@@ -22,8 +31,102 @@ def cmd_models_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gateway(args: argparse.Namespace) -> str:
+    if args.gateway:
+        return args.gateway.rstrip("/")
+    from .cli import _config
+
+    return _config(args).gateway_url.rstrip("/")
+
+
+def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    import httpx
+
+    headers = {}
+    key = args.api_key or os.environ.get("COLABHIVE_API_KEY")
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    try:
+        r = httpx.request(method, _gateway(args) + path, json=body, headers=headers, timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        print(f"colabhive: cannot reach the gateway at {_gateway(args)}: {exc}", file=sys.stderr)
+        return 0, None
+    try:
+        return r.status_code, r.json()
+    except ValueError:
+        return r.status_code, {"error": {"code": "bad_reply", "message": r.text[:200]}}
+
+
+def _report(status: int, data: Any) -> int:
+    """Print the reply as JSON; the exit status says whether the gateway agreed (0) or refused (1)."""
+    if data is None:
+        return 2
+    print(json.dumps(data, indent=2))
+    if status >= 400:
+        err = data.get("error", {})
+        print(f"colabhive: {err.get('code')}: {err.get('message')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    return _report(*_call(args, "POST", f"/v1/registry/{args.ref}/eval"))
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    return _report(*_call(args, "POST", f"/v1/registry/{args.ref}/promote", {"to": args.to}))
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    return _report(*_call(args, "POST", f"/v1/registry/{args.name}/rollback"))
+
+
+def cmd_retire(args: argparse.Namespace) -> int:
+    return _report(*_call(args, "POST", f"/v1/registry/{args.ref}/retire"))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    status, data = _call(args, "GET", "/v1/fn")
+    if data is None or status >= 400:
+        return _report(status, data)
+    for f in data["functions"]:
+        for v in f["versions"]:
+            ev = v.get("evaluation") or {}
+            score = f"{ev.get('metric')}={ev.get('score')}" if ev else "not evaluated"
+            nodes = len(v["nodes"])
+            print(f"{v['ref']:<36} {v['lifecycle']:<10} {f['task']:<15} {score:<28} nodes={nodes}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Re-hash every artifact on disk and compare with its record (no gateway needed)."""
+    from .cli import _config
+    from .manifests import load_manifests
+    from .registry.artifacts import verify
+
+    cfg = _config(args)
+    bad = 0
+    for m in load_manifests([cfg.resolve(d) for d in cfg.manifest_dirs]):
+        if args.refs and m.ref not in args.refs and m.name not in args.refs:
+            continue
+        recorded, now = verify(m)
+        if not recorded.sha256:
+            print(f"{m.ref:<36} no record   now {now[:16] or '-'}")
+            continue
+        ok = recorded.sha256 == now
+        bad += not ok
+        print(f"{m.ref:<36} {'ok' if ok else 'MISMATCH':<11} {recorded.sha256[:16]} ({recorded.recorded_by})")
+    return 1 if bad else 0
+
+
 def add_parsers(sub: argparse._SubParsersAction, with_config: Callable[[argparse.ArgumentParser], None]) -> None:
-    models = sub.add_parser("models", help="build, evaluate, promote and roll back model versions")
+    def remote(p: argparse.ArgumentParser) -> None:
+        with_config(p)
+        p.add_argument("--gateway", help="gateway URL (default: from the config)")
+        p.add_argument("--api-key", help="an operator's API key (default: $COLABHIVE_API_KEY)")
+        p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the gateway")
+
+    models = sub.add_parser("models", help="build, evaluate, promote, roll back and retire model versions")
     msub = models.add_subparsers(dest="models_command", required=True)
     b = msub.add_parser("build", help="train or convert the models that recipes make (skips built ones)")
     b.add_argument("names", nargs="*", help="recipes to build (default: all)")
@@ -31,3 +134,58 @@ def add_parsers(sub: argparse._SubParsersAction, with_config: Callable[[argparse
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--force", action="store_true", help="rebuild even if already built")
     b.set_defaults(func=cmd_models_build)
+
+    ls = msub.add_parser("list", help="every version with its state, latest score and nodes")
+    remote(ls)
+    ls.set_defaults(func=cmd_list)
+    pr = msub.add_parser("promote", help="evaluate NAME@VER on the hive and promote it if it passes its gate")
+    remote(pr)
+    pr.add_argument("ref", help="name@version")
+    pr.add_argument("--to", choices=["ready", "preferred"], default="preferred")
+    pr.set_defaults(func=cmd_promote)
+    rb = msub.add_parser("rollback", help="make the previously preferred version of NAME preferred again")
+    remote(rb)
+    rb.add_argument("name")
+    rb.set_defaults(func=cmd_rollback)
+    rt = msub.add_parser("retire", help="retire NAME@VER (pinned calls get 410)")
+    remote(rt)
+    rt.add_argument("ref")
+    rt.set_defaults(func=cmd_retire)
+    vf = msub.add_parser("verify", help="re-hash artifacts on disk and compare with their records")
+    with_config(vf)
+    vf.add_argument("refs", nargs="*", help="names or name@version (default: all)")
+    vf.set_defaults(func=cmd_verify)
+
+    ev = sub.add_parser("eval", help="run NAME@VER's declared evaluation on the hive and print the report")
+    remote(ev)
+    ev.add_argument("ref", help="name@version")
+    ev.set_defaults(func=cmd_eval)
+
+
+def evaluate_unscored(url: str, out: Callable[[str], None] = print) -> int:
+    """Evaluate every served version that declares an evaluation and has no score yet for
+    its current artifact and dataset, so ``GET /v1/fn`` shows scores for the whole catalog.
+    Returns how many failed their gate."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=600) as http:
+        catalog = http.get("/v1/fn").json()["functions"]
+        failed = 0
+        for f in catalog:
+            for v in f["versions"]:
+                ev, spec = v.get("evaluation"), v.get("eval_spec")
+                if spec is None or not v["nodes"] or v["lifecycle"] == "retired":
+                    continue
+                if ev and ev.get("artifact_sha256") == v["artifact"]["sha256"]:
+                    continue
+                r = http.post(f"/v1/registry/{v['ref']}/eval")
+                if r.status_code != 200:
+                    out(f"  eval {v['ref']}: {r.json().get('error', {}).get('message', r.text)}")
+                    continue
+                rep = r.json()
+                failed += not rep["passed"]
+                verdict = "passes" if rep["passed"] else "FAILS"
+                cmp = "<=" if rep["lower_is_better"] else ">="
+                out(f"  eval {v['ref']:<32} {rep['metric']} {rep['score']:.4g} ({verdict} {cmp} {rep['threshold']}, "
+                    f"n={rep['n']}, {rep['duration_s']:.1f} s)")
+        return failed

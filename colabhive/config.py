@@ -107,6 +107,11 @@ class AuthConfig(_Section):
     api_keys: Annotated[
         bool, Meta(description="Require `Authorization: Bearer <key>` (colabhive keys create) on client routes.")
     ] = False
+    operators: Annotated[
+        list[str],
+        Meta(description="Tenants whose API keys may evaluate, promote, roll back and retire versions "
+             "(only checked when api_keys = true)."),
+    ] = []
 
 
 class HiveConfig(_Section):

@@ -10,9 +10,13 @@ that body back into the same class, so callers catch one type on both sides of t
     ├── Unauthorized (401, unauthorized)
     ├── Forbidden (403, forbidden)
     ├── Conflict (409, conflict)                      the resource is not in a state that allows it
+    │   ├── NotPromoted (409, not_promoted)           no ready/preferred version of that name
+    │   ├── LifecycleConflict (409, lifecycle_conflict)
+    │   └── GateFailed (409, gate_failed)             evaluation below threshold; detail has the scores
     ├── NotFound (404, not_found)
     │   ├── UnknownFunction (404, unknown_function)
     │   └── UnknownNode (404, unknown_node)           the node must register again
+    ├── Retired (410, retired)                        a pinned version that was retired
     ├── PayloadTooLarge (413, payload_too_large)
     ├── UnsupportedMediaType (415, unsupported_media_type)
     ├── TooManyRequests (429, too_many_requests)
@@ -24,7 +28,7 @@ that body back into the same class, so callers catch one type on both sides of t
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "BadRequest",
@@ -32,6 +36,10 @@ __all__ = [
     "Conflict",
     "DeadlineExceeded",
     "Forbidden",
+    "GateFailed",
+    "LifecycleConflict",
+    "NotPromoted",
+    "Retired",
     "HiveError",
     "InvalidInput",
     "NoCapacity",
@@ -54,17 +62,26 @@ class HiveError(Exception):
     code: ClassVar[str] = "internal"
 
     def __init__(
-        self, message: str | None = None, *, field: str | None = None, retry_after: int | None = None
+        self,
+        message: str | None = None,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> None:
         self.message = message or (self.__doc__ or self.code).strip().splitlines()[0]
         self.field = field
         self.retry_after = retry_after
+        self.detail = detail
+        """Machine-readable particulars (e.g. the evaluation that refused a promotion)."""
         super().__init__(self.message)
 
-    def to_body(self) -> dict[str, dict[str, str]]:
-        err = {"code": self.code, "message": self.message}
+    def to_body(self) -> dict[str, dict[str, Any]]:
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.field is not None:
             err["field"] = self.field
+        if self.detail is not None:
+            err["detail"] = self.detail
         return {"error": err}
 
 
@@ -103,11 +120,36 @@ class Conflict(HiveError):
     code = "conflict"
 
 
+class NotPromoted(Conflict):
+    """The function has no ready or preferred version; pin one with name@version."""
+
+    code = "not_promoted"
+
+
+class LifecycleConflict(Conflict):
+    """That lifecycle change is not allowed from the version's current state."""
+
+    code = "lifecycle_conflict"
+
+
+class GateFailed(Conflict):
+    """The version's evaluation did not reach its threshold, so it was not promoted."""
+
+    code = "gate_failed"
+
+
 class NotFound(HiveError):
     """No such resource."""
 
     status = 404
     code = "not_found"
+
+
+class Retired(HiveError):
+    """That version is retired."""
+
+    status = 410
+    code = "retired"
 
 
 class UnknownFunction(NotFound):

@@ -14,6 +14,7 @@ import msgspec
 from msgspec import Meta
 
 __all__ = [
+    "Chunk",
     "Device",
     "DeviceStats",
     "ErrorBody",
@@ -106,6 +107,15 @@ class TaskAssignment(msgspec.Struct, kw_only=True, omit_defaults=True):
     traceparent: str = ""
     deadline_ms: float = 0.0
     """Milliseconds left before the caller gives up (0 = none)."""
+    stream: bool = False
+    """Post output text as it is produced (``/v1/nodes/{id}/tasks/{task}/chunks``)."""
+
+
+class Chunk(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A piece of a streamed task's output text, posted by the node that runs it."""
+
+    seq: Annotated[int, Meta(ge=0)]
+    text: Annotated[str, Meta(max_length=1 << 20)]
 
 
 class PollReply(msgspec.Struct, kw_only=True):

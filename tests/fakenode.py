@@ -35,7 +35,7 @@ class FakeNode:
 
     def poll_raw(
         self,
-        functions: list[str] | tuple[str, ...] = ("echo",),
+        functions: list[str] | tuple[str, ...] = ("echo@1.0.0",),
         max_items: int = 1,
         wait_ms: int = 0,
         results: list[dict[str, Any]] | None = None,
@@ -56,7 +56,7 @@ class FakeNode:
         body = {"results": results, "max_items": 0, "wait_ms": 0}
         return self.http.post(f"/v1/nodes/{self.id}/results", json=body, headers=self._auth(secret))
 
-    def heartbeat(self, functions: list[str] | tuple[str, ...] = ("echo",), secret: str | None = None) -> httpx.Response:
+    def heartbeat(self, functions: list[str] | tuple[str, ...] = ("echo@1.0.0",), secret: str | None = None) -> httpx.Response:
         return self.http.post(
             f"/v1/nodes/{self.id}/heartbeat", json={"functions": list(functions)}, headers=self._auth(secret)
         )

@@ -21,7 +21,7 @@ from typing import IO, Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-MANIFESTS = ROOT / "manifests"
+MANIFESTS = Path(os.environ.get("COLABHIVE_TEST_MANIFESTS", ROOT / "manifests"))
 
 __all__ = [
     "Hive",

@@ -60,7 +60,7 @@ def test_respond_async_returns_202_then_succeeds(served: Hive) -> None:
     assert r.headers["location"] == f"/v1/tasks/{tid}"
 
     done = wait_task(served.http, tid)
-    assert done["id"] == tid and done["fn"] == "echo"
+    assert done["id"] == tid and done["fn"] == "echo@1.0.0"  # the version that ran
     assert done["result"] == {"text": text}
     node = node_record(served, "node-a")
     assert node is not None
@@ -72,7 +72,7 @@ def test_respond_async_returns_202_then_succeeds(served: Hive) -> None:
 
     listed = served.http.get("/v1/tasks", params={"fn": "echo", "status": "succeeded"}).json()["tasks"]
     assert tid in [t["id"] for t in listed]
-    assert all(t["status"] == "succeeded" and t["fn"] == "echo" for t in listed)
+    assert all(t["status"] == "succeeded" and t["fn"] == "echo@1.0.0" for t in listed)
     queued = served.http.get("/v1/tasks", params={"fn": "echo", "status": "queued"}).json()["tasks"]
     assert tid not in [t["id"] for t in queued]
     other_fn = served.http.get("/v1/tasks", params={"fn": "minilm-embed"}).json()["tasks"]

@@ -13,10 +13,10 @@ from typing import Any
 from hivectl import Hive
 
 WANTED = {
-    ("colabhive-gateway", "invoke echo"),
+    ("colabhive-gateway", "invoke echo@1.0.0"),
     ("colabhive-gateway", "queue.wait"),
-    ("colabhive-node", "node.execute echo"),
-    ("colabhive-node", "model.forward echo"),
+    ("colabhive-node", "node.execute echo@1.0.0"),
+    ("colabhive-node", "model.forward echo@1.0.0"),
 }
 
 
@@ -38,10 +38,10 @@ def test_client_traceparent_is_continued_end_to_end(echo_hive: Hive) -> None:
     assert r.status_code == 200 and r.json() == {"text": "trace me"}
 
     spans = _spans_of(echo_hive, trace_id)
-    invoke = spans[("colabhive-gateway", "invoke echo")]
+    invoke = spans[("colabhive-gateway", "invoke echo@1.0.0")]
     queue = spans[("colabhive-gateway", "queue.wait")]
-    execute = spans[("colabhive-node", "node.execute echo")]
-    forward = spans[("colabhive-node", "model.forward echo")]
+    execute = spans[("colabhive-node", "node.execute echo@1.0.0")]
+    forward = spans[("colabhive-node", "model.forward echo@1.0.0")]
 
     assert invoke["parent_id"] == client_span  # continues the caller's span
     assert queue["parent_id"] == invoke["span_id"]
@@ -50,7 +50,7 @@ def test_client_traceparent_is_continued_end_to_end(echo_hive: Hive) -> None:
     assert len({s["span_id"] for s in spans.values()}) == len(spans)  # all distinct
 
     assert invoke["attributes"]["hive.node"] == r.headers["x-hive-node"]
-    assert execute["attributes"]["hive.fn"] == "echo"
+    assert execute["attributes"]["hive.fn"] == "echo@1.0.0"
     assert execute["attributes"]["hive.node"] == "node-echo"
     assert all(s["status"] != "ERROR" for s in spans.values())
     # the node's work happens inside the gateway's request span
@@ -59,11 +59,11 @@ def test_client_traceparent_is_continued_end_to_end(echo_hive: Hive) -> None:
 
 
 def _new_root_invoke(hive: Hive, before: set[str], timeout: float = 10) -> dict[str, Any] | None:
-    """The first root "invoke echo" span of a trace not in ``before`` (bounded wait)."""
+    """The first root "invoke echo@1.0.0" span of a trace not in ``before`` (bounded wait)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         for s in hive.spans():
-            if s["name"] == "invoke echo" and s["trace_id"] not in before and s["parent_id"] is None:
+            if s["name"] == "invoke echo@1.0.0" and s["trace_id"] not in before and s["parent_id"] is None:
                 return s
         time.sleep(0.1)
     return None
@@ -78,4 +78,4 @@ def test_call_without_traceparent_starts_its_own_trace(echo_hive: Hive) -> None:
         invoke = _new_root_invoke(echo_hive, before)
         assert invoke is not None, f"no root invoke span for a call with headers {headers}"
         spans = _spans_of(echo_hive, invoke["trace_id"])
-        assert spans[("colabhive-node", "node.execute echo")]["parent_id"] == invoke["span_id"]
+        assert spans[("colabhive-node", "node.execute echo@1.0.0")]["parent_id"] == invoke["span_id"]

@@ -54,6 +54,10 @@ class Task:
     durable: bool = False
     """Journaled in SQLite: survives restarts, waits for a node instead of failing fast."""
     cancelled: bool = False
+    chunks: asyncio.Queue[str] | None = None
+    """Set for a streamed call: pieces of output text the node posts as they are produced."""
+    streamed: int = 0
+    """Chunks already forwarded to the caller; a streamed task is never re-run after one."""
 
     @property
     def abandoned(self) -> bool:
@@ -236,7 +240,18 @@ class Dispatcher:
             input=msgspec.Raw(t.input),
             traceparent=t.traceparent,
             deadline_ms=round((t.deadline - now) * 1000, 1) if t.deadline else 0.0,
+            stream=t.chunks is not None,
         )
+
+    def chunk(self, node: NodeRecord, task_id: str, text: str) -> bool:
+        """A piece of a streamed task's output; False when it is not that node's streamed task."""
+        t = self.in_flight.get(task_id)
+        if t is None or t.node_id != node.id or t.chunks is None or t.abandoned:
+            return False
+        t.streamed += 1
+        t.lease_until = time.monotonic() + self.lease_s  # producing output: clearly alive
+        t.chunks.put_nowait(text)
+        return True
 
     def complete(self, node: NodeRecord, result: TaskResult) -> Task | None:
         """Record a node's result; None when it is not (or no longer) that node's task."""
@@ -291,6 +306,9 @@ class Dispatcher:
                 rec.in_flight = max(0, rec.in_flight - 1)
             t.node_id = None
             if t.abandoned:
+                continue
+            if t.streamed:  # the caller already holds part of an answer; a re-run would repeat it
+                _fail(t, TaskFailed(f"{t.fn}: node {rec.name if rec else t.attempts[-1]} was lost mid-stream"))
                 continue
             if len(t.attempts) >= self.max_attempts:
                 self._give_up(

@@ -18,8 +18,10 @@ from ..config import HiveConfig, config_from_json
 from .errors import EXCEPTION_HANDLERS, error_response
 from .fastpath import FastPath
 from .functions import describe_function, invoke, list_functions
+from .openai_compat import chat_completions, embeddings, models
+from .registry_routes import evaluate_version, history, promote_version, retire_version, rollback_function
 from .hive import Hive
-from .nodes import heartbeat, leave, list_nodes, poll, post_results, register
+from .nodes import heartbeat, leave, list_nodes, poll, post_chunk, post_results, register
 from .admin import drain, drain_status
 from .tasks import cancel_task, get_task, list_tasks
 
@@ -29,8 +31,16 @@ __all__ = ["create_app", "create_asgi", "from_env"]
 @get("/healthz", tags=["ops"], summary="Liveness and what is ready")
 async def healthz(request: Request) -> dict[str, Any]:
     hive: Hive = request.app.state.hive
-    ready = sorted(name for name in hive.catalog if hive.registry.serving(name))
-    return {"status": "draining" if hive.draining else "ok", "version": __version__, "nodes": len(hive.registry.live()), "ready": ready}
+    versions = sorted(ref for ref in hive.catalog if hive.registry.serving(ref))
+    # a name is ready when the version a plain call runs is served
+    ready = sorted(n for n in hive.lifecycle.names if (d := hive.lifecycle.default_ref(n)) and d in versions)
+    return {
+        "status": "draining" if hive.draining else "ok",
+        "version": __version__,
+        "nodes": len(hive.registry.live()),
+        "ready": ready,
+        "ready_versions": versions,
+    }
 
 
 def _lifespan(hive: Hive):  # -> a Litestar lifespan context manager
@@ -75,6 +85,7 @@ def create_app(cfg: HiveConfig) -> Litestar:
             register,
             poll,
             post_results,
+            post_chunk,
             heartbeat,
             leave,
             list_nodes,
@@ -83,6 +94,14 @@ def create_app(cfg: HiveConfig) -> Litestar:
             list_tasks,
             drain,
             drain_status,
+            evaluate_version,
+            promote_version,
+            rollback_function,
+            retire_version,
+            history,
+            models,
+            embeddings,
+            chat_completions,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         after_request=_json_not_found,

@@ -45,8 +45,11 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 
 
 def _hive_error(_: Request, exc: HiveError) -> Response:
-    headers = {"retry-after": str(exc.retry_after)} if getattr(exc, "retry_after", None) else {}
-    return error_response(exc.status, exc.code, exc.message, exc.field, **headers)
+    headers = {"retry-after": str(exc.retry_after)} if getattr(exc, "retry_after", None) else None
+    return Response(
+        content=msgspec.json.encode(exc.to_body()), status_code=exc.status, media_type="application/json",
+        headers=headers,
+    )
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response:

@@ -66,11 +66,29 @@ class FastPath:
         except Exception:  # never a dropped connection: a logged 500 in the usual shape
             log.exception("unhandled error on POST %s", scope["path"])
             reply = Reply(500, _INTERNAL)
+        if reply.stream is not None:
+            return await _send_stream(send, reply)
         out = [_JSON, (b"content-length", str(len(reply.body)).encode())]
         if reply.headers:
             out += [(k.encode(), v.encode()) for k, v in reply.headers.items()]
         await send({"type": "http.response.start", "status": reply.status, "headers": out})
         await send({"type": "http.response.body", "body": reply.body})
+
+
+async def _send_stream(send: Any, reply: Reply) -> None:
+    """Server-Sent Events, one ASGI body message per event; closing the iterator on a
+    failed send (the caller left) runs its clean-up, which withdraws the task."""
+    assert reply.stream is not None
+    out = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+    out += [(k.encode(), v.encode()) for k, v in (reply.headers or {}).items()]
+    await send({"type": "http.response.start", "status": reply.status, "headers": out})
+    stream = reply.stream
+    try:
+        async for piece in stream:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
 
 
 async def _read_body(receive: Any, headers: dict[str, str], limit: int) -> bytes:

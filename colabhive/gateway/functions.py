@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.response import Stream
 from litestar.params import Parameter
 
 from ..dispatch import Outcome, Task
@@ -21,12 +22,14 @@ from ..errors import DeadlineExceeded, Forbidden, InvalidInput, NoCapacity, Unkn
 from ..telemetry import context_from_traceparent, traceparent_of
 from .errors import decode_input
 from .hive import FunctionEntry, Hive, Reply
+from .streaming import sse, stream_events, wants_stream
 from .tasks import invoke_durable
 from .tenants import client_tenant, tenant_of
 
 __all__ = ["describe_function", "invoke", "invoke_core", "list_functions"]
 
 JSON = "application/json"
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 def _visible(entry: FunctionEntry, tenant: str, hive: Hive) -> bool:
@@ -35,47 +38,94 @@ def _visible(entry: FunctionEntry, tenant: str, hive: Hive) -> bool:
 
 
 def _entry(hive: Hive, name: str, tenant: str = "") -> FunctionEntry:
-    entry = hive.catalog.get(name)
-    if entry is None:
-        raise UnknownFunction(f"no function named {name!r}; GET /v1/fn lists the catalog")
+    """The version a call to ``name`` (or ``name@version``) runs, if the caller may see it."""
+    entry = hive.resolve(name)
     if not _visible(entry, tenant, hive):
         raise Forbidden(f"{name!r} is private to another tenant")
     return entry
 
 
-def _summary(hive: Hive, entry: FunctionEntry) -> dict[str, Any]:
-    m = entry.manifest
-    nodes = [n.id for n in hive.registry.live() if m.name in n.functions]
-    loading = [n.id for n in hive.registry.live() if m.name in n.loading]
+def _version_summary(hive: Hive, entry: FunctionEntry) -> dict[str, Any]:
+    m, ref = entry.manifest, entry.ref
+    live = hive.registry.live()
     return {
-        "name": m.name,
         "version": m.version,
-        "task": m.task,
-        "description": m.description,
-        "lifecycle": m.lifecycle,
-        "domains": m.domains,
-        "languages": m.languages,
-        "hardware": msgspec.to_builtins(m.hardware),
-        "batching": msgspec.to_builtins(m.batching),
-        "ready": bool(nodes),
-        "nodes": nodes,
-        "loading_on": loading,
-        "queue_depth": hive.dispatcher.depth(m.name),
+        "ref": ref,
+        "lifecycle": hive.lifecycle.state(ref),
+        "artifact": msgspec.to_builtins(entry.artifact),
+        "evaluation": hive.evaluations.get(ref),
+        "eval_spec": msgspec.to_builtins(m.eval) if m.eval else None,
+        "nodes": [n.id for n in live if ref in n.functions],
+        "loading_on": [n.id for n in live if ref in n.loading],
+        "queue_depth": hive.dispatcher.depth(ref),
     }
 
 
-@get("/v1/fn", summary="The function catalog", tags=["functions"])
+def _summary(hive: Hive, name: str, tenant: str) -> dict[str, Any] | None:
+    """One function: what its default version is and does, plus every version's state."""
+    refs = hive.lifecycle.names.get(name, [])
+    entries = [hive.catalog[r] for r in refs if _visible(hive.catalog[r], tenant, hive)]
+    if not entries:
+        return None
+    default = hive.lifecycle.default_ref(name)
+    head = hive.catalog[default] if default else entries[-1]
+    m = head.manifest
+    versions = [_version_summary(hive, e) for e in entries]
+    nodes = sorted({n for v in versions if v["lifecycle"] != "retired" for n in v["nodes"]})
+    out = {
+        "name": name,
+        "version": m.version,
+        "default": default,
+        "preferred": hive.lifecycle.preferred(name),
+        "task": m.task,
+        "description": m.description,
+        "lifecycle": hive.lifecycle.state(head.ref),
+        "domains": m.domains,
+        "languages": m.languages,
+        "examples": m.examples,
+        "hardware": msgspec.to_builtins(m.hardware),
+        "batching": msgspec.to_builtins(m.batching),
+        "ready": bool(default) and any(v["ref"] == default and v["nodes"] for v in versions),
+        "nodes": nodes,
+        "loading_on": sorted({n for v in versions for n in v["loading_on"]}),
+        "queue_depth": sum(v["queue_depth"] for v in versions),
+        "evaluation": hive.evaluations.get(head.ref),
+        "versions": versions,
+    }
+    return out
+
+
+@get("/v1/fn", summary="The function catalog: every function, its versions, states, scores and nodes",
+     tags=["functions"])
 async def list_functions(request: Request) -> dict[str, Any]:
     hive: Hive = request.app.state.hive
     tenant = await client_tenant(hive, request)
-    return {"functions": [_summary(hive, e) for e in hive.catalog.values() if _visible(e, tenant, hive)]}
+    out = [s for name in hive.lifecycle.names if (s := _summary(hive, name, tenant)) is not None]
+    return {"functions": out}
 
 
-@get("/v1/fn/{name:str}", summary="One function: manifest, input and output JSON Schema", tags=["functions"])
+@get(
+    "/v1/fn/{name:str}",
+    summary="One function (or name@version): manifest, versions, input and output JSON Schema",
+    tags=["functions"],
+)
 async def describe_function(name: str, request: Request) -> dict[str, Any]:
     hive: Hive = request.app.state.hive
-    entry = _entry(hive, name, await client_tenant(hive, request))
-    out = _summary(hive, entry)
+    tenant = await client_tenant(hive, request)
+    base = name.split("@", 1)[0]
+    if "@" in name or hive.lifecycle.default_ref(name) is not None:
+        entry = _entry(hive, name, tenant)
+    else:  # nothing promoted yet: describe its newest version rather than refuse
+        refs = hive.lifecycle.names.get(name)
+        if not refs:
+            raise UnknownFunction(f"no function named {name!r}; GET /v1/fn lists the catalog")
+        entry = hive.catalog[refs[-1]]
+        if not _visible(entry, tenant, hive):
+            raise Forbidden(f"{name!r} is private to another tenant")
+    out = _summary(hive, base, tenant) or {}
+    if "@" in name:
+        out.update(_version_summary(hive, entry))
+        out["ready"] = bool(out["nodes"])
     out["manifest"] = msgspec.to_builtins(entry.manifest)
     out.update(hive.schemas(entry))
     return out
@@ -134,15 +184,28 @@ async def invoke(
     hive: Hive = request.app.state.hive
     body = await request.body() if not hive.draining else b""
     reply = await invoke_core(hive, name, body, request.headers)
+    if reply.stream is not None:
+        return Stream(reply.stream, media_type="text/event-stream", headers=_SSE_HEADERS | (reply.headers or {}))
     return Response(content=reply.body, status_code=reply.status, media_type=JSON, headers=reply.headers)
 
 
-async def invoke_core(hive: Hive, name: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+async def invoke_core(
+    hive: Hive, name: str, body: bytes, headers: Mapping[str, str], tenant: str | None = None
+) -> Reply:
+    """``tenant`` is given by the gateway's own callers (evaluations, /auto) that have
+    already authorised the request; client calls leave it None and are checked here."""
     if hive.draining:
         raise NoCapacity("this gateway is shutting down; retry in a moment", retry_after=5)
-    tenant = await tenant_of(hive, headers) if hive.auth.require_keys else ""
+    if tenant is None:
+        tenant = await tenant_of(hive, headers) if hive.auth.require_keys else ""
     entry = _entry(hive, name, tenant)
-    decode_input(body, entry.input_type, name)
+    name = entry.ref  # from here on the task is for this exact version
+    inp = decode_input(body, entry.input_type, name)
+    if wants_stream(entry, inp, headers):
+        if not hive.registry.serving(name):
+            raise _no_capacity(hive, name)
+        events = stream_events(hive, entry, body, headers, _timeout_s(headers, hive))
+        return Reply(200, b"", {"x-hive-version": name}, stream=sse(events))
     respond_async = "respond-async" in headers.get("prefer", "")
     if respond_async or "idempotency-key" in headers:
         # durable path: journaled, survives restarts, waits for a node rather than failing fast
@@ -187,7 +250,9 @@ async def invoke_core(hive: Hive, name: str, body: bytes, headers: Mapping[str, 
         raise outcome.error
     _record(hive, task, outcome, "succeeded", None, t0)
     return Reply(
-        200, outcome.output or b"null", {"x-hive-node": outcome.node_id, "x-hive-batch": str(outcome.batch_size)}
+        200,
+        outcome.output or b"null",
+        {"x-hive-node": outcome.node_id, "x-hive-batch": str(outcome.batch_size), "x-hive-version": name},
     )
 
 

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,9 @@ from ..auth import Auth
 from ..config import HiveConfig
 from ..dispatch import Dispatcher, Outcome, Registry, Task
 from ..dispatch.journal import Journal
-from ..errors import HiveError
+from ..errors import HiveError, NotPromoted, Retired, UnknownFunction
 from ..manifests import Manifest, load_manifests
+from ..registry import Artifact, Lifecycle, artifact_of
 from ..runners import RUNNERS, Runner
 from ..store import Store
 from ..telemetry import setup_tracing
@@ -37,20 +39,30 @@ class Reply:
     status: int
     body: bytes
     headers: dict[str, str] | None = None
+    stream: AsyncIterator[bytes] | None = None
+    """When set, the body is sent as these pieces (Server-Sent Events) instead of ``body``."""
 
 
 @dataclass(slots=True)
 class FunctionEntry:
+    """One version of a function (``ref`` = name@version)."""
+
     manifest: Manifest
     runner: type[Runner]
     input_type: type[msgspec.Struct]
     manifest_json: bytes
+    artifact: Artifact
+
+    @property
+    def ref(self) -> str:
+        return self.manifest.ref
 
 
 class Hive:
     def __init__(self, cfg: HiveConfig) -> None:
         self.cfg = cfg
         self.catalog: dict[str, FunctionEntry] = {}
+        """Every version, by ref (name@version); :meth:`resolve` maps a call's name to one."""
         self.registry = Registry(cfg.limits.node_timeout_s)
         self.dispatcher = Dispatcher(
             self.registry,
@@ -64,6 +76,9 @@ class Hive:
         self.store = Store(cfg.resolve(cfg.state_dir) / "hive.sqlite3")
         self.journal = Journal(self.store)
         self.auth = Auth(self.store, cfg.auth.join_tokens, cfg.auth.api_keys)
+        self.lifecycle = Lifecycle(self.store)
+        self.evaluations: dict[str, dict[str, Any]] = {}
+        """ref → its latest evaluation report (kept in SQLite, shown in the catalog)."""
         self.watchers: dict[str, list[asyncio.Future[Outcome]]] = {}
         """Sync callers waiting on a durable task (a retried Idempotency-Key)."""
         self.dispatcher.on_handout = self._handed_out
@@ -92,24 +107,58 @@ class Hive:
         manifests = load_manifests([self.cfg.resolve(d) for d in self.cfg.manifest_dirs])
         catalog: dict[str, FunctionEntry] = {}
         for m in manifests:
-            if m.lifecycle == "retired":
-                continue
-            current = catalog.get(m.name)
-            # one live version per name until versioned routing lands: preferred wins, then newest file
-            if current is not None and current.manifest.lifecycle == "preferred" and m.lifecycle != "preferred":
-                continue
             runner = RUNNERS[m.task]
-            catalog[m.name] = FunctionEntry(
+            catalog[m.ref] = FunctionEntry(
                 manifest=m,
                 runner=runner,
                 input_type=runner.input_type(self.cfg.limits.max_text_chars),
                 manifest_json=msgspec.json.encode(m),
+                artifact=artifact_of(m),
             )
         self.catalog = catalog
+
+    def resolve(self, name: str) -> FunctionEntry:
+        """``name@version`` pins a version; a plain name runs its preferred (else newest ready) one."""
+        if "@" in name:
+            entry = self.catalog.get(name)
+            if entry is None:
+                base = name.split("@", 1)[0]
+                known = self.lifecycle.names.get(base)
+                if not known:
+                    raise UnknownFunction(f"no function named {base!r}; GET /v1/fn lists the catalog")
+                raise UnknownFunction(f"{base!r} has no version {name.split('@', 1)[1]!r}; versions: {known}")
+            if self.lifecycle.state(name) == "retired":
+                raise Retired(f"{name} is retired; call {name.split('@')[0]!r} for its preferred version")
+            return entry
+        ref = self.lifecycle.default_ref(name)
+        if ref is None:
+            known = self.lifecycle.names.get(name)
+            if not known:
+                raise UnknownFunction(f"no function named {name!r}; GET /v1/fn lists the catalog")
+            raise NotPromoted(
+                f"{name!r} has no ready or preferred version yet ({', '.join(known)}); "
+                "call one by name@version or promote it"
+            )
+        return self.catalog[ref]
+
+    def manifests_for_nodes(self) -> list[bytes]:
+        """Each live version's manifest with its current lifecycle state (nodes skip retired)."""
+        out = []
+        for ref, e in self.catalog.items():
+            state = self.lifecycle.state(ref)
+            if state == "retired":
+                continue
+            m = e.manifest if e.manifest.lifecycle == state else msgspec.structs.replace(e.manifest, lifecycle=state)
+            out.append(msgspec.json.encode(m))
+        return out
 
     async def start(self) -> None:
         self.load_catalog()
         await self.store.open()
+        await self.lifecycle.load([e.manifest for e in self.catalog.values()])
+        for row in await self.store.fetch("latest_evaluations"):
+            if row["ref"] in self.catalog:
+                self.evaluations[row["ref"]] = json.loads(row["report"]) | {"artifact_sha256": row["artifact_sha256"]}
         now = time.time()
         for e in self.catalog.values():
             m = e.manifest
@@ -120,7 +169,7 @@ class Hive:
                     "name": m.name,
                     "version": m.version,
                     "task": m.task,
-                    "lifecycle": m.lifecycle,
+                    "lifecycle": self.lifecycle.state(m.ref),
                     "body": e.manifest_json.decode(),
                     "file": m.file,
                     "now": now,
@@ -135,6 +184,8 @@ class Hive:
         """Put every unfinished async task back on its queue (after a restart or a crash)."""
         rows = await self.journal.unfinished()
         for row in rows:
+            if row["fn"] not in self.catalog and "@" not in row["fn"] and row["fn"] in self.lifecycle.names:
+                row["fn"] = self.lifecycle.default_ref(row["fn"]) or row["fn"]  # journaled before versioning
             if row["fn"] not in self.catalog:
                 self.journal.finish(
                     row["id"], "failed", error={"code": "unknown_function", "message": f"{row['fn']} left the catalog"}

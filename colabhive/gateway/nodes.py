@@ -16,12 +16,15 @@ from litestar import Request, Response, delete, get, post
 from .. import __version__
 from ..auth import bearer, digest, new_secret
 from ..errors import Unauthorized, UnknownNode
-from ..wire import Heartbeat, PollReply, PollRequest, RegisterReply, RegisterRequest
+from ..wire import Chunk, Heartbeat, PollReply, PollRequest, RegisterReply, RegisterRequest
 from .errors import decode_input
 from .hive import Hive, Reply
 from .tenants import client_tenant
 
-__all__ = ["authenticate_node", "heartbeat", "leave", "list_nodes", "poll", "poll_core", "post_results", "register"]
+__all__ = [
+    "authenticate_node", "heartbeat", "leave", "list_nodes", "poll", "poll_core", "post_chunk", "post_results",
+    "register",
+]
 
 NODE_BODY_LIMIT = 64 * 1024 * 1024  # a batch of results can be large; clients stay at hive.toml's limit
 JSON = "application/json"
@@ -68,7 +71,7 @@ async def register(request: Request) -> Response:
         heartbeat_s=cfg.node.heartbeat_s,
         poll_wait_ms=cfg.node.poll_wait_ms,
         lease_s=cfg.limits.lease_s,
-        manifests=[msgspec.Raw(e.manifest_json) for e in hive.catalog.values()],
+        manifests=[msgspec.Raw(m) for m in hive.manifests_for_nodes()],
     )
     return Response(content=msgspec.json.encode(reply), media_type=JSON)
 
@@ -139,6 +142,16 @@ async def post_results(node_id: str, request: Request) -> dict[str, int]:
     before = hive.dispatcher.dropped_results
     _apply_results(hive, rec, req)
     return {"accepted": len(req.results) - (hive.dispatcher.dropped_results - before)}
+
+
+@post("/v1/nodes/{node_id:str}/tasks/{task_id:str}/chunks", tags=["nodes"], status_code=200)
+async def post_chunk(node_id: str, task_id: str, request: Request) -> dict[str, bool]:
+    """A piece of a streamed task's output; ``accepted: false`` tells the node nobody listens
+    any more (the caller went away), so it may stop early."""
+    hive: Hive = request.app.state.hive
+    rec = authenticate_node(hive, node_id, request.headers)
+    chunk = decode_input(await request.body(), Chunk, "chunk")
+    return {"accepted": hive.dispatcher.chunk(rec, task_id, chunk.text)}
 
 
 @post("/v1/nodes/{node_id:str}/heartbeat", tags=["nodes"], status_code=200)

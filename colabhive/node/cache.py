@@ -56,9 +56,10 @@ class ModelCache:
     def plan(self, manifests: list[Manifest]) -> list[tuple[Manifest, Device, str]]:
         out = []
         for m in manifests:
-            if self.wanted and m.name not in self.wanted:
+            # node.functions lists names (every live version) or exact name@version refs
+            if self.wanted and m.name not in self.wanted and m.ref not in self.wanted:
                 continue
-            if m.name in self.loaded or m.task not in RUNNERS:
+            if m.lifecycle == "retired" or m.ref in self.loaded or m.ref in self.loading or m.task not in RUNNERS:
                 continue
             choice = choose_device(m, self.devices)
             if choice is None:
@@ -70,7 +71,7 @@ class ModelCache:
     def load_all(self, plan: list[tuple[Manifest, Device, str]], on_change: Callable[[], None]) -> None:
         """Load each planned model in turn; reports progress through ``on_change``."""
         with self._lock:
-            self.loading.update(m.name for m, _, _ in plan)
+            self.loading.update(m.ref for m, _, _ in plan)
         on_change()
         for m, device, dtype in plan:
             t0 = time.perf_counter()
@@ -80,14 +81,14 @@ class ModelCache:
             except Exception as exc:  # one bad model must not stop the others
                 log.exception("loading %s on %s failed", m.ref, device.id)
                 with self._lock:
-                    self.failed[m.name] = f"{type(exc).__name__}: {exc}"
-                    self.loading.discard(m.name)
+                    self.failed[m.ref] = f"{type(exc).__name__}: {exc}"
+                    self.loading.discard(m.ref)
                 on_change()
                 continue
             dt = time.perf_counter() - t0
             with self._lock:
-                self.loaded[m.name] = Loaded(runner, dt)
-                self.loading.discard(m.name)
+                self.loaded[m.ref] = Loaded(runner, dt)
+                self.loading.discard(m.ref)
             log.info("loaded %s on %s (%s) in %.2f s", m.ref, device.id, dtype, dt)
             self.changed.set()
             on_change()

@@ -21,7 +21,7 @@ from ..config import HiveConfig
 from ..manifests import Manifest
 from ..plugins import get_plugin_manager
 from ..telemetry import setup_tracing
-from ..wire import Device, Heartbeat, PollReply, PollRequest, RegisterReply, RegisterRequest, TaskResult
+from ..wire import Chunk, Device, Heartbeat, PollReply, PollRequest, RegisterReply, RegisterRequest, TaskResult
 from .cache import ModelCache
 from .client import GatewayClient, GatewayError, GatewayUnreachable
 from .worker import run_batch
@@ -50,6 +50,8 @@ class Node:
         self.join_token = os.environ.get("COLABHIVE_JOIN_TOKEN") or cfg.node.join_token
         self.client = GatewayClient(self.url, timeout_s=wait_s + 30)
         self.hb_client = GatewayClient(self.url, timeout_s=10)
+        self.chunk_client = GatewayClient(self.url, timeout_s=10)
+        """Streamed output goes out on its own connection while the batch runs."""
         self.node_id: str | None = None
         self.pending: list[TaskResult] = []
         self.stopping = threading.Event()
@@ -143,6 +145,7 @@ class Node:
         reply = msgspec.json.decode(data, type=RegisterReply)
         self.client.set_token(reply.node_secret)
         self.hb_client.set_token(reply.node_secret)
+        self.chunk_client.set_token(reply.node_secret)
         self.node_id = reply.node_id
         manifests = [msgspec.json.decode(raw, type=Manifest) for raw in reply.manifests]
         log.info("registered with %s as %s (%d devices)", self.url, self.node_id, len(self.devices))
@@ -178,8 +181,19 @@ class Node:
         self.pending = []
         reply = msgspec.json.decode(data, type=PollReply)
         if reply.tasks:
-            self.pending = run_batch(reply.tasks, self.cache, self.tracer, self.name)
+            self.pending = run_batch(reply.tasks, self.cache, self.tracer, self.name, self._post_chunk)
             self.batches += 1
+
+    def _post_chunk(self, task_id: str, seq: int, text: str) -> bool:
+        """Send one piece of streamed output; a failed post is logged, not fatal (the full
+        output still arrives with the result)."""
+        body = msgspec.json.encode(Chunk(seq=seq, text=text))
+        try:
+            data = self.chunk_client.request("POST", f"/v1/nodes/{self.node_id}/tasks/{task_id}/chunks", body)
+        except (GatewayUnreachable, GatewayError) as exc:
+            log.warning("could not post a chunk of %s: %s", task_id, exc)
+            return True
+        return bool(msgspec.json.decode(data).get("accepted", True))
 
     def _leave(self) -> None:
         if self.node_id is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -27,16 +28,69 @@ log = logging.getLogger("colabhive.node")
 _encode = msgspec.json.encode
 
 
+ChunkSink = Callable[[str, int, str], bool]
+"""post_chunk(task_id, seq, text) -> whether the caller is still listening."""
+
+
+class StreamClosed(Exception):
+    """The caller of a streamed task went away; generation stops early."""
+
+
 def run_batch(
-    tasks: list[TaskAssignment], cache: ModelCache, tracer: trace.Tracer, node_name: str
+    tasks: list[TaskAssignment],
+    cache: ModelCache,
+    tracer: trace.Tracer,
+    node_name: str,
+    post_chunk: ChunkSink | None = None,
 ) -> list[TaskResult]:
     by_fn: dict[str, list[TaskAssignment]] = defaultdict(list)
-    for t in tasks:
-        by_fn[t.fn].append(t)
     results: list[TaskResult] = []
+    for t in tasks:
+        if t.stream and post_chunk is not None:
+            results.append(_run_streamed(t, cache, tracer, node_name, post_chunk))
+        else:
+            by_fn[t.fn].append(t)
     for fn, group in by_fn.items():
         results.extend(_run_group(fn, group, cache, tracer, node_name))
     return results
+
+
+def _run_streamed(
+    t: TaskAssignment, cache: ModelCache, tracer: trace.Tracer, node_name: str, post_chunk: ChunkSink
+) -> TaskResult:
+    """One streamed task on its own: each piece of text is posted as the runner emits it."""
+    loaded = cache.loaded.get(t.fn)
+    if loaded is None or not loaded.runner.streams:
+        return _run_group(t.fn, [t], cache, tracer, node_name)[0]
+    try:
+        inp = msgspec.json.decode(t.input, type=loaded.input_type)
+        loaded.runner.check(inp)
+    except (msgspec.MsgspecError, InvalidInput) as exc:
+        return TaskResult(id=t.id, error=ErrorBody(code="invalid_input", message=str(exc),
+                                                   field=getattr(exc, "field", None)))
+    seq = 0
+
+    def emit(text: str) -> None:
+        nonlocal seq
+        if text and not post_chunk(t.id, seq, text):
+            raise StreamClosed
+        seq += 1
+
+    with tracer.start_as_current_span(f"node.execute {t.fn}", context=context_from_traceparent(t.traceparent)) as s:
+        s.set_attribute("hive.fn", t.fn)
+        s.set_attribute("hive.node", node_name)
+        s.set_attribute("hive.stream", True)
+        t0 = time.perf_counter()
+        try:
+            out = loaded.runner.stream(inp, emit)
+        except StreamClosed:
+            return _error(t, "cancelled", "the caller stopped listening; generation stopped early")
+        except Exception as exc:
+            log.exception("%s failed on streamed task %s", t.fn, t.id)
+            return _error(t, "model_error", f"{type(exc).__name__}: {exc}")
+        run_ms = (time.perf_counter() - t0) * 1000
+        s.set_attribute("hive.chunks", seq)
+    return TaskResult(id=t.id, output=msgspec.Raw(_encode(out)), run_ms=run_ms, batch_size=1)
 
 
 def _error(t: TaskAssignment, code: str, message: str) -> TaskResult:

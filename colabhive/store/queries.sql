@@ -59,7 +59,7 @@ SELECT status, count(*) AS n FROM tasks GROUP BY status;
 
 -- name: list_tasks
 SELECT id, fn, status, tenant, attempts, node_id, run_ms, created_at, started_at, finished_at FROM tasks
-WHERE (:fn IS NULL OR fn = :fn) AND (:status IS NULL OR status = :status) AND tenant = :tenant
+WHERE (:fn IS NULL OR fn = :fn OR fn LIKE :fn || '@%') AND (:status IS NULL OR status = :status) AND tenant = :tenant
   AND (created_at < :after_created OR (created_at = :after_created AND id < :after_id))
 ORDER BY created_at DESC, id DESC LIMIT :limit;
 
@@ -74,3 +74,30 @@ INSERT INTO join_tokens (id, hash, note, created_at) VALUES (:id, :hash, :note, 
 
 -- name: join_token_by_hash
 SELECT id FROM join_tokens WHERE hash = :hash AND revoked_at IS NULL;
+
+-- name: model_states
+SELECT ref, lifecycle FROM model_states;
+
+-- name: save_model_state
+INSERT INTO model_states (ref, name, lifecycle, changed_at) VALUES (:ref, :name, :lifecycle, :now)
+ON CONFLICT (ref) DO UPDATE SET lifecycle = excluded.lifecycle, changed_at = excluded.changed_at;
+
+-- name: insert_lifecycle_event
+INSERT INTO lifecycle_events (name, ref, from_state, to_state, previous, reason, detail, at)
+VALUES (:name, :ref, :from_state, :to_state, :previous, :reason, :detail, :now);
+
+-- name: last_promotion_to_preferred
+SELECT previous FROM lifecycle_events WHERE ref = :ref AND to_state = 'preferred' AND reason = 'promote'
+ORDER BY id DESC LIMIT 1;
+
+-- name: lifecycle_events_of
+SELECT ref, from_state, to_state, previous, reason, detail, at FROM lifecycle_events
+WHERE name = :name ORDER BY id;
+
+-- name: insert_evaluation
+INSERT INTO evaluations (ref, metric, score, threshold, passed, dataset, dataset_sha256, artifact_sha256, report, at)
+VALUES (:ref, :metric, :score, :threshold, :passed, :dataset, :dataset_sha256, :artifact_sha256, :report, :at);
+
+-- name: latest_evaluations
+SELECT e.ref, e.report, e.artifact_sha256 FROM evaluations e
+JOIN (SELECT ref, max(id) AS id FROM evaluations GROUP BY ref) last ON last.id = e.id;

@@ -79,3 +79,39 @@ CREATE TABLE IF NOT EXISTS join_tokens (
     created_at  REAL NOT NULL,
     revoked_at  REAL
 );
+
+-- Lifecycle states set on the running hive; they override the manifest files' own.
+CREATE TABLE IF NOT EXISTS model_states (
+    ref        TEXT PRIMARY KEY,          -- name@version
+    name       TEXT NOT NULL,
+    lifecycle  TEXT NOT NULL,
+    changed_at REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS lifecycle_events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL,
+    ref        TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state   TEXT NOT NULL,
+    previous   TEXT,                      -- the preferred version this promotion replaced
+    reason     TEXT NOT NULL,             -- promote | rollback | retire
+    detail     TEXT,                      -- JSON: the evaluation that gated it
+    at         REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lifecycle_events_name ON lifecycle_events (name, id);
+
+CREATE TABLE IF NOT EXISTS evaluations (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    ref             TEXT NOT NULL,
+    metric          TEXT NOT NULL,
+    score           REAL,
+    threshold       REAL NOT NULL,
+    passed          INTEGER NOT NULL,
+    dataset         TEXT NOT NULL,
+    dataset_sha256  TEXT NOT NULL,
+    artifact_sha256 TEXT NOT NULL,
+    report          TEXT NOT NULL,        -- JSON of the EvalReport
+    at              REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evaluations_ref ON evaluations (ref, id);

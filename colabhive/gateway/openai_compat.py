@@ -1,0 +1,219 @@
+"""OpenAI-compatible routes, so existing OpenAI clients work against the hive unchanged.
+
+``/v1/models``, ``/v1/embeddings`` and ``/v1/chat/completions`` (with streaming) translate
+the OpenAI wire format to the hive's own functions and back; ``model`` names a function
+(its preferred version) or pins one as name@version. Everything below the translation is
+the ordinary call path: the same validation, queues, batching, nodes and traces.
+Errors keep OpenAI's shape (``{"error": {"message", "type", "param", "code"}}``), which
+OpenAI clients turn into their own exception types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import struct
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.response import Stream
+from msgspec import Meta
+
+from ..errors import HiveError, InvalidInput
+from .errors import decode_input
+from .functions import _entry, _timeout_s, invoke_core
+from .hive import FunctionEntry, Hive
+from .streaming import stream_events
+from .tenants import client_tenant
+
+__all__ = ["chat_completions", "embeddings", "models"]
+
+JSON = "application/json"
+MAX_INPUTS = 2048
+
+
+class EmbeddingsRequest(msgspec.Struct, kw_only=True):
+    model: Annotated[str, Meta(min_length=1)]
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
+    user: str | None = None
+
+
+class ContentPart(msgspec.Struct, kw_only=True):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(msgspec.Struct, kw_only=True):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[ContentPart]
+    name: str | None = None
+
+
+class StreamOptions(msgspec.Struct, kw_only=True):
+    include_usage: bool = False
+
+
+class ChatRequest(msgspec.Struct, kw_only=True):
+    model: Annotated[str, Meta(min_length=1)]
+    messages: Annotated[list[ChatMessage], Meta(min_length=1)]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: Annotated[int, Meta(ge=1, le=1)] = 1
+    user: str | None = None
+
+
+def _openai_error(exc: HiveError) -> Response:
+    kind = "invalid_request_error" if exc.status < 500 else "server_error"
+    body = {"error": {"message": exc.message, "type": kind, "param": exc.field, "code": exc.code}}
+    headers = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
+    return Response(content=msgspec.json.encode(body), status_code=exc.status, media_type=JSON, headers=headers)
+
+
+async def _function(hive: Hive, request: Request, model: str, task: str) -> tuple[FunctionEntry, str]:
+    tenant = await client_tenant(hive, request)
+    try:
+        entry = _entry(hive, model, tenant)
+    except HiveError as exc:
+        exc.field = "model"
+        raise
+    if entry.manifest.task != task:
+        raise InvalidInput(f"{model!r} is a {entry.manifest.task} function, not {task}", field="model")
+    return entry, tenant
+
+
+@get("/v1/models", tags=["openai"], summary="OpenAI-compatible: the functions, by name and by name@version")
+async def models(request: Request) -> dict[str, Any]:
+    hive: Hive = request.app.state.hive
+    await client_tenant(hive, request)
+    data = []
+    for name, refs in hive.lifecycle.names.items():
+        for mid in [name, *refs]:
+            if "@" in mid and hive.lifecycle.state(mid) == "retired":
+                continue
+            task = hive.catalog[refs[-1] if mid == name else mid].manifest.task
+            data.append({"id": mid, "object": "model", "created": int(hive.started_at), "owned_by": f"colabhive:{task}"})
+    return {"object": "list", "data": data}
+
+
+def _b64(vec: list[float]) -> str:
+    return base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
+
+
+@post("/v1/embeddings", tags=["openai"], status_code=200, summary="OpenAI-compatible embeddings")
+async def embeddings(request: Request) -> Response:
+    hive: Hive = request.app.state.hive
+    try:
+        req = decode_input(await request.body(), EmbeddingsRequest, "embeddings")
+        entry, tenant = await _function(hive, request, req.model, "embedding")
+        texts = [req.input] if isinstance(req.input, str) else req.input
+        if not texts or len(texts) > MAX_INPUTS:
+            raise InvalidInput(f"input must hold 1 to {MAX_INPUTS} strings", field="input")
+        bodies = [msgspec.json.encode({"text": t}) for t in texts]
+        for i, b in enumerate(bodies):  # all or nothing: validate before queueing any
+            decode_input(b, entry.input_type, f"input[{i}]")
+        replies = await asyncio.gather(*(invoke_core(hive, entry.ref, b, request.headers, tenant) for b in bodies))
+    except HiveError as exc:
+        return _openai_error(exc)
+    data, tokens = [], 0
+    for i, r in enumerate(replies):
+        out = msgspec.json.decode(r.body)
+        vec = out["embedding"]
+        if req.dimensions is not None and req.dimensions != len(vec):
+            return _openai_error(InvalidInput(f"{entry.ref} makes {len(vec)}-dimensional vectors", field="dimensions"))
+        tokens += int(out.get("tokens", 0))
+        data.append({"object": "embedding", "index": i, "embedding": _b64(vec) if req.encoding_format == "base64" else vec})
+    body = {"object": "list", "data": data, "model": entry.ref, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    return Response(content=msgspec.json.encode(body), media_type=JSON)
+
+
+def _text(content: str | list[ContentPart]) -> str:
+    return content if isinstance(content, str) else "".join(p.text for p in content)
+
+
+def _generation_input(req: ChatRequest) -> dict[str, Any]:
+    """The hive's generation input; its own schema then checks ranges and names the field."""
+    messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text(m.content)} for m in req.messages]
+    inp: dict[str, Any] = {"messages": messages}
+    max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    for key, value in (("max_tokens", max_tokens), ("temperature", req.temperature), ("top_p", req.top_p),
+                       ("seed", req.seed)):
+        if value is not None:
+            inp[key] = value
+    if req.stop is not None:
+        inp["stop"] = [req.stop] if isinstance(req.stop, str) else req.stop
+    return inp
+
+
+def _completion(cid: str, created: int, model: str, out: dict[str, Any]) -> dict[str, Any]:
+    usage = out.get("usage", {})
+    prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+    return {
+        "id": cid, "object": "chat.completion", "created": created, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": out["text"]},
+                     "finish_reason": out.get("finish_reason", "stop"), "logprobs": None}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+    }
+
+
+@post("/v1/chat/completions", tags=["openai"], status_code=200, summary="OpenAI-compatible chat (stream: SSE)")
+async def chat_completions(request: Request) -> Response | Stream:
+    hive: Hive = request.app.state.hive
+    try:
+        req = decode_input(await request.body(), ChatRequest, "chat.completions")
+        entry, tenant = await _function(hive, request, req.model, "generation")
+        body = msgspec.json.encode(_generation_input(req))
+        decode_input(body, entry.input_type, "chat.completions")
+        cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if req.stream:
+            if not hive.registry.serving(entry.ref):
+                from .functions import _no_capacity
+
+                raise _no_capacity(hive, entry.ref)
+            events = stream_events(hive, entry, body, request.headers, _timeout_s(request.headers, hive))
+            usage = req.stream_options is not None and req.stream_options.include_usage
+            return Stream(_chat_chunks(events, cid, created, entry.ref, usage), media_type="text/event-stream",
+                          headers={"cache-control": "no-cache"})
+        reply = await invoke_core(hive, entry.ref, body, request.headers, tenant)
+    except HiveError as exc:
+        return _openai_error(exc)
+    out = _completion(cid, created, entry.ref, msgspec.json.decode(reply.body))
+    return Response(content=msgspec.json.encode(out), media_type=JSON)
+
+
+async def _chat_chunks(events: AsyncIterator[Any], cid: str, created: int, model: str, usage: bool) -> AsyncIterator[bytes]:
+    def frame(delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None) -> bytes:
+        chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        if extra:
+            chunk.update(extra)
+        return b"data: " + msgspec.json.encode(chunk) + b"\n\n"
+
+    yield frame({"role": "assistant", "content": ""})
+    async for kind, value in events:
+        if kind == "chunk":
+            yield frame({"content": value})
+        elif kind == "result":
+            out = msgspec.json.decode(value)
+            yield frame({}, out.get("finish_reason", "stop"))
+            if usage:
+                u = _completion(cid, created, model, out)["usage"]
+                chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                         "choices": [], "usage": u}
+                yield b"data: " + msgspec.json.encode(chunk) + b"\n\n"
+        else:
+            exc: HiveError = value
+            err = {"error": {"message": exc.message, "type": "server_error", "param": exc.field, "code": exc.code}}
+            yield b"data: " + msgspec.json.encode(err) + b"\n\n"
+    yield b"data: [DONE]\n\n"
