@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: up test install models bench clean
+.PHONY: up test install models bench bench-catalog clean
 
 $(STAMP): pyproject.toml constraints.txt plugins/colabhive-cpu/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: $(STAMP) $(MODELS_STAMP)
 
 bench: $(STAMP)
 	bash bench/peers.sh
+
+# per function: load time, p50 at c=1, req/s at c=8, the node's peak RSS (one hive per function)
+bench-catalog: $(STAMP) $(MODELS_STAMP)
+	$(PY) bench/catalog.py
 
 clean:
 	rm -rf $(VENV) var models

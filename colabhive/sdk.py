@@ -6,6 +6,8 @@ carrying the gateway's code, message and, for bad input, the field at fault.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -23,8 +25,14 @@ def _raise_for(resp: httpx.Response) -> None:
         code, message, field = err["code"], err["message"], err.get("field")
     except (ValueError, KeyError, TypeError):
         code, message, field = "http_error", resp.text[:500] or resp.reason_phrase, None
+    _raise_error(code, message, field, err.get("detail") if code != "http_error" else None, resp)
+
+
+def _raise_error(code: str, message: str, field: str | None, detail: Any, resp: httpx.Response | None) -> None:
     cls = error_for_code(code)
-    exc = cls(message, field=field)
+    exc = cls(message, field=field, detail=detail)
+    if resp is None:
+        raise exc
     if cls is HiveError:  # an unknown code: keep the real status visible
         exc.status_code = resp.status_code  # type: ignore[attr-defined]
     retry = resp.headers.get("retry-after")
@@ -66,10 +74,53 @@ class Client:
         async with AsyncClient(self.url, timeout_s=self._timeout_s, api_key=self._api_key) as client:
             return await client.call(name, **inputs)
 
+    def stream(self, name: str, *, timeout_ms: int | None = None, **inputs: Any) -> Iterator[str]:
+        """Invoke a streaming function (text generation) and yield its text as it is made.
+
+        The generator's return value (``StopIteration.value``, or ``yield from``) is the
+        whole output; an error mid-stream is raised as the gateway's error class.
+        """
+        headers = _headers(timeout_ms, None) | {"accept": "text/event-stream"}
+        with self._http.stream("POST", f"/v1/fn/{name}", json=inputs, headers=headers) as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                _raise_for(resp)
+            event = ""
+            for line in resp.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    data = json.loads(line[6:])
+                    if event == "chunk":
+                        yield data["text"]
+                    elif event == "result":
+                        return data
+                    elif event == "error":
+                        err = data["error"]
+                        _raise_error(err["code"], err["message"], err.get("field"), err.get("detail"), None)
+        raise HiveError("the stream ended without a result")
+
     def functions(self) -> list[dict[str, Any]]:
         resp = self._http.get("/v1/fn")
         _raise_for(resp)
         return resp.json()["functions"]
+
+    def evaluate(self, ref: str) -> dict[str, Any]:
+        """Run ``name@version``'s declared evaluation on the hive; the report."""
+        resp = self._http.post(f"/v1/registry/{ref}/eval")
+        _raise_for(resp)
+        return resp.json()
+
+    def promote(self, ref: str, to: str = "preferred") -> dict[str, Any]:
+        """Promote if the evaluation passes; GateFailed (with ``detail``) if it does not."""
+        resp = self._http.post(f"/v1/registry/{ref}/promote", json={"to": to})
+        _raise_for(resp)
+        return resp.json()
+
+    def rollback(self, name: str) -> dict[str, Any]:
+        resp = self._http.post(f"/v1/registry/{name}/rollback")
+        _raise_for(resp)
+        return resp.json()
 
     def describe(self, name: str) -> dict[str, Any]:
         resp = self._http.get(f"/v1/fn/{name}")

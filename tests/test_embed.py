@@ -156,7 +156,7 @@ def test_first_call_after_model_load_is_prompt(make_hive: HiveFactory) -> None:
     """
     h = make_hive(node={"poll_wait_ms": 20000, "heartbeat_s": 0.5})
     h.start_gateway()
-    h.start_node("node-a", wait_for=["echo", "minilm-embed"])
+    h.start_node("node-a", "--functions", "echo,minilm-embed", wait_for=["echo", "minilm-embed"])
     t0 = time.monotonic()
     r = h.call("minilm-embed", text="the first call after loading")
     elapsed = time.monotonic() - t0

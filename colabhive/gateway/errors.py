@@ -99,8 +99,10 @@ def decode_input(body: bytes, typ: type[msgspec.Struct], what: str):  # -> insta
         path, text = _field_of(str(exc))
         if text.startswith("Expected `object`"):
             raise InvalidInput(f"{what}: the body must be a JSON object", field="$") from None
-        if "length >=" in text:
+        if text.endswith("length >= 1"):
             text = f"`{path}` must not be empty"
+        elif "length >=" in text:
+            text = f"`{path}` is too short ({text.removeprefix('Expected ')})"
         elif "length <=" in text:
             text = f"`{path}` is too long ({text.removeprefix('Expected ')})"
         raise InvalidInput(f"{what}: {text}", field=path or "$") from None

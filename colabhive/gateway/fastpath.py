@@ -10,6 +10,8 @@ OpenAPI documentation, stays with Litestar. Errors keep the one JSON shape.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -67,7 +69,7 @@ class FastPath:
             log.exception("unhandled error on POST %s", scope["path"])
             reply = Reply(500, _INTERNAL)
         if reply.stream is not None:
-            return await _send_stream(send, reply)
+            return await _send_stream(send, receive, reply)
         out = [_JSON, (b"content-length", str(len(reply.body)).encode())]
         if reply.headers:
             out += [(k.encode(), v.encode()) for k, v in reply.headers.items()]
@@ -75,19 +77,45 @@ class FastPath:
         await send({"type": "http.response.body", "body": reply.body})
 
 
-async def _send_stream(send: Any, reply: Reply) -> None:
-    """Server-Sent Events, one ASGI body message per event; closing the iterator on a
-    failed send (the caller left) runs its clean-up, which withdraws the task."""
+async def _disconnected(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send_stream(send: Any, receive: Any, reply: Reply) -> None:
+    """Server-Sent Events, one ASGI body message per event.
+
+    The caller leaving is noticed on the receive channel (Granian does not fail the send),
+    and stops the stream at once: closing the iterator runs its clean-up, which abandons the
+    task, so the node is told on its next chunk and stops generating.
+    """
     assert reply.stream is not None
     out = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
     out += [(k.encode(), v.encode()) for k, v in (reply.headers or {}).items()]
     await send({"type": "http.response.start", "status": reply.status, "headers": out})
     stream = reply.stream
+    gone = asyncio.ensure_future(_disconnected(receive))
+    pending: asyncio.Future[bytes] | None = None
     try:
-        async for piece in stream:
+        while True:
+            pending = asyncio.ensure_future(stream.__anext__())
+            await asyncio.wait({pending, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not pending.done():  # the caller left while we waited for the next piece
+                return
+            try:
+                piece = pending.result()
+            except StopAsyncIteration:
+                break
             await send({"type": "http.response.body", "body": piece, "more_body": True})
+            if gone.done():
+                return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
+        gone.cancel()
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
         await stream.aclose()  # type: ignore[attr-defined]
 
 

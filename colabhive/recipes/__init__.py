@@ -9,6 +9,7 @@ converts from what installed packages ship (no downloads) and ends with
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
@@ -25,6 +26,13 @@ log = logging.getLogger("colabhive.recipes")
 
 RECIPES: dict[str, str] = {
     # name -> module under colabhive.recipes (imported only when built: they pull in torch etc.)
+    "intent-minilm": "intent",
+    "sentiment-minilm": "sentiment",
+    "smollm2-135m-instruct": "smollm2",
+    "patchtst-co2": "patchtst_co2",
+    "tabular-breast-cancer": "tabular_breast_cancer",
+    "tabular-diabetes": "tabular_diabetes",
+    "tabular-wine": "tabular_wine",
 }
 
 
@@ -32,6 +40,20 @@ def recipe(name: str) -> ModuleType:
     if name not in RECIPES:
         raise KeyError(f"no recipe named {name!r}; known: {sorted(RECIPES)}")
     return importlib.import_module(f"colabhive.recipes.{RECIPES[name]}")
+
+
+def _code_sha256(module: ModuleType) -> str:
+    """sha256 of the recipe's source and of the sibling recipe modules it uses (shared
+    helpers), so editing either rebuilds it on the next ``make models``."""
+    files = {Path(module.__file__ or "")}
+    for value in vars(module).values():
+        mod = value if isinstance(value, ModuleType) else importlib.import_module(getattr(value, "__module__", "") or "builtins")
+        if mod.__name__.startswith(__name__ + ".") and mod.__file__:
+            files.add(Path(mod.__file__))
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(f.name.encode() + b"\0" + file_sha256(f).encode())
+    return h.hexdigest()
 
 
 def build(name: str, models_dir: Path, *, seed: int = 0, force: bool = False) -> Path:
@@ -42,7 +64,7 @@ def build(name: str, models_dir: Path, *, seed: int = 0, force: bool = False) ->
     """
     out = models_dir / name
     module = recipe(name)
-    code_sha = file_sha256(Path(module.__file__ or ""))
+    code_sha = _code_sha256(module)
     prov = out / "provenance.json"
     if prov.exists() and not force and json.loads(prov.read_text()).get("recipe_sha256") == code_sha:
         log.info("%s: already built (%s)", name, out)

@@ -2,21 +2,36 @@
 
 Attention-masked mean pooling then L2 normalisation: what sentence-transformers does for
 these models, so vectors match published ones (cosine > 0.999). The encoding step lives in
-:class:`MeanPooledEncoder` so other runners (rerank) use exactly the same vectors.
+:class:`MeanPooledEncoder` so other runners (rerank, classification) and the recipes that
+train heads on these vectors use exactly the same vectors.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from ..manifests import Manifest
+from ..manifests import Manifest, Source
 from ..plugins import get_plugin_manager, place_model
 from ..wire import Device
 from .base import Runner, source_path, text_input
 
-__all__ = ["EmbeddingOutput", "EmbeddingRunner", "MeanPooledEncoder"]
+__all__ = ["EmbeddingOutput", "EmbeddingRunner", "MeanPooledEncoder", "encoder_path"]
+
+
+def encoder_path(manifest: Manifest) -> Path:
+    """Where the encoder's weights are: ``options.encoder_package``, else the manifest's source.
+
+    A classifier's ``source`` is its head (a small trained directory), while the encoder
+    under it is the same installed MiniLM package the embedding function serves; naming
+    that package in options keeps one copy of the weights and one definition of the vectors.
+    """
+    package = manifest.options.get("encoder_package")
+    if package:
+        return source_path(msgspec.structs.replace(manifest, source=Source(package=str(package))))
+    return source_path(manifest)
 
 
 class MeanPooledEncoder:
@@ -29,7 +44,7 @@ class MeanPooledEncoder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        path = source_path(manifest)
+        path = encoder_path(manifest)
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModel.from_pretrained(path).eval()
@@ -51,11 +66,15 @@ class MeanPooledEncoder:
             hidden = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            self.last_token_counts: list[int] = batch["attention_mask"].sum(1).tolist()
+            """Tokens each text became (after truncation): what usage is billed on."""
             return torch.nn.functional.normalize(pooled.float(), p=2, dim=1)
 
 
 class EmbeddingOutput(msgspec.Struct):
     embedding: list[float]
+    tokens: int
+    """Tokens the text became, special tokens included (OpenAI usage counts these)."""
 
 
 class EmbeddingRunner(Runner):
@@ -71,4 +90,5 @@ class EmbeddingRunner(Runner):
 
     def run(self, inputs: list[Any]) -> list[msgspec.Struct]:
         vecs = self.encoder.encode([i.text for i in inputs]).cpu()
-        return [EmbeddingOutput(embedding=row) for row in vecs.tolist()]
+        counts = self.encoder.last_token_counts
+        return [EmbeddingOutput(embedding=row, tokens=n) for row, n in zip(vecs.tolist(), counts)]

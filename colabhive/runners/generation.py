@@ -1,0 +1,249 @@
+"""generation: chat completion with a small causal LM (SmolLM2-135M-Instruct), streamed or not.
+
+One token loop (:meth:`GenerationRunner._tokens`) serves both ``run`` and ``stream``, and the
+text bookkeeping lives in :class:`TextStream`, so a streamed call and a plain one cannot
+disagree: ``run`` is ``stream`` with the pieces thrown away. Inputs are generated one at a
+time; with one sequence there is no padding, so a greedy answer does not depend on what else
+was in the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from ..errors import InvalidInput
+from ..plugins import get_plugin_manager, place_model
+from .base import Runner, source_path
+
+__all__ = ["GenerationOutput", "GenerationRunner", "TextStream", "Usage"]
+
+MAX_MESSAGES = 64
+MAX_NEW_TOKENS = 512
+MAX_STOPS = 4
+MAX_STOP_CHARS = 32
+SEED_MAX = 2**63 - 1
+
+
+class Usage(msgspec.Struct):
+    prompt_tokens: int
+    completion_tokens: int
+    """Tokens the model produced, the end-of-turn token included: the work done, not the text."""
+
+
+class GenerationOutput(msgspec.Struct):
+    text: str
+    finish_reason: Literal["stop", "length"]
+    """``stop``: the model ended its turn or a stop string was met; ``length``: max_tokens ran out."""
+    usage: Usage
+
+
+class TextStream:
+    """Token ids in, text pieces out: what has been emitted is never taken back.
+
+    Each step decodes all the new ids again (a token may complete a character begun by the one
+    before) and emits only what is certain: a trailing U+FFFD may still become a character, and
+    a tail that could begin a stop string may yet turn out to be one. Every piece goes through
+    ``emit`` and :meth:`finish` returns their concatenation, so the joined stream is the text.
+    """
+
+    def __init__(self, decode: Callable[[list[int]], str], stops: list[str], emit: Callable[[str], None]) -> None:
+        self._decode = decode
+        self._stops = stops
+        self._emit = emit
+        self._ids: list[int] = []
+        self._text = ""
+        self.emitted = ""
+
+    def add(self, token: int) -> bool:
+        """Take one token; True when a stop string has been met (the text is cut before it)."""
+        self._ids.append(token)
+        text = self._decode(self._ids)
+        cut = _first_stop(text, self._stops)
+        if cut is not None:
+            self._text = text[: max(cut, len(self.emitted))]
+            return True
+        self._text = text
+        sure = text.rstrip("\ufffd")
+        self._send(sure[: len(sure) - _stop_prefix(sure, self._stops)])
+        return False
+
+    def finish(self) -> str:
+        """Emit whatever was held back and return the whole text."""
+        self._send(self._text)
+        return self.emitted
+
+    def _send(self, upto: str) -> None:
+        piece = upto[len(self.emitted) :]
+        if piece:
+            self._emit(piece)
+            self.emitted += piece
+
+
+def _first_stop(text: str, stops: list[str]) -> int | None:
+    """Where the earliest stop string starts in ``text``, if any does."""
+    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(found) if found else None
+
+
+def _stop_prefix(text: str, stops: list[str]) -> int:
+    """Length of the longest tail of ``text`` that a stop string begins with (0 if none)."""
+    for k in range(min(len(text), max((len(s) for s in stops), default=1) - 1), 0, -1):
+        tail = text[-k:]
+        if any(s.startswith(tail) for s in stops):
+            return k
+    return 0
+
+
+@lru_cache(maxsize=8)
+def _input_type(max_text_chars: int) -> type[msgspec.Struct]:
+    """Built per text limit (hive.toml's at the gateway, none on a node); cached so both
+    sides and every call share one class, and one set of compiled validators."""
+    message = msgspec.defstruct(
+        "ChatMessage",
+        [
+            ("role", Literal["system", "user", "assistant"]),
+            ("content", Annotated[str, Meta(min_length=1, max_length=max_text_chars)]),
+        ],
+        forbid_unknown_fields=True,
+    )
+    stop = Annotated[str, Meta(min_length=1, max_length=MAX_STOP_CHARS)]
+    return msgspec.defstruct(
+        "GenerationInput",
+        [
+            ("messages", Annotated[list[message], Meta(min_length=1, max_length=MAX_MESSAGES)]),  # type: ignore
+            ("max_tokens", Annotated[int, Meta(ge=1, le=MAX_NEW_TOKENS)], 128),
+            ("temperature", Annotated[float, Meta(ge=0, le=2, description="0 = greedy.")], 0.0),
+            ("top_p", Annotated[float, Meta(gt=0, le=1)], 1.0),
+            ("seed", Annotated[int, Meta(ge=0, le=SEED_MAX)] | None, None),
+            ("stop", Annotated[list[stop], Meta(max_length=MAX_STOPS)], msgspec.field(default_factory=list)),
+            ("stream", Annotated[bool, Meta(description="Answer as server-sent events.")], False),
+        ],
+        forbid_unknown_fields=True,
+        kw_only=True,
+    )
+
+
+class GenerationRunner(Runner):
+    task = "generation"
+    Output = GenerationOutput
+    streams = True
+
+    @classmethod
+    def input_type(cls, max_text_chars: int) -> type[msgspec.Struct]:
+        return _input_type(max_text_chars)
+
+    def load(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = source_path(self.manifest)
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        self.model = place_model(model, self.device, self.dtype)
+        self.torch_device = get_plugin_manager().hook.hive_torch_device(device=self.device)
+        self.context = int(self.manifest.options.get("context_tokens", model.config.max_position_embeddings))
+        self.end_ids = _end_ids(model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
+
+    def check(self, inp: Any) -> None:
+        """What the schema cannot say: whose turn it is, and whether the answer fits the context."""
+        if inp.messages[-1].role != "user":
+            raise InvalidInput("the last message must be from the user: the model answers it", field="messages")
+        n = len(self._prompt_ids(inp))
+        if n + inp.max_tokens > self.context:
+            raise InvalidInput(
+                f"the conversation is {n} tokens; with max_tokens {inp.max_tokens} it exceeds the "
+                f"model's context of {self.context}",
+                field="messages",
+            )
+
+    def run(self, inputs: list[Any]) -> list[msgspec.Struct]:
+        return [self.stream(i, _discard) for i in inputs]
+
+    def stream(self, inp: Any, emit: Callable[[str], None]) -> msgspec.Struct:
+        prompt = self._prompt_ids(inp)
+        text = TextStream(self._decode, inp.stop, emit)
+        finish: Literal["stop", "length"] = "length"
+        count = 0
+        for count, token in enumerate(self._tokens(prompt, inp), 1):
+            if token in self.end_ids:
+                finish = "stop"
+                break
+            if text.add(token):
+                finish = "stop"
+                break
+        return GenerationOutput(
+            text=text.finish(), finish_reason=finish, usage=Usage(prompt_tokens=len(prompt), completion_tokens=count)
+        )
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _prompt_ids(self, inp: Any) -> list[int]:
+        messages = [{"role": m.role, "content": m.content} for m in inp.messages]
+        prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+    def _decode(self, ids: list[int]) -> str:
+        # no clean-up of spaces: it rewrites earlier text, and streamed pieces could not be undone
+        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def _tokens(self, prompt: list[int], inp: Any) -> Iterator[int]:
+        """Up to ``max_tokens`` token ids, one forward pass each, reusing the KV cache.
+
+        Inference mode is entered per step, not around the loop: a generator suspended inside
+        it would leave the caller's code (``emit`` included) running in inference mode too.
+        """
+        torch = self.torch
+        generator = _generator(torch, inp) if inp.temperature > 0 else None
+        ids = torch.tensor([prompt], device=self.torch_device)
+        past = None
+        for _ in range(inp.max_tokens):
+            with torch.inference_mode():
+                out = self.model(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=1)
+                past = out.past_key_values
+                token = _pick(torch, out.logits[0, -1], inp, generator)
+                ids = torch.tensor([[token]], device=self.torch_device)
+            yield token
+
+
+def _discard(_piece: str) -> None:
+    """``run`` has nobody to stream to."""
+
+
+def _end_ids(*candidates: int | list[int] | None) -> frozenset[int]:
+    """Every id that ends the assistant's turn (generation config and tokenizer may list different ones)."""
+    ids: set[int] = set()
+    for c in candidates:
+        if isinstance(c, int):
+            ids.add(c)
+        elif c:
+            ids.update(c)
+    return frozenset(ids)
+
+
+def _generator(torch: Any, inp: Any) -> Any:
+    """A CPU generator of its own per call: a seed reproduces one call whatever else runs,
+    and sampling on the CPU makes it reproduce across devices too."""
+    g = torch.Generator(device="cpu")
+    if inp.seed is None:
+        g.seed()
+    else:
+        g.manual_seed(inp.seed)
+    return g
+
+
+def _pick(torch: Any, logits: Any, inp: Any, generator: Any | None) -> int:
+    """Greedy (temperature 0) or nucleus sampling from one row of logits."""
+    if generator is None:
+        return int(logits.argmax().item())
+    probs = torch.softmax(logits.float().cpu() / inp.temperature, dim=-1)
+    if inp.top_p < 1.0:
+        sorted_probs, order = probs.sort(descending=True)
+        before = sorted_probs.cumsum(0) - sorted_probs  # mass of the more likely tokens
+        sorted_probs[before >= inp.top_p] = 0.0  # the most likely token always survives
+        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
+    return int(torch.multinomial(probs, 1, generator=generator).item())

