@@ -9,6 +9,7 @@ lifecycle. Problems are collected per file with the key and the reason, so
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -116,7 +117,7 @@ class Manifest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def resolve(self, rel: str) -> Path:
         """A path from the manifest, relative to the manifest file's directory."""
         p = Path(rel)
-        return p if p.is_absolute() else Path(self.file).parent / p
+        return p if p.is_absolute() else Path(os.path.normpath(Path(self.file).parent / p))
 
     def eval_path(self) -> Path:
         assert self.eval is not None

@@ -57,6 +57,17 @@ def _running(h: Hive) -> Iterator[Hive]:
         h.stop()
 
 
+@contextmanager
+def serving(
+    tmp_path_factory: pytest.TempPathFactory, label: str, functions: list[str], limits: dict[str, Any] | None = None
+) -> Iterator[Hive]:
+    """A gateway and one node hosting only ``functions`` (all ready), stopped when the block ends."""
+    with _running(Hive(tmp_path_factory.mktemp(f"{label}-hive"), limits=dict(limits or TEST_LIMITS))) as h:
+        h.start_gateway()
+        h.start_node(f"node-{label}", "--functions", ",".join(functions), wait_for=list(functions))
+        yield h
+
+
 def _warm(h: Hive, *functions: str) -> None:
     """One call per function, so tests measure a hive that has served before."""
     for fn in functions:

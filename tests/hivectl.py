@@ -6,6 +6,7 @@ hive already running on the machine (or with each other).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -284,3 +285,19 @@ class Hive:
                 with contextlib.suppress(ValueError):
                     out.append(json.loads(line))
         return out
+
+
+def ok(r: httpx.Response) -> Any:
+    """The JSON of a 200 response; any other status fails with the body in the message."""
+    assert r.status_code == 200, (r.status_code, r.text)
+    return r.json()
+
+
+def post_all(h: Hive, fn: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
+    """POST every body to ``/v1/fn/<fn>`` at once (so the node sees them as one batch)."""
+
+    async def go() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=h.url, timeout=120) as c:
+            return await asyncio.gather(*(c.post(f"/v1/fn/{fn}", json=b) for b in bodies))
+
+    return asyncio.run(go())

@@ -9,16 +9,14 @@ that in-process runner, so a drift in pooling, truncation or label order cannot 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
-from conftest import TEST_LIMITS, _running
-from hivectl import MANIFESTS, ROOT, Hive
+from conftest import TEST_LIMITS, serving
+from hivectl import Hive, MANIFESTS, ROOT, ok, post_all
 from test_bad_input import assert_error
 
 FUNCTIONS = ["sentiment", "intent"]
@@ -48,23 +46,10 @@ def cls_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
     missing = [m for m in MODELS.values() if not (ROOT / "models" / m / "provenance.json").exists()]
     if missing:
         pytest.fail(f"models not built: {missing}; run `make models`")
-    with _running(Hive(tmp_path_factory.mktemp("cls-hive"), limits=dict(TEST_LIMITS))) as h:
-        h.start_gateway()
-        h.start_node("node-c", "--functions", ",".join(FUNCTIONS), wait_for=FUNCTIONS)
+    with serving(tmp_path_factory, "cls", FUNCTIONS) as h:
         yield h
 
 
-def _ok(r: httpx.Response) -> Any:
-    assert r.status_code == 200, (r.status_code, r.text)
-    return r.json()
-
-
-def _call_all(h: Hive, fn: str, texts: list[str]) -> list[httpx.Response]:
-    async def go() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=h.url, timeout=120) as c:
-            return await asyncio.gather(*(c.post(f"/v1/fn/{fn}", json={"text": t}) for t in texts))
-
-    return asyncio.run(go())
 
 
 def _assert_shape(out: dict[str, Any]) -> None:
@@ -82,19 +67,19 @@ def _assert_shape(out: dict[str, Any]) -> None:
 @pytest.mark.parametrize(("fn", "cases"), [("intent", INTENTS), ("sentiment", SENTIMENTS)], ids=FUNCTIONS[::-1])
 def test_clear_texts_get_their_label(cls_hive: Hive, fn: str, cases: dict[str, str]) -> None:
     texts = list(cases)
-    responses = _call_all(cls_hive, fn, texts)
-    outs = [_ok(r) for r in responses]
+    responses = post_all(cls_hive, fn, [{"text": t} for t in texts])
+    outs = [ok(r) for r in responses]
     for text, out in zip(texts, outs, strict=True):
         _assert_shape(out)
         assert out["label"] == cases[text], (text, out)
     assert max(int(r.headers["x-hive-batch"]) for r in responses) > 1
-    alone = _ok(cls_hive.call(fn, text=texts[0]))  # outside a batch: the same answer
+    alone = ok(cls_hive.call(fn, text=texts[0]))  # outside a batch: the same answer
     assert alone["label"] == outs[0]["label"]
     assert alone["score"] == pytest.approx(outs[0]["score"], abs=1e-4)
 
 
 def test_sentiment_is_confident_on_plain_praise(cls_hive: Hive) -> None:
-    out = _ok(cls_hive.call("sentiment", text="I absolutely love this phone, it works perfectly!"))
+    out = ok(cls_hive.call("sentiment", text="I absolutely love this phone, it works perfectly!"))
     assert out["score"] > 0.9, out
     assert {t["label"] for t in out["top"]} == {"negative", "neutral", "positive"}
 
@@ -124,7 +109,7 @@ def test_served_head_reproduces_the_recipe(cls_hive: Hive, fn: str, metric: str)
     assert accuracy == pytest.approx(recorded["metrics"][metric], abs=1.01 / len(rows)), accuracy
     assert manifest.eval is not None and accuracy >= manifest.eval.threshold, accuracy
     sample = rows[:5]
-    served = [_ok(r)["label"] for r in _call_all(cls_hive, fn, [r["input"]["text"] for r in sample])]
+    served = [ok(r)["label"] for r in post_all(cls_hive, fn, [{"text": t} for t in [r["input"]["text"] for r in sample]])]
     assert served == labels[:5]
 
 

@@ -8,15 +8,13 @@ ones, and one of them is compared with the same call made alone.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
-from conftest import TEST_LIMITS, _running
-from hivectl import Hive
+from conftest import serving
+from hivectl import Hive, ok, post_all
 from test_bad_input import assert_error
 
 FUNCTIONS = ["fracast", "patchtst-co2"]
@@ -25,15 +23,9 @@ MAX_HORIZON = {"fracast": 96, "patchtst-co2": 24}  # the manifests' options.max_
 
 @pytest.fixture(scope="module")
 def fc_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
-    with _running(Hive(tmp_path_factory.mktemp("forecast-hive"), limits=dict(TEST_LIMITS))) as h:
-        h.start_gateway()
-        h.start_node("node-f", "--functions", ",".join(FUNCTIONS), wait_for=FUNCTIONS)
+    with serving(tmp_path_factory, "forecast", FUNCTIONS) as h:
         yield h
 
-
-def _ok(r: httpx.Response) -> Any:
-    assert r.status_code == 200, (r.status_code, r.text)
-    return r.json()
 
 
 def _co2_monthly() -> np.ndarray:
@@ -49,24 +41,17 @@ def _realgdp() -> np.ndarray:
     return sm.datasets.macrodata.load_pandas().data["realgdp"].to_numpy()
 
 
-def _call_all(h: Hive, fn: str, bodies: list[dict[str, Any]]) -> list[Any]:
-    async def go() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=h.url, timeout=120) as c:
-            return await asyncio.gather(*(c.post(f"/v1/fn/{fn}", json=b) for b in bodies))
-
-    return [_ok(r) for r in asyncio.run(go())]
-
 
 def _mae_ratio(h: Hive, fn: str, y: np.ndarray, held_out: int, horizon: int, period: int, step: int) -> float:
     """Model MAE over seasonal-naive MAE on rolling origins in the last ``held_out`` points."""
     origins = range(len(y) - held_out, len(y) - horizon + 1, step)
     bodies = [{"series": y[:o].tolist(), "horizon": horizon} for o in origins]
-    outs = _call_all(h, fn, bodies)
+    outs = [ok(r) for r in post_all(h, fn, bodies)]
     truth = np.stack([y[o : o + horizon] for o in origins])
     naive = np.stack([[y[o - period + k % period] for k in range(horizon)] for o in origins])
     pred = np.array([o["forecast"] for o in outs])
     assert pred.shape == truth.shape
-    alone = _ok(h.call(fn, **bodies[0]))  # the same call outside a batch gives the same answer
+    alone = ok(h.call(fn, **bodies[0]))  # the same call outside a batch gives the same answer
     np.testing.assert_allclose(alone["forecast"], outs[0]["forecast"], rtol=1e-5, atol=1e-3)
     return float(np.abs(pred - truth).sum() / np.abs(naive - truth).sum())
 
@@ -87,7 +72,7 @@ def test_fracast_beats_seasonal_naive_on_realgdp(fc_hive: Hive) -> None:
 def test_quantiles_are_monotone_and_as_requested(fc_hive: Hive, fn: str) -> None:
     y = _co2_monthly()[:300]
     levels = [0.9, 0.05, 0.5, 0.25, 0.999, 0.001, 0.75, 0.1]  # unsorted, and beyond both models' tables
-    out = _ok(fc_hive.call(fn, series=y.tolist(), horizon=12, quantiles=levels))
+    out = ok(fc_hive.call(fn, series=y.tolist(), horizon=12, quantiles=levels))
     assert set(out) == {"forecast", "quantiles", "model"}
     assert fn in out["model"]
     assert list(out["quantiles"]) == [str(p) for p in sorted(levels)]  # lowest first, keyed as sent
@@ -105,7 +90,7 @@ def test_quantiles_are_monotone_and_as_requested(fc_hive: Hive, fn: str) -> None
 def test_default_quantiles_and_shortest_series(fc_hive: Hive, fn: str) -> None:
     """16 values (less than either model's context) still forecast, near the series' level."""
     y = _co2_monthly()[-16:]
-    out = _ok(fc_hive.call(fn, series=y.tolist(), horizon=MAX_HORIZON[fn]))
+    out = ok(fc_hive.call(fn, series=y.tolist(), horizon=MAX_HORIZON[fn]))
     assert list(out["quantiles"]) == ["0.1", "0.5", "0.9"]
     assert len(out["forecast"]) == MAX_HORIZON[fn]
     assert all(len(v) == MAX_HORIZON[fn] for v in out["quantiles"].values())

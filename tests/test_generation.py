@@ -14,8 +14,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from conftest import TEST_LIMITS, _running
-from hivectl import MANIFESTS, Hive
+from conftest import TEST_LIMITS, serving
+from hivectl import Hive, MANIFESTS, ok
 from test_bad_input import assert_error
 
 from colabhive.runners.generation import GenerationRunner, TextStream
@@ -28,21 +28,15 @@ GREEDY = {"messages": QUESTION, "max_tokens": 12}
 @pytest.fixture(scope="module")
 def gen_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
     """Gateway + one node hosting only smollm2-chat, ready."""
-    with _running(Hive(tmp_path_factory.mktemp("gen-hive"), limits=dict(TEST_LIMITS))) as h:
-        h.start_gateway()
-        h.start_node("node-g", "--functions", FN, wait_for=[FN])
+    with serving(tmp_path_factory, "gen", [FN]) as h:
         yield h
 
-
-def _ok(r: Any) -> Any:
-    assert r.status_code == 200, (r.status_code, r.text)
-    return r.json()
 
 
 @pytest.fixture(scope="module")
 def greedy(gen_hive: Hive) -> dict[str, Any]:
     """The greedy answer to QUESTION: the reference the other tests cut and compare."""
-    return _ok(gen_hive.call(FN, **GREEDY))
+    return ok(gen_hive.call(FN, **GREEDY))
 
 
 # ---- through the hive -----------------------------------------------------------------------
@@ -57,11 +51,11 @@ def test_greedy_answers_the_question(greedy: dict[str, Any]) -> None:
 
 
 def test_greedy_is_deterministic(gen_hive: Hive, greedy: dict[str, Any]) -> None:
-    assert _ok(gen_hive.call(FN, **GREEDY)) == greedy
+    assert ok(gen_hive.call(FN, **GREEDY)) == greedy
 
 
 def test_max_tokens_ends_with_length(gen_hive: Hive, greedy: dict[str, Any]) -> None:
-    out = _ok(gen_hive.call(FN, messages=QUESTION, max_tokens=3))
+    out = ok(gen_hive.call(FN, messages=QUESTION, max_tokens=3))
     assert out["finish_reason"] == "length", out
     assert out["usage"]["completion_tokens"] == 3
     assert out["text"] and greedy["text"].startswith(out["text"]), (out, greedy)
@@ -70,7 +64,7 @@ def test_max_tokens_ends_with_length(gen_hive: Hive, greedy: dict[str, Any]) -> 
 def test_stop_string_cuts_the_text(gen_hive: Hive, greedy: dict[str, Any]) -> None:
     stop = " is"
     assert stop in greedy["text"], greedy
-    out = _ok(gen_hive.call(FN, **GREEDY, stop=["zzz", stop]))
+    out = ok(gen_hive.call(FN, **GREEDY, stop=["zzz", stop]))
     assert out["text"] == greedy["text"][: greedy["text"].index(stop)], (out, greedy)
     assert out["finish_reason"] == "stop"
     assert out["usage"]["prompt_tokens"] == greedy["usage"]["prompt_tokens"]
@@ -79,8 +73,8 @@ def test_stop_string_cuts_the_text(gen_hive: Hive, greedy: dict[str, Any]) -> No
 
 def test_seeded_sampling_reproduces(gen_hive: Hive) -> None:
     body = {"messages": QUESTION, "max_tokens": 8, "temperature": 0.8, "top_p": 0.95, "seed": 1234}
-    first = _ok(gen_hive.call(FN, **body))
-    assert _ok(gen_hive.call(FN, **body)) == first
+    first = ok(gen_hive.call(FN, **body))
+    assert ok(gen_hive.call(FN, **body)) == first
     assert first["text"] and first["usage"]["completion_tokens"] <= 8
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-from conftest import TEST_LIMITS, _running
+from conftest import serving
 from hivectl import Hive
 
 TEXTS = ["The cat sat on the mat.", "A feline rested on the rug.", "Quarterly revenue rose by four percent."]
@@ -22,10 +22,7 @@ CHAT = [{"role": "user", "content": "What is the capital of France?"}]
 
 @pytest.fixture(scope="module")
 def oa_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
-    with _running(Hive(tmp_path_factory.mktemp("openai-hive"), limits=dict(TEST_LIMITS))) as h:
-        h.start_gateway()
-        h.start_node("node-oa", "--functions", "minilm-embed,smollm2-chat,langid",
-                     wait_for=["minilm-embed", "smollm2-chat", "langid"])
+    with serving(tmp_path_factory, "openai", ["minilm-embed", "smollm2-chat", "langid"]) as h:
         yield h
 
 

@@ -10,7 +10,6 @@ CLI) to real gateway and node processes, and the states must survive a gateway r
 from __future__ import annotations
 
 import json
-import signal  # noqa: F401  (kill defaults to SIGKILL)
 import subprocess
 import sys
 from collections.abc import Iterator

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TEST_LIMITS, _running
-from hivectl import Hive
+from conftest import TEST_LIMITS, serving
+from hivectl import Hive, ok
 from test_bad_input import assert_error
 
 SENTENCES = {
@@ -34,21 +34,15 @@ PASSAGES = [
 @pytest.fixture(scope="module")
 def extra_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
     """Gateway + one node hosting only langid and minilm-rerank, both ready."""
-    with _running(Hive(tmp_path_factory.mktemp("extra-hive"), limits=dict(TEST_LIMITS))) as h:
-        h.start_gateway()
-        h.start_node("node-x", "--functions", "langid,minilm-rerank", wait_for=["langid", "minilm-rerank"])
+    with serving(tmp_path_factory, "extra", ["langid", "minilm-rerank"]) as h:
         yield h
 
-
-def _ok(r: Any) -> Any:
-    assert r.status_code == 200, (r.status_code, r.text)
-    return r.json()
 
 
 # ---- language -------------------------------------------------------------------------------
 @pytest.mark.parametrize("lang", sorted(SENTENCES))
 def test_language_identifies_sentence(extra_hive: Hive, lang: str) -> None:
-    out = _ok(extra_hive.call("langid", text=SENTENCES[lang]))
+    out = ok(extra_hive.call("langid", text=SENTENCES[lang]))
     assert set(out) == {"language", "score", "top"}
     assert out["language"] == lang, out
     assert 0.5 < out["score"] <= 1.0, out
@@ -68,7 +62,7 @@ def test_language_rejects_bad_input(extra_hive: Hive) -> None:
 
 # ---- rerank ---------------------------------------------------------------------------------
 def test_rerank_puts_the_relevant_passage_first(extra_hive: Hive) -> None:
-    out = _ok(extra_hive.call("minilm-rerank", query=QUERY, passages=PASSAGES))
+    out = ok(extra_hive.call("minilm-rerank", query=QUERY, passages=PASSAGES))
     assert set(out) == {"results"}
     results = out["results"]
     assert all(set(r) == {"index", "score"} for r in results), results
@@ -82,7 +76,7 @@ def test_rerank_puts_the_relevant_passage_first(extra_hive: Hive) -> None:
 
 def test_rerank_identical_passage_scores_one(extra_hive: Hive) -> None:
     """A passage equal to the query has cosine 1: scores are true cosines, not mere ranks."""
-    out = _ok(extra_hive.call("minilm-rerank", query=QUERY, passages=[PASSAGES[0], QUERY]))
+    out = ok(extra_hive.call("minilm-rerank", query=QUERY, passages=[PASSAGES[0], QUERY]))
     assert out["results"][0]["index"] == 1
     assert out["results"][0]["score"] == pytest.approx(1.0, abs=1e-4)
 
@@ -97,7 +91,7 @@ def test_rerank_concurrent_calls_keep_their_own_answers(extra_hive: Hive) -> Non
 
     responses = asyncio.run(go())
     for body, r in zip(bodies, responses, strict=True):
-        results = _ok(r)["results"]
+        results = ok(r)["results"]
         n = len(body["passages"])
         assert sorted(x["index"] for x in results) == list(range(n)), (body, results)
         best = body["passages"][results[0]["index"]]
@@ -126,5 +120,5 @@ def test_rerank_rejects_bad_input(extra_hive: Hive, body: dict[str, Any], field:
 
 
 def test_rerank_64_passages_is_the_limit(extra_hive: Hive) -> None:
-    out = _ok(extra_hive.call("minilm-rerank", query=QUERY, passages=[f"passage {i}" for i in range(64)]))
+    out = ok(extra_hive.call("minilm-rerank", query=QUERY, passages=[f"passage {i}" for i in range(64)]))
     assert sorted(r["index"] for r in out["results"]) == list(range(64))

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TEST_LIMITS, _running
+from conftest import serving
 from hivectl import Hive
 
 MESSAGES = [{"role": "user", "content": "Name three colours of the rainbow."}]
@@ -18,9 +18,7 @@ MESSAGES = [{"role": "user", "content": "Name three colours of the rainbow."}]
 
 @pytest.fixture(scope="module")
 def gen_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
-    with _running(Hive(tmp_path_factory.mktemp("stream-hive"), limits=dict(TEST_LIMITS))) as h:
-        h.start_gateway()
-        h.start_node("node-s", "--functions", "smollm2-chat", wait_for=["smollm2-chat"])
+    with serving(tmp_path_factory, "stream", ["smollm2-chat"]) as h:
         yield h
 
 

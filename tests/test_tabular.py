@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import TEST_LIMITS, _running
-from hivectl import MANIFESTS, Hive
+from conftest import TEST_LIMITS, serving
+from hivectl import Hive, MANIFESTS, ok
 from test_bad_input import assert_error
 
 from colabhive.recipes.tabular_common import load, split
@@ -28,15 +28,9 @@ LIMITS = {**TEST_LIMITS, "max_body_bytes": 262144}  # all held-out rows of a dat
 
 @pytest.fixture(scope="module")
 def tab_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
-    with _running(Hive(tmp_path_factory.mktemp("tabular-hive"), limits=LIMITS)) as h:
-        h.start_gateway()
-        h.start_node("node-t", "--functions", ",".join(FUNCTIONS), wait_for=FUNCTIONS)
+    with serving(tmp_path_factory, "tabular", FUNCTIONS, LIMITS) as h:
         yield h
 
-
-def _ok(r: httpx.Response) -> Any:
-    assert r.status_code == 200, (r.status_code, r.text)
-    return r.json()
 
 
 def _held_out(loader: str, kind: str) -> tuple[list[dict[str, float]], np.ndarray]:
@@ -57,7 +51,7 @@ def test_classifier_accuracy_on_held_out_rows(
     tab_hive: Hive, fn: str, loader: str, labels: list[str], floor: float
 ) -> None:
     rows, truth = _held_out(loader, "binary" if len(labels) == 2 else "multiclass")
-    preds = _ok(tab_hive.call(fn, records=rows))["predictions"]
+    preds = ok(tab_hive.call(fn, records=rows))["predictions"]
     assert len(preds) == len(rows)
     for p in preds:
         assert set(p) == {"label", "probabilities"}, p  # no null `value` in a classifier's answer
@@ -71,7 +65,7 @@ def test_classifier_accuracy_on_held_out_rows(
 def test_regression_r2_on_held_out_rows(tab_hive: Hive) -> None:
     """Diabetes progression is hard to predict (linear models reach about 0.5); measured 0.466."""
     rows, truth = _held_out("load_diabetes", "regression")
-    preds = _ok(tab_hive.call("tabular-diabetes", records=rows))["predictions"]
+    preds = ok(tab_hive.call("tabular-diabetes", records=rows))["predictions"]
     assert all(set(p) == {"value"} for p in preds), preds[:3]
     pred = np.array([p["value"] for p in preds])
     r2 = 1 - ((pred - truth) ** 2).sum() / ((truth - truth.mean()) ** 2).sum()
@@ -82,13 +76,13 @@ def test_a_batch_keeps_row_order(tab_hive: Hive) -> None:
     """One `records` call equals the same rows sent one by one (concurrently, so batched)."""
     rows, _ = _held_out("load_wine", "multiclass")
     rows = rows[::3]  # a mix of all three cultivars
-    batch = _ok(tab_hive.call("tabular-wine", records=rows))["predictions"]
+    batch = ok(tab_hive.call("tabular-wine", records=rows))["predictions"]
 
     async def singles() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=tab_hive.url, timeout=60) as c:
             return await asyncio.gather(*(c.post("/v1/fn/tabular-wine", json={"record": r}) for r in rows))
 
-    one_by_one = [_ok(r)["predictions"] for r in asyncio.run(singles())]
+    one_by_one = [ok(r)["predictions"] for r in asyncio.run(singles())]
     assert all(len(p) == 1 for p in one_by_one)
     assert len({p["label"] for p in batch}) == 3, batch
     for b, (s,) in zip(batch, one_by_one, strict=True):

