@@ -19,6 +19,8 @@ __all__ = [
     "DeviceStats",
     "ErrorBody",
     "Heartbeat",
+    "HeartbeatReply",
+    "Placement",
     "NodeInfo",
     "PollReply",
     "PollRequest",
@@ -72,6 +74,16 @@ class RegisterRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     devices: Annotated[list[Device], Meta(max_length=256)] = []
 
 
+class Placement(msgspec.Struct, kw_only=True, frozen=True):
+    """One model the gateway wants a node to hold: which version, on which device, in which dtype."""
+
+    ref: str
+    """name@version"""
+    device: str
+    """Device id as the node reported it (``cuda:0``)."""
+    dtype: str
+
+
 class RegisterReply(msgspec.Struct, kw_only=True):
     node_id: str
     node_secret: str
@@ -80,7 +92,9 @@ class RegisterReply(msgspec.Struct, kw_only=True):
     poll_wait_ms: int
     lease_s: float
     manifests: list[msgspec.Raw]
-    """Every manifest in the catalog; the node picks the ones its hardware fits."""
+    """Every live manifest in the catalog (the node needs them to load what it is told to)."""
+    hosting: list[Placement] | None = None
+    """What the gateway's placement wants this node to hold; None: the node chooses (older gateways)."""
 
 
 class TaskResult(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -120,6 +134,18 @@ class Chunk(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class PollReply(msgspec.Struct, kw_only=True):
     tasks: list[TaskAssignment] = []
+    hosting: list[Placement] | None = None
+    """Set when the placement for this node changed: the whole desired set (load what is
+    missing, unload what is not listed)."""
+
+
+class HeartbeatReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+    ok: bool = True
+    in_flight: int = 0
+    hosting: list[Placement] | None = None
+    """The desired set, as in PollReply (sent on every heartbeat: reconciling is idempotent)."""
+    calibrate: bool = False
+    """An operator asked for a fresh calibration of this node's devices."""
 
 
 class Heartbeat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
