@@ -123,7 +123,7 @@ def cmd_node(args: argparse.Namespace) -> int:
         torch.set_num_interop_threads(1)
     from .node import Node
 
-    Node(cfg, gateway=args.gateway, name=args.name).run()
+    Node(cfg, gateway=args.gateway, name=args.name, calibrate=not args.no_calibrate).run()
     return 0
 
 
@@ -349,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--site")
     node.add_argument("--functions", help="comma-separated functions to host (default: all that fit)")
     node.add_argument("--max-items", type=int, help="most tasks per poll")
+    node.add_argument(
+        "--no-calibrate", action="store_true",
+        help="skip measuring the devices at join (the gateway can still ask for it: POST /v1/nodes/{id}/calibrate)",
+    )
     node.set_defaults(func=cmd_node)
 
     man = sub.add_parser("manifest", help="work with manifests")

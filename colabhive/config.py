@@ -114,6 +114,26 @@ class AuthConfig(_Section):
     ] = []
 
 
+Preference = Literal["fast", "green", "cheap", "balanced"]
+
+
+class CostWeights(_Section):
+    """Weights of the three cost terms; each term is first divided by its mean over the
+    candidate nodes, so the weights compare like with like."""
+
+    latency: Annotated[float, Meta(ge=0, description="Expected latency: queue × service time + network RTT.")] = 1.0
+    carbon: Annotated[float, Meta(ge=0, description="Expected gCO2: energy × the site's grid intensity.")] = 0.0
+    price: Annotated[float, Meta(ge=0, description="Expected cost: service time × the site's price per hour.")] = 0.0
+
+
+class RoutingConfig(_Section):
+    default: Annotated[Preference, Meta(description="Preference of calls without X-Hive-Prefer.")] = "fast"
+    fast: CostWeights = msgspec.field(default_factory=lambda: CostWeights(latency=1.0, carbon=0.0, price=0.0))
+    green: CostWeights = msgspec.field(default_factory=lambda: CostWeights(latency=0.1, carbon=1.0, price=0.0))
+    cheap: CostWeights = msgspec.field(default_factory=lambda: CostWeights(latency=0.1, carbon=0.0, price=1.0))
+    balanced: CostWeights = msgspec.field(default_factory=lambda: CostWeights(latency=1.0, carbon=1.0, price=1.0))
+
+
 class HiveConfig(_Section):
     state_dir: Annotated[str, Meta(description="Directory for SQLite state and logs (relative to hive.toml).")] = (
         "var"
@@ -129,6 +149,7 @@ class HiveConfig(_Section):
     telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     root: Annotated[str, Meta(description="Set at load: the directory relative paths resolve against.")] = "."
 
     def resolve(self, path: str) -> Path:

@@ -48,3 +48,12 @@ def hive_synchronize(device: Device) -> bool | None:
 @hookspec(firstresult=True)
 def hive_device_stats(device: Device) -> DeviceStats | None:
     """Live figures: free memory, utilisation, power in watts and energy in joules where readable."""
+
+
+@hookspec(firstresult=True)
+def hive_release_memory(device: Device) -> bool | None:
+    """Return memory freed by dropped models to ``device`` (e.g. ``torch.cuda.empty_cache()``).
+
+    Called after a node unloads models placed on ``device`` and has run ``gc.collect()``.
+    Optional: a backend whose freed memory goes back by itself (the CPU) need not implement it.
+    """

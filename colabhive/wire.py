@@ -14,8 +14,10 @@ import msgspec
 from msgspec import Meta
 
 __all__ = [
+    "Calibration",
     "Chunk",
     "Device",
+    "DeviceCalibration",
     "DeviceStats",
     "ErrorBody",
     "Heartbeat",
@@ -26,6 +28,7 @@ __all__ = [
     "PollRequest",
     "RegisterReply",
     "RegisterRequest",
+    "SiteProfile",
     "TaskAssignment",
     "TaskResult",
 ]
@@ -72,6 +75,9 @@ class RegisterRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     pid: int = 0
     version: Annotated[str, Meta(max_length=32)] = ""
     devices: Annotated[list[Device], Meta(max_length=256)] = []
+    allowed: Annotated[list[str], Meta(max_length=1024)] = []
+    """The node's ``node.functions``: names or refs its operator limited it to (empty = any).
+    A gateway that plans placement must not ask it for anything else."""
 
 
 class Placement(msgspec.Struct, kw_only=True, frozen=True):
@@ -104,6 +110,10 @@ class TaskResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: ErrorBody | None = None
     run_ms: float = 0.0
     batch_size: int = 1
+    energy_j: float | None = None
+    """This task's share of the device energy its batch used (None: the plugin reports none)."""
+    energy_estimated: bool = False
+    """True when the energy is power × time or the plugin's own estimate, not a hardware counter."""
 
 
 class PollRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -153,6 +163,57 @@ class Heartbeat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     loading: Annotated[list[str], Meta(max_length=1024)] = []
     stats: Annotated[list[DeviceStats], Meta(max_length=256)] = []
     draining: bool = False
+    rtt_ms: Annotated[float, Meta(ge=0)] | None = None
+    """Moving average of this node's heartbeat round trips (None until one was timed)."""
+
+
+class SiteProfile(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Where a node runs (``nodes/<name>.toml``): what its energy costs in carbon and money."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    region: Annotated[str, Meta(max_length=128)] = ""
+    carbon_g_per_kwh: Annotated[float, Meta(ge=0, le=5000)]
+    """Grid carbon intensity, grams of CO2(-equivalent) per kWh drawn."""
+    price_per_gpu_hour: Annotated[float, Meta(ge=0)] = 0.0
+    """What one device-hour costs at this site (0 = free or unknown: no per-price figures)."""
+
+
+class DeviceCalibration(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One device's measured figures (``colabhive.node.calibrate``), normalised to a reference."""
+
+    device: Annotated[str, Meta(min_length=1, max_length=64)]
+    """Device id as the node reported it (``cpu:0``)."""
+    name: Annotated[str, Meta(max_length=256)] = ""
+    measured_at: float
+    """Unix time (the node's clock) when the measurement finished."""
+    duration_s: Annotated[float, Meta(ge=0)]
+    threads: Annotated[int, Meta(ge=0)] = 0
+    """torch intra-op threads the measurement ran with (what serving on this node gets)."""
+    matmul_fp32_gflops: Annotated[float, Meta(ge=0)]
+    matmul_lowp_gflops: Annotated[float, Meta(ge=0)] | None = None
+    lowp_dtype: str | None = None
+    """The best low-precision dtype the device lists (bf16/fp16); None when it lists none."""
+    memory_gbs: Annotated[float, Meta(ge=0)]
+    """Large-tensor copy bandwidth, bytes read + written per second, in GB/s."""
+    ref_model: str = ""
+    ref_batch: Annotated[int, Meta(ge=0)] = 0
+    ref_ms_per_batch: Annotated[float, Meta(ge=0)] | None = None
+    ref_tokens_per_s: Annotated[float, Meta(ge=0)] | None = None
+    score: Annotated[float, Meta(ge=0)]
+    """Geometric mean of the measured figures, each divided by the reference device's."""
+    reference: str = ""
+    power_w: Annotated[float, Meta(ge=0)] | None = None
+    power_estimated: bool = False
+    score_per_watt: Annotated[float, Meta(ge=0)] | None = None
+    score_per_price: Annotated[float, Meta(ge=0)] | None = None
+    """score ÷ the site's price per device-hour; set by the gateway, None when the price is 0."""
+    notes: Annotated[list[str], Meta(max_length=32)] = []
+
+
+class Calibration(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/nodes/{id}/calibration``."""
+
+    devices: Annotated[list[DeviceCalibration], Meta(min_length=1, max_length=256)]
 
 
 class NodeInfo(msgspec.Struct, kw_only=True):
@@ -169,3 +230,12 @@ class NodeInfo(msgspec.Struct, kw_only=True):
     last_seen_s: float
     status: Literal["ready", "loading", "draining", "gone"]
     stats: list[DeviceStats] = []
+    site_profile: SiteProfile | None = None
+    """The site's profile; None when the gateway has no site profiles configured."""
+    rtt_ms: float | None = None
+    calibration: list[DeviceCalibration] = []
+    """The latest calibration of each device (empty until the node posted one)."""
+    calibrate_pending: bool = False
+    """An operator asked for a calibration the node has not been told about yet."""
+    hosting: list[Placement] | None = None
+    """What the gateway's placement wants this node to hold (None: the node chooses)."""

@@ -353,5 +353,7 @@ def random_requests(draw: st.DrawFn) -> Req:
     prefix = draw(st.sampled_from(["/v1/fn/", "/v1/tasks/", "/v1/nodes/", "/v1/", "/", "/docs/", "/healthz/"]))
     segs = draw(st.lists(st.text(max_size=20), max_size=4))
     raw = draw(st.booleans())
-    path = [prefix + "/".join(segment(s, raw) for s in segs)]
+    joined = prefix + "/".join(segment(s, raw) for s in segs)
+    # a path starting with "//" would be a network-path reference (another host), not a path
+    path = ["/" + joined.lstrip("/")]
     return Req(draw(methods("GET")), path, draw(queries), draw(headers()), draw(bodies("none")), False, "random")

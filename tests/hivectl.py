@@ -121,7 +121,14 @@ def write_config(path: Path, top: dict[str, Any], sections: dict[str, dict[str, 
 class Hive:
     """One hive in a temp dir: ``start_gateway()``, ``start_node()``, ``post()``, ``stop()``."""
 
-    def __init__(self, tmp: Path, manifest_dirs: list[Path] | None = None, **sections: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        manifest_dirs: list[Path] | None = None,
+        *,
+        site_dirs: list[Path] | None = None,
+        **sections: dict[str, Any],
+    ) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -136,7 +143,10 @@ class Hive:
         for section, values in sections.items():
             conf.setdefault(section, {}).update(values)
         dirs = [str(d) for d in (manifest_dirs or [MANIFESTS])]
-        self.config = write_config(tmp / "hive.toml", {"state_dir": str(tmp / "var"), "manifest_dirs": dirs}, conf)
+        top: dict[str, Any] = {"state_dir": str(tmp / "var"), "manifest_dirs": dirs}
+        if site_dirs is not None:  # default: <tmp>/nodes, absent, so any site name is accepted
+            top["site_dirs"] = [str(d) for d in site_dirs]
+        self.config = write_config(tmp / "hive.toml", top, conf)
         self.gateway: subprocess.Popen[bytes] | None = None
         self.nodes: dict[str, subprocess.Popen[bytes]] = {}
         self._log_files: list[IO[bytes]] = []
@@ -146,12 +156,18 @@ class Hive:
         """Sent by get_json (and so by the wait helpers): an API key when the hive requires one."""
 
     # ---- processes ---------------------------------------------------------------------
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+    def _spawn(
+        self, name: str, *args: str, env: dict[str, str] | None = None, netns: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        """``env``: extra variables for this process only (e.g. PYTHONPATH for a plugin);
+        ``netns``: run it inside that network namespace (a site of its own)."""
+        offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **offline, **(env or {})}
         log = (self.logs / f"{name}.log").open("ab")
         self._log_files.append(log)
+        prefix = ["ip", "netns", "exec", netns] if netns else []
         return subprocess.Popen(
-            [sys.executable, "-m", "colabhive", *args],
+            [*prefix, sys.executable, "-m", "colabhive", *args],
             cwd=self.tmp,
             env=env,
             stdout=log,
@@ -167,8 +183,20 @@ class Hive:
         if wait:
             self.wait_for(lambda: self.get_json("/healthz") is not None, 30, "gateway start")
 
-    def start_node(self, name: str = "node-a", *extra: str, wait_for: list[str] | None = None) -> None:
-        self.nodes[name] = self._spawn(name, "node", "--config", str(self.config), "--name", name, *extra)
+    def start_node(
+        self,
+        name: str = "node-a",
+        *extra: str,
+        wait_for: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        calibrate: bool = False,
+        netns: str | None = None,
+    ) -> None:
+        """``calibrate``: measure the devices at join (several seconds here, so tests opt in)."""
+        flags = () if calibrate else ("--no-calibrate",)
+        self.nodes[name] = self._spawn(
+            name, "node", "--config", str(self.config), "--name", name, *flags, *extra, env=env, netns=netns
+        )
         if wait_for:
             self.wait_ready(wait_for, node=name)
 

@@ -91,6 +91,9 @@ class Journal:
         node_id: str | None = None,
         run_ms: float | None = None,
         attempts: list[str] | None = None,
+        energy_j: float | None = None,
+        energy_estimated: bool = False,
+        carbon_g: float | None = None,
     ) -> None:
         self._queue(
             "finish_task",
@@ -103,6 +106,9 @@ class Journal:
                 "run_ms": run_ms,
                 "attempts": json.dumps(attempts or []),
                 "finished_at": time.time(),
+                "energy_j": energy_j,
+                "energy_estimated": None if energy_j is None else int(energy_estimated),
+                "carbon_g": carbon_g,
             },
         )
 

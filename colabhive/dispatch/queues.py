@@ -15,12 +15,15 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
 from ..errors import DeadlineExceeded, HiveError, InvalidInput, NoCapacity, TaskFailed, TooManyRequests
 from ..wire import TaskAssignment, TaskResult
 from .registry import NodeRecord, Registry
+from .routing import Router
+from .targeting import Targeting
 
 __all__ = ["Dispatcher", "Outcome", "Task"]
 
@@ -35,6 +38,11 @@ class Outcome:
     run_ms: float
     batch_size: int
     queued_ms: float
+    energy_j: float | None = None
+    """The node's share of its batch's device energy (None: its plugin reports none)."""
+    energy_estimated: bool = False
+    carbon_g: float | None = None
+    """energy_j × the node's site's grid intensity (None: energy or site profile unknown)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -58,6 +66,12 @@ class Task:
     """Set for a streamed call: pieces of output text the node posts as they are produced."""
     streamed: int = 0
     """Chunks already forwarded to the caller; a streamed task is never re-run after one."""
+    prefer: str | None = None
+    """The caller's X-Hive-Prefer (None: hive.toml's routing.default)."""
+    target: str | None = None
+    """The node the router chose; None until some node holds the function."""
+    route: dict[str, Any] | None = None
+    """Why that node: the cost terms of every candidate (recorded on the task's span)."""
 
     @property
     def abandoned(self) -> bool:
@@ -71,7 +85,7 @@ class _Poller:
     wake: asyncio.Future[None]
 
 
-class Dispatcher:
+class Dispatcher(Targeting):
     def __init__(
         self,
         registry: Registry,
@@ -82,6 +96,7 @@ class Dispatcher:
         max_wait_ms: Callable[[str], float] = lambda fn: 0.0,
         max_batch: Callable[[str], int] = lambda fn: 1 << 30,
         queue_limit: Callable[[str], int] | None = None,
+        router: Router | None = None,
     ) -> None:
         self.registry = registry
         self.queue_size = queue_size
@@ -90,7 +105,16 @@ class Dispatcher:
         self.max_wait_ms = max_wait_ms
         self.max_batch = max_batch
         self.queue_limit = queue_limit or (lambda fn: queue_size)
+        self.router = router
         self.queues: dict[str, deque[Task]] = {}
+        self._stalled: set[str] = set()
+        """Nodes that let a lease lapse while still registered: not routed to (and their
+        queued tasks may be taken by others) until they poll or deliver again."""
+        self._parked: dict[str, int] = {}
+        """node id → its long-polls waiting right now (an idle node ready for work)."""
+        self._last_poll: dict[str, float] = {}
+        self._targeted: dict[tuple[str, str], int] = {}
+        """(node id, fn) → queued tasks routed to that node (what its queue looks like to the router)."""
         self.in_flight: dict[str, Task] = {}
         self._pollers: deque[_Poller] = deque()
         self.dropped_results = 0
@@ -111,8 +135,47 @@ class Dispatcher:
             raise TooManyRequests(f"the queue of {task.fn!r} is full ({limit} tasks); retry later", retry_after=1)
         if task.durable:
             self.durable[task.id] = task
+        self._route(task)
         q.append(task)
-        self._wake_one(task.fn)
+        self._wake_one(task)
+
+    def _wake_one(self, task: Task) -> None:
+        """Wake the parked poll of the task's node; failing that, one that may take it."""
+        fn = task.fn
+        pollers = self._pollers
+        fallback: _Poller | None = None
+        for _ in range(len(pollers)):
+            p = pollers.popleft()
+            if p.wake.done():
+                continue
+            if p.node.gone:  # its connection dropped: never hand it work; let it return empty
+                p.wake.set_result(None)
+                continue
+            # live: a heartbeat may have added functions since it parked
+            if fn in p.node.functions and (task.target is None or task.target == p.node.id):
+                p.wake.set_result(None)
+                if fallback is not None:
+                    pollers.appendleft(fallback)
+                return
+            if fallback is None and fn in p.node.functions and self._may_take(task, p.node):
+                fallback = p
+                continue
+            pollers.append(p)
+        if fallback is not None:
+            fallback.wake.set_result(None)
+
+    def wake_node(self, node_id: str) -> None:
+        """Send that node's parked long-polls back now (it has news: a new hosting set)."""
+        for p in self._pollers:
+            if p.node.id == node_id and not p.wake.done():
+                p.wake.set_result(None)
+
+    def wake_all(self) -> None:
+        """Send every parked long-poll back to its node (empty unless work arrived)."""
+        while self._pollers:
+            p = self._pollers.popleft()
+            if not p.wake.done():
+                p.wake.set_result(None)
 
     def cancel(self, task_id: str) -> Task | None:
         """Cancel a durable task: out of its queue if waiting, its result dropped if running."""
@@ -123,26 +186,6 @@ class Dispatcher:
         self.withdraw(t)
         return t
 
-    def _wake_one(self, fn: str) -> None:
-        pollers = self._pollers
-        for _ in range(len(pollers)):
-            p = pollers.popleft()
-            if p.wake.done():
-                continue
-            if p.node.gone:  # its connection dropped: never hand it work; let it return empty
-                p.wake.set_result(None)
-                continue
-            if fn in p.node.functions:  # live: a heartbeat may have added functions since it parked
-                p.wake.set_result(None)
-                return
-            pollers.append(p)
-
-    def wake_all(self) -> None:
-        """Send every parked long-poll back to its node (empty unless work arrived)."""
-        while self._pollers:
-            p = self._pollers.popleft()
-            if not p.wake.done():
-                p.wake.set_result(None)
 
     def withdraw(self, task: Task) -> bool:
         """Take a task back if no node has it yet (a caller's deadline passed)."""
@@ -150,9 +193,10 @@ class Dispatcher:
         if q is not None and task.node_id is None:
             try:
                 q.remove(task)
-                return True
             except ValueError:
-                pass
+                return False
+            self._untarget(task)
+            return True
         return False
 
     # ---- node side ---------------------------------------------------------------------
@@ -165,10 +209,16 @@ class Dispatcher:
             if not q:
                 continue
             cap = min(max_items, len(out) + self.max_batch(fn))
+            skipped: list[Task] = []
             while q and len(out) < cap:
                 t = q.popleft()
                 if t.abandoned:
+                    self._untarget(t)
                     continue
+                if not self._may_take(t, node):
+                    skipped.append(t)
+                    continue
+                self._untarget(t)
                 t.node_id = node.id
                 t.handed_at = now
                 t.lease_until = lease
@@ -177,12 +227,16 @@ class Dispatcher:
                 out.append(t)
                 if t.durable:
                     self.on_handout(t)
+            if skipped:  # other nodes' tasks keep their place in the line
+                q.extendleft(reversed(skipped))
             if len(out) >= max_items:
                 break
         node.in_flight += len(out)
         return out
 
     async def poll(self, node: NodeRecord, functions: frozenset[str], max_items: int, wait_s: float) -> list[Task]:
+        self._stalled.discard(node.id)  # asking for work again: it is not stuck
+        self._last_poll[node.id] = time.monotonic()
         if max_items <= 0 or not functions:
             if wait_s > 0:
                 await asyncio.sleep(min(wait_s, 1.0))
@@ -199,10 +253,13 @@ class Dispatcher:
             p = _Poller(node, functions, loop.create_future())
             self._pollers.append(p)
             handle = loop.call_later(left, _resolve, p.wake)
+            self._parked[node.id] = self._parked.get(node.id, 0) + 1
             try:
                 await p.wake
             finally:
                 handle.cancel()
+                self._parked[node.id] -= 1
+                self._last_poll[node.id] = time.monotonic()
             if node.gone:
                 return []
             tasks = self._take(node, node.functions, max_items)
@@ -261,16 +318,31 @@ class Dispatcher:
             return None
         del self.in_flight[result.id]
         node.in_flight = max(0, node.in_flight - 1)
+        self._stalled.discard(node.id)
         if result.batch_size > node.max_batch_seen:
             node.max_batch_seen = result.batch_size
         if t.abandoned and not t.durable:
             return t
+        if result.error is not None and result.error.code == "not_loaded":
+            # the node dropped the model (a new placement) after it was routed there: not the
+            # task's fault, so it goes to a node that holds it, without spending an attempt
+            node.functions = node.functions - {t.fn}
+            t.node_id = None
+            t.attempts.pop()
+            self._route(t)
+            self.queues.setdefault(t.fn, deque()).appendleft(t)
+            self._wake_one(t)
+            return None
         err = None
         if result.error is not None and result.error.code == InvalidInput.code:
             # the runner's own check (a feature the model lacks): the caller's fault, a 422
             err = InvalidInput(result.error.message, field=result.error.field)
         elif result.error is not None:
             err = TaskFailed(f"{t.fn} failed on node {node.name}: {result.error.message}")
+        if err is None and self.router is not None:
+            # an estimated figure is power × time again: the router does that itself, without the noise
+            measured = None if result.energy_estimated else result.energy_j
+            self.router.observe(node.id, t.fn, result.run_ms, result.batch_size, measured)
         outcome = Outcome(
             output=bytes(result.output) if err is None else None,
             error=err,
@@ -278,6 +350,9 @@ class Dispatcher:
             run_ms=result.run_ms,
             batch_size=result.batch_size,
             queued_ms=(t.handed_at - t.enqueued_at) * 1000,
+            energy_j=result.energy_j,
+            energy_estimated=result.energy_estimated,
+            carbon_g=node.carbon_g(result.energy_j),
         )
         if t.durable:
             self.durable.pop(t.id, None)
@@ -304,6 +379,8 @@ class Dispatcher:
             rec = self.registry.nodes.get(t.node_id or "")
             if rec is not None:
                 rec.in_flight = max(0, rec.in_flight - 1)
+                if not rec.gone:
+                    self._stalled.add(rec.id)
             t.node_id = None
             if t.abandoned:
                 continue
@@ -315,11 +392,13 @@ class Dispatcher:
                     t, TaskFailed(f"{t.fn}: gave up after {len(t.attempts)} attempts on nodes {t.attempts}")
                 )
                 continue
+            self._route(t)  # elsewhere, if another node holds it
             self.queues.setdefault(t.fn, deque()).appendleft(t)
-            self._wake_one(t.fn)
+            self._wake_one(t)
         for fn, q in self.queues.items():
             if not q:
                 continue
+            self._reroute_orphans(q)
             served = self.registry.serving(fn) or self.registry.loading(fn)
             # durable tasks wait for a node to come back; sync callers are told at once
             expired = [
@@ -329,6 +408,7 @@ class Dispatcher:
             ]
             for t in expired:
                 q.remove(t)
+                self._untarget(t)
                 if not t.abandoned:
                     if not served:
                         _fail(t, NoCapacity(f"no live node serves {fn!r} any more"))

@@ -11,9 +11,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from ..wire import Device, DeviceStats, NodeInfo
+from ..wire import Device, DeviceCalibration, DeviceStats, NodeInfo, Placement, SiteProfile
 
 __all__ = ["NodeRecord", "Registry"]
+
+JOULES_PER_KWH = 3.6e6
 
 
 @dataclass(slots=True)
@@ -33,6 +35,39 @@ class NodeRecord:
     batches: int = 0
     max_batch_seen: int = 0
     secret_hash: str = ""
+    site_profile: SiteProfile | None = None
+    """None when the gateway has no site profiles (carbon and price are then unknown)."""
+    allowed: list[str] = field(default_factory=list)
+    """The node's own ``node.functions`` limit (empty = any); placement must respect it."""
+    rtt_ms: float | None = None
+    """The node's moving average of its heartbeat round trips."""
+    calibration: dict[str, DeviceCalibration] = field(default_factory=dict)
+    """device id → its latest calibration."""
+    calibrate_pending: bool = False
+    """An operator asked for a calibration; cleared when a heartbeat reply tells the node."""
+    hosting: list[Placement] | None = None
+    """What placement wants this node to hold (None: the node chooses). Set it with
+    :meth:`set_hosting`, which also marks it for the node's next poll reply."""
+    hosting_version: int = 0
+    hosting_sent: int = 0
+
+    def set_hosting(self, hosting: list[Placement] | None) -> None:
+        """Record a new desired set; heartbeat replies carry it always, the next poll reply once."""
+        self.hosting = hosting
+        self.hosting_version += 1
+
+    def hosting_news(self) -> list[Placement] | None:
+        """The desired set if this node has not been sent it in a poll reply yet, else None."""
+        if self.hosting_sent == self.hosting_version:
+            return None
+        self.hosting_sent = self.hosting_version
+        return self.hosting
+
+    def carbon_g(self, energy_j: float | None) -> float | None:
+        """Grams of CO2 for ``energy_j`` drawn at this node's site (None when either is unknown)."""
+        if energy_j is None or self.site_profile is None:
+            return None
+        return energy_j / JOULES_PER_KWH * self.site_profile.carbon_g_per_kwh
 
     def info(self, now: float) -> NodeInfo:
         status = "gone" if self.gone else "draining" if self.draining else "loading" if self.loading else "ready"
@@ -48,6 +83,11 @@ class NodeRecord:
             last_seen_s=round(now - self.last_seen, 3),
             status=status,
             stats=self.stats,
+            site_profile=self.site_profile,
+            rtt_ms=None if self.rtt_ms is None else round(self.rtt_ms, 3),
+            calibration=[self.calibration[k] for k in sorted(self.calibration)],
+            calibrate_pending=self.calibrate_pending,
+            hosting=self.hosting,
         )
 
 
@@ -56,8 +96,12 @@ class Registry:
         self.node_timeout_s = node_timeout_s
         self.nodes: dict[str, NodeRecord] = {}
 
-    def add(self, name: str, site: str, host: str, devices: list[Device]) -> NodeRecord:
-        rec = NodeRecord(id=uuid.uuid4().hex[:16], name=name, site=site, host=host, devices=devices)
+    def add(
+        self, name: str, site: str, host: str, devices: list[Device], site_profile: SiteProfile | None = None
+    ) -> NodeRecord:
+        rec = NodeRecord(
+            id=uuid.uuid4().hex[:16], name=name, site=site, host=host, devices=devices, site_profile=site_profile
+        )
         self.nodes[rec.id] = rec
         return rec
 

@@ -21,7 +21,17 @@ from .functions import describe_function, invoke, list_functions
 from .openai_compat import chat_completions, embeddings, models
 from .registry_routes import evaluate_version, history, promote_version, retire_version, rollback_function
 from .hive import Hive
-from .nodes import heartbeat, leave, list_nodes, poll, post_chunk, post_results, register
+from .nodes import (
+    calibrate_node,
+    heartbeat,
+    leave,
+    list_nodes,
+    poll,
+    post_calibration,
+    post_chunk,
+    post_results,
+    register,
+)
 from .admin import drain, drain_status
 from .tasks import cancel_task, get_task, list_tasks
 
@@ -87,6 +97,8 @@ def create_app(cfg: HiveConfig) -> Litestar:
             post_results,
             post_chunk,
             heartbeat,
+            post_calibration,
+            calibrate_node,
             leave,
             list_nodes,
             get_task,

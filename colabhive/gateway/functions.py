@@ -147,12 +147,41 @@ def _timeout_s(headers: Mapping[str, str], hive: Hive) -> float:
     return ms / 1000
 
 
+PREFERENCES = ("fast", "green", "cheap", "balanced")
+
+
+def _prefer(headers: Mapping[str, str]) -> str | None:
+    raw = headers.get("x-hive-prefer")
+    if raw is None:
+        return None
+    value = raw.strip().lower()
+    if value not in PREFERENCES:
+        raise InvalidInput(f"X-Hive-Prefer must be one of {', '.join(PREFERENCES)}, not {raw!r}", field="X-Hive-Prefer")
+    return value
+
+
+def record_route(span: Any, task: Task) -> None:
+    """The routing decision and every input of it, on the task's span."""
+    route = task.route
+    if not route:
+        return
+    span.set_attribute("hive.route.prefer", route["prefer"])
+    span.set_attribute("hive.route.node", route["node"])
+    span.set_attribute("hive.route.candidates", route["candidates"])
+    if "cost" in route:
+        span.set_attribute("hive.route.cost", route["cost"])
+        span.set_attribute("hive.route.terms", msgspec.json.encode(route["terms"]).decode())
+
+
 def _no_capacity(hive: Hive, name: str) -> NoCapacity:
     if hive.registry.loading(name):
         return NoCapacity(f"{name!r} is still loading on a node; retry in a few seconds", retry_after=2)
     live = hive.registry.live()
     if not live:
         return NoCapacity(f"no node is connected to the hive, so nothing can serve {name!r}", retry_after=5)
+    reason = hive.current_plan().reasons.get(name)
+    if reason is not None:
+        return NoCapacity(f"no node can host {name!r}: {reason}", retry_after=30)
     return NoCapacity(
         f"none of the {len(live)} connected node(s) has {name!r} loaded "
         "(its hardware needs may not fit any of them)",
@@ -215,10 +244,11 @@ async def invoke_core(
     if not hive.registry.serving(name):
         raise _no_capacity(hive, name)
     timeout = _timeout_s(headers, hive)
+    prefer = _prefer(headers)
 
     loop = asyncio.get_running_loop()
     span = hive.tracer.start_span(f"invoke {name}", context=context_from_traceparent(headers.get("traceparent")))
-    task = Task(fn=name, input=body, traceparent=traceparent_of(span), future=loop.create_future())
+    task = Task(fn=name, input=body, traceparent=traceparent_of(span), future=loop.create_future(), prefer=prefer)
     task.deadline = task.enqueued_at + timeout
     t0 = time.perf_counter()
     try:
@@ -244,16 +274,19 @@ async def invoke_core(
         _queue_span(hive, task, span, outcome)
         span.set_attribute("hive.node", outcome.node_id)
         span.set_attribute("hive.batch_size", outcome.batch_size)
+        record_route(span, task)
     span.end()
     if outcome.error is not None:
         _record(hive, task, outcome, "failed", outcome.error.code, t0)
         raise outcome.error
     _record(hive, task, outcome, "succeeded", None, t0)
-    return Reply(
-        200,
-        outcome.output or b"null",
-        {"x-hive-node": outcome.node_id, "x-hive-batch": str(outcome.batch_size), "x-hive-version": name},
-    )
+    headers = {"x-hive-node": outcome.node_id, "x-hive-batch": str(outcome.batch_size), "x-hive-version": name}
+    if outcome.energy_j is not None:  # what this call cost, measured (or estimated, and flagged) on the node
+        headers["x-hive-energy-j"] = f"{outcome.energy_j:.6g}"
+        headers["x-hive-energy-estimated"] = "true" if outcome.energy_estimated else "false"
+    if outcome.carbon_g is not None:
+        headers["x-hive-carbon-g"] = f"{outcome.carbon_g:.6g}"
+    return Reply(200, outcome.output or b"null", headers)
 
 
 def _queue_span(hive: Hive, task: Task, parent: Any, outcome: Outcome) -> None:

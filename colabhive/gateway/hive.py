@@ -20,12 +20,17 @@ from ..auth import Auth
 from ..config import HiveConfig
 from ..dispatch import Dispatcher, Outcome, Registry, Task
 from ..dispatch.journal import Journal
+from ..dispatch.routing import Router, SiteFigures
 from ..errors import HiveError, NotPromoted, Retired, UnknownFunction
 from ..manifests import Manifest, load_manifests
 from ..registry import Artifact, Lifecycle, artifact_of
 from ..runners import RUNNERS, Runner
 from ..store import Store
 from ..telemetry import setup_tracing
+from ..wire import SiteProfile
+from .sites import load_sites
+from ..wire import Placement
+from .placement import Plan, plan_hive
 
 __all__ = ["FunctionEntry", "Hive", "Reply"]
 
@@ -63,7 +68,10 @@ class Hive:
         self.cfg = cfg
         self.catalog: dict[str, FunctionEntry] = {}
         """Every version, by ref (name@version); :meth:`resolve` maps a call's name to one."""
+        self.sites: dict[str, SiteProfile] = {}
+        """Site profiles (``site_dirs``), read with the catalog at start."""
         self.registry = Registry(cfg.limits.node_timeout_s)
+        self.router = Router(cfg.routing, self.site_figures)
         self.dispatcher = Dispatcher(
             self.registry,
             queue_size=cfg.limits.queue_size,
@@ -72,6 +80,7 @@ class Hive:
             max_wait_ms=self._max_wait_ms,
             max_batch=self._max_batch,
             queue_limit=self.queue_limit,
+            router=self.router,
         )
         self.store = Store(cfg.resolve(cfg.state_dir) / "hive.sqlite3")
         self.journal = Journal(self.store)
@@ -88,7 +97,17 @@ class Hive:
         self.draining = False
         """Set by the supervisor on SIGTERM: new calls get 503, in-flight ones finish."""
         self.sync_in_flight = 0
+        self._plan = Plan()
+        self._plan_key: tuple[Any, ...] = ()
+        self._synced_plan: Plan | None = None
         self.started_at = time.time()
+
+    def site_figures(self, site: str) -> SiteFigures:
+        """Grid intensity and price of a site (its profile in nodes/*.toml); zeros if unknown."""
+        profile = getattr(self, "sites", {}).get(site)
+        if profile is None:
+            return SiteFigures()
+        return SiteFigures(profile.carbon_g_per_kwh, profile.price_per_gpu_hour)
 
     def _max_wait_ms(self, fn: str) -> float:
         entry = self.catalog.get(fn)
@@ -104,6 +123,7 @@ class Hive:
         return entry.manifest.batching.max_batch if entry else 1
 
     def load_catalog(self) -> None:
+        self.sites = load_sites([self.cfg.resolve(d) for d in self.cfg.site_dirs])
         manifests = load_manifests([self.cfg.resolve(d) for d in self.cfg.manifest_dirs])
         catalog: dict[str, FunctionEntry] = {}
         for m in manifests:
@@ -140,6 +160,36 @@ class Hive:
                 "call one by name@version or promote it"
             )
         return self.catalog[ref]
+
+    def current_plan(self) -> Plan:
+        """The placement for the hive as it is now; recomputed only when nodes or states changed."""
+        live = [n for n in self.registry.live() if not n.draining]
+        key = (self.lifecycle.generation, tuple((n.id, n.devices is not None) for n in live))
+        if key != self._plan_key:
+            versions = [(e.manifest, self.lifecycle.state(ref)) for ref, e in self.catalog.items()]
+            wants = {n.id: frozenset(getattr(n, "allowed", ()) or ()) for n in live}
+            self._plan = plan_hive(live, versions, wants)
+            self._plan_key = key
+        return self._plan
+
+    def hosting_for(self, node_id: str) -> list[Placement]:
+        return self.current_plan().hosting.get(node_id, [])
+
+    def sync_placement(self) -> None:
+        """Give every node whose share of the plan changed its new hosting set, and wake its
+        parked poll so the reply carries it. Cheap when nothing changed (called per poll).
+        Draining nodes keep what they hold: they are finishing work, not taking new models."""
+        plan = self.current_plan()
+        if plan is self._synced_plan:
+            return
+        self._synced_plan = plan
+        for rec in self.registry.live():
+            if rec.draining:
+                continue
+            want = plan.hosting.get(rec.id, [])
+            if rec.hosting != want:
+                rec.set_hosting(want)
+                self.dispatcher.wake_node(rec.id)
 
     def manifests_for_nodes(self) -> list[bytes]:
         """Each live version's manifest with its current lifecycle state (nodes skip retired)."""
@@ -215,7 +265,8 @@ class Hive:
         elif outcome is not None:
             self.journal.finish(
                 task.id, "succeeded", output=outcome.output, node_id=outcome.node_id,
-                run_ms=outcome.run_ms, attempts=task.attempts,
+                run_ms=outcome.run_ms, attempts=task.attempts, energy_j=outcome.energy_j,
+                energy_estimated=outcome.energy_estimated, carbon_g=outcome.carbon_g,
             )
         for fut in self.watchers.pop(task.id, []):
             if fut.done():
@@ -240,6 +291,7 @@ class Hive:
             await asyncio.sleep(period)
             try:
                 self.dispatcher.reap(time.monotonic())
+                self.sync_placement()  # a node that went silent no longer counts
                 if time.monotonic() - last_purge > min(60.0, self.cfg.limits.result_ttl_s / 2):
                     last_purge = time.monotonic()
                     await self.journal.purge(self.cfg.limits.result_ttl_s)

@@ -15,15 +15,16 @@ from litestar import Request, Response, delete, get, post
 
 from .. import __version__
 from ..auth import bearer, digest, new_secret
-from ..errors import Unauthorized, UnknownNode
-from ..wire import Chunk, Heartbeat, PollReply, PollRequest, RegisterReply, RegisterRequest
+from ..errors import Forbidden, InvalidInput, NotFound, Unauthorized, UnknownNode
+from ..wire import Calibration, Chunk, Heartbeat, HeartbeatReply, PollReply, PollRequest, RegisterReply, RegisterRequest
 from .errors import decode_input
 from .hive import Hive, Reply
+from .sites import site_for
 from .tenants import client_tenant
 
 __all__ = [
-    "authenticate_node", "heartbeat", "leave", "list_nodes", "poll", "poll_core", "post_chunk", "post_results",
-    "register",
+    "authenticate_node", "calibrate_node", "heartbeat", "leave", "list_nodes", "poll", "poll_core",
+    "post_calibration", "post_chunk", "post_results", "register",
 ]
 
 NODE_BODY_LIMIT = 64 * 1024 * 1024  # a batch of results can be large; clients stay at hive.toml's limit
@@ -49,7 +50,10 @@ async def register(request: Request) -> Response:
     if not await hive.auth.joining_allowed(bearer(request.headers.get("authorization"))):
         raise Unauthorized("this hive needs a join token: colabhive token create, then node join_token")
     req = decode_input(await request.body(), RegisterRequest, "register")
-    rec = hive.registry.add(req.name, req.site, req.host, req.devices)
+    profile = site_for(hive.sites, req.site)  # 422 on a site this hive has no profile for
+    rec = hive.registry.add(req.name, req.site, req.host, req.devices, site_profile=profile)
+    rec.allowed = req.allowed
+    hive.sync_placement()  # the newcomer's share of the plan (others keep theirs)
     secret = new_secret("chn")
     rec.secret_hash = digest(secret)
     now = time.time()
@@ -72,6 +76,7 @@ async def register(request: Request) -> Response:
         poll_wait_ms=cfg.node.poll_wait_ms,
         lease_s=cfg.limits.lease_s,
         manifests=[msgspec.Raw(m) for m in hive.manifests_for_nodes()],
+        hosting=rec.hosting_news(),
     )
     return Response(content=msgspec.json.encode(reply), media_type=JSON)
 
@@ -113,6 +118,7 @@ async def poll_core(
     rec = authenticate_node(hive, node_id, headers)
     req = decode_input(body, PollRequest, "poll")
     _apply_results(hive, rec, req)
+    hive.sync_placement()
     fns = frozenset(f for f in req.functions if f in hive.catalog)
     if fns != rec.functions:
         rec.functions = fns
@@ -129,7 +135,7 @@ async def poll_core(
         return Reply(200, b'{"tasks":[]}')
     rec.last_seen = time.monotonic()
     now = time.monotonic()
-    reply = PollReply(tasks=[hive.dispatcher.assignment(t, now) for t in tasks])
+    reply = PollReply(tasks=[hive.dispatcher.assignment(t, now) for t in tasks], hosting=rec.hosting_news())
     # while draining, close each node connection after its reply so the server can stop
     return Reply(200, _poll_reply.encode(reply), {"connection": "close"} if hive.draining else None)
 
@@ -163,14 +169,59 @@ async def heartbeat(node_id: str, request: Request) -> Response:
     rec.loading = frozenset(f for f in hb.loading if f in hive.catalog)
     rec.stats = hb.stats
     rec.draining = hb.draining
+    if hb.rtt_ms is not None:
+        rec.rtt_ms = hb.rtt_ms
     lease = time.monotonic() + hive.cfg.limits.lease_s
     for t in hive.dispatcher.in_flight.values():
         if t.node_id == rec.id:
             t.lease_until = lease
+    hive.sync_placement()
     headers = {"connection": "close"} if hive.draining else None
-    return Response(
-        content=msgspec.json.encode({"ok": True, "in_flight": rec.in_flight}), media_type=JSON, headers=headers
-    )
+    # the whole desired set on every beat (reconciling is idempotent); a calibration request once
+    reply = HeartbeatReply(in_flight=rec.in_flight, hosting=rec.hosting, calibrate=rec.calibrate_pending)
+    rec.calibrate_pending = False
+    return Response(content=msgspec.json.encode(reply), media_type=JSON, headers=headers)
+
+
+@post(
+    "/v1/nodes/{node_id:str}/calibration", tags=["nodes"], request_max_body_size=NODE_BODY_LIMIT, status_code=200
+)
+async def post_calibration(node_id: str, request: Request) -> dict[str, int]:
+    """A node's measured figures per device (``colabhive.node.calibrate``): kept on the node's
+    record for routing and in SQLite as history. score_per_price is added here, from the site."""
+    hive: Hive = request.app.state.hive
+    rec = authenticate_node(hive, node_id, request.headers)
+    cal = decode_input(await request.body(), Calibration, "calibration")
+    known = {d.id for d in rec.devices}
+    for c in cal.devices:
+        if c.device not in known:
+            raise InvalidInput(f"device {c.device!r} is not one this node registered ({sorted(known)})", field="devices")
+    price = rec.site_profile.price_per_gpu_hour if rec.site_profile is not None else 0.0
+    rows = []
+    for c in cal.devices:
+        c.score_per_price = round(c.score / price, 5) if price > 0 else None
+        rec.calibration[c.device] = c
+        rows.append({
+            "node_id": rec.id, "node_name": rec.name, "site": rec.site, "device": c.device, "score": c.score,
+            "measured_at": c.measured_at, "body": msgspec.json.encode(c).decode(), "received_at": time.time(),
+        })
+    await hive.store.many("insert_calibration", rows)
+    return {"accepted": len(rows)}
+
+
+@post("/v1/nodes/{node_id:str}/calibrate", tags=["nodes"], status_code=202,
+      summary="Ask a node to measure its devices again (it is told on its next heartbeat)")
+async def calibrate_node(node_id: str, request: Request) -> dict[str, Any]:
+    hive: Hive = request.app.state.hive
+    tenant = await client_tenant(hive, request)
+    if hive.auth.require_keys and tenant not in hive.cfg.auth.operators:
+        raise Forbidden(f"tenant {tenant!r} may not calibrate nodes; list it in hive.toml auth.operators")
+    rec = hive.registry.get(node_id)
+    if rec is None:
+        raise NotFound(f"no live node {node_id!r}; GET /v1/nodes lists them")
+    rec.calibrate_pending = True
+    last = max((c.measured_at for c in rec.calibration.values()), default=None)
+    return {"node": rec.id, "calibrate_pending": True, "last_measured_at": last}
 
 
 @delete("/v1/nodes/{node_id:str}", tags=["nodes"], status_code=200)

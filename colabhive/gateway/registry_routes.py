@@ -99,6 +99,7 @@ async def promote_version(ref: str, request: Request) -> dict[str, Any]:
             detail={"evaluation": scores},
         )
     changed = await hive.lifecycle.promote(ref, req.to, {"evaluation": scores})
+    hive.sync_placement()
     return {"ref": ref, "lifecycle": req.to, "changed": changed, "evaluation": scores}
 
 
@@ -110,6 +111,7 @@ async def rollback_function(name: str, request: Request) -> dict[str, Any]:
     if name not in hive.lifecycle.names:
         raise UnknownFunction(f"no function named {name!r}")
     changed = await hive.lifecycle.rollback(name)
+    hive.sync_placement()
     return {"name": name, "preferred": hive.lifecycle.preferred(name), "changed": changed}
 
 
@@ -119,7 +121,9 @@ async def retire_version(ref: str, request: Request) -> dict[str, Any]:
     hive: Hive = request.app.state.hive
     await _operator(hive, request)
     _version(hive, ref)
-    return {"ref": ref, "changed": await hive.lifecycle.retire(ref)}
+    changed = await hive.lifecycle.retire(ref)
+    hive.sync_placement()  # nodes unload it
+    return {"ref": ref, "changed": changed}
 
 
 @get("/v1/registry/{name:str}/history", tags=["registry"], summary="Every lifecycle change of a function")

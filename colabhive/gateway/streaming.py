@@ -38,7 +38,10 @@ async def stream_events(hive: Hive, entry: FunctionEntry, body: bytes, headers: 
     loop = asyncio.get_running_loop()
     span = hive.tracer.start_span(f"invoke {entry.ref}", context=context_from_traceparent(headers.get("traceparent")))
     span.set_attribute("hive.stream", True)
-    task = Task(fn=entry.ref, input=body, traceparent=traceparent_of(span), future=loop.create_future())
+    from .functions import _prefer
+
+    task = Task(fn=entry.ref, input=body, traceparent=traceparent_of(span), future=loop.create_future(),
+                prefer=_prefer(headers))
     task.chunks = asyncio.Queue()
     task.deadline = task.enqueued_at + timeout_s
     t0 = time.perf_counter()

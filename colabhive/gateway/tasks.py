@@ -39,6 +39,9 @@ def _view(row: dict[str, Any], with_result: bool = True) -> dict[str, Any]:
         "started_at": row.get("started_at"),
         "finished_at": row.get("finished_at"),
         "run_ms": row.get("run_ms"),
+        "energy_j": row.get("energy_j"),
+        "energy_estimated": None if row.get("energy_j") is None else bool(row.get("energy_estimated")),
+        "carbon_g": row.get("carbon_g"),
     }
     if with_result:
         if row.get("output") is not None:
@@ -88,9 +91,12 @@ async def invoke_durable(
         row, created = await hive.journal.insert(name, body, tenant, key, traceparent_of(span))
         span.set_attribute("hive.task_id", row["id"])
         if created:
-            hive.dispatcher.submit(
-                Task(fn=name, input=body, traceparent=row["traceparent"], id=row["id"], durable=True), force=True
-            )
+            from .functions import _prefer, record_route
+
+            task = Task(fn=name, input=body, traceparent=row["traceparent"], id=row["id"], durable=True,
+                        prefer=_prefer(headers))
+            hive.dispatcher.submit(task, force=True)
+            record_route(span, task)
     finally:
         span.end()
     if respond_async:

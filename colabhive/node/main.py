@@ -1,4 +1,5 @@
-"""The node runtime: register, load what fits, long-poll for work, run it, post results.
+"""The node runtime: register, load what it is placed (or what fits), long-poll for work,
+run it, post results.
 
 Nodes only make outbound calls. A lost gateway is retried with capped exponential
 backoff; a gateway that forgot the node (it restarted) is answered by registering again.
@@ -18,12 +19,13 @@ import msgspec
 
 from .. import __version__
 from ..config import HiveConfig
+from ..errors import ConfigError
 from ..manifests import Manifest
 from ..plugins import get_plugin_manager
 from ..telemetry import setup_tracing
-from ..wire import Chunk, Device, Heartbeat, PollReply, PollRequest, RegisterReply, RegisterRequest, TaskResult
-from .cache import ModelCache
+from ..wire import Chunk, Device, PollReply, PollRequest, RegisterReply, RegisterRequest, TaskResult
 from .client import GatewayClient, GatewayError, GatewayUnreachable
+from .control import Control
 from .worker import run_batch
 
 __all__ = ["Node"]
@@ -36,7 +38,9 @@ class _Stop(Exception):
 
 
 class Node:
-    def __init__(self, cfg: HiveConfig, gateway: str | None = None, name: str | None = None) -> None:
+    def __init__(
+        self, cfg: HiveConfig, gateway: str | None = None, name: str | None = None, calibrate: bool = True
+    ) -> None:
         self.cfg = cfg
         self.url = (gateway or cfg.node_gateway_url).rstrip("/")
         self.name = name or cfg.node.name or f"{socket.gethostname()}-{os.getpid()}"
@@ -44,21 +48,23 @@ class Node:
         self.devices: list[Device] = [d for group in self.pm.hook.hive_devices() for d in group]
         if not self.devices:
             raise RuntimeError("no hardware plugin reported a device; install colabhive-cpu (make install)")
-        self.cache = ModelCache(self.devices, cfg.node.functions)
         self.tracer = setup_tracing(cfg, "node")
         wait_s = cfg.node.poll_wait_ms / 1000
         self.join_token = os.environ.get("COLABHIVE_JOIN_TOKEN") or cfg.node.join_token
         self.client = GatewayClient(self.url, timeout_s=wait_s + 30)
-        self.hb_client = GatewayClient(self.url, timeout_s=10)
         self.chunk_client = GatewayClient(self.url, timeout_s=10)
         """Streamed output goes out on its own connection while the batch runs."""
         self.node_id: str | None = None
         self.pending: list[TaskResult] = []
         self.stopping = threading.Event()
+        self.control = Control(
+            GatewayClient(self.url, timeout_s=10), self.devices, cfg.node.functions, self.pm,
+            cfg.node.torch_threads, calibrate, lambda: self.node_id, self.stopping.is_set,
+        )
+        """Heartbeats, calibration and placement, on their own connection."""
+        self.cache = self.control.cache
         self._in_wait = False
-        self._loader: threading.Thread | None = None
         self.batches = 0
-        self._hb_lock = threading.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------------
     def run(self) -> None:
@@ -132,6 +138,7 @@ class Node:
             pid=os.getpid(),
             version=__version__,
             devices=self.devices,
+            allowed=list(self.cfg.node.functions),
         )
         self.client.set_token(self.join_token)
         try:
@@ -140,22 +147,22 @@ class Node:
             log.info("waiting for the gateway at %s (%s)", self.url, exc)
             return False
         except GatewayError as exc:
+            if exc.status == 422:  # this node's own settings (e.g. an unknown site): retrying cannot help
+                raise ConfigError(f"the gateway at {self.url} refused this node: {exc.message}") from exc
             log.error("registration refused: %s", exc)
             return False
         reply = msgspec.json.decode(data, type=RegisterReply)
         self.client.set_token(reply.node_secret)
-        self.hb_client.set_token(reply.node_secret)
+        self.control.client.set_token(reply.node_secret)
         self.chunk_client.set_token(reply.node_secret)
         self.node_id = reply.node_id
         manifests = [msgspec.json.decode(raw, type=Manifest) for raw in reply.manifests]
         log.info("registered with %s as %s (%d devices)", self.url, self.node_id, len(self.devices))
-        plan = self.cache.plan(manifests)
-        if plan and (self._loader is None or not self._loader.is_alive()):
-            self._loader = threading.Thread(
-                target=self.cache.load_all, args=(plan, self._heartbeat_now), name="loader", daemon=True
-            )
-            self._loader.start()
-        self._heartbeat_now()
+        self.cache.set_manifests(manifests, reply.hosting)
+        self.cache.unload(self.cache.extras())
+        self.control.ensure_loader()
+        self.control.heartbeat()
+        self.control.calibrator.repost(force=True)  # a restarted gateway has lost them
         return True
 
     # ---- the poll loop ---------------------------------------------------------------
@@ -181,8 +188,12 @@ class Node:
         self.pending = []
         reply = msgspec.json.decode(data, type=PollReply)
         if reply.tasks:
-            self.pending = run_batch(reply.tasks, self.cache, self.tracer, self.name, self._post_chunk)
+            self.pending = run_batch(
+                reply.tasks, self.cache, self.tracer, self.name, self._post_chunk, self.control.meter
+            )
             self.batches += 1
+        if self.control.apply_hosting(reply.hosting):
+            self.control.heartbeat()
 
     def _post_chunk(self, task_id: str, seq: int, text: str) -> bool:
         """Send one piece of streamed output; a failed post is logged, not fatal (the full
@@ -214,19 +225,6 @@ class Node:
             log.warning("could not say goodbye to the gateway: %s", exc)
 
     # ---- heartbeats ------------------------------------------------------------------
-    def _heartbeat_now(self) -> None:
-        node_id = self.node_id
-        if node_id is None:
-            return
-        loaded, loading = self.cache.names()
-        stats = [s for d in self.devices if (s := self.pm.hook.hive_device_stats(device=d)) is not None]
-        hb = Heartbeat(functions=loaded, loading=loading, stats=stats, draining=self.stopping.is_set())
-        with self._hb_lock:  # the loader thread and the heartbeat thread share one connection
-            try:
-                self.hb_client.request("POST", f"/v1/nodes/{node_id}/heartbeat", msgspec.json.encode(hb))
-            except (GatewayUnreachable, GatewayError) as exc:
-                log.debug("heartbeat failed: %s", exc)
-
     def _heartbeat_loop(self) -> None:
         while not self.stopping.wait(self.cfg.node.heartbeat_s):
-            self._heartbeat_now()
+            self.control.heartbeat()

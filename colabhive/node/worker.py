@@ -21,6 +21,7 @@ from ..errors import InvalidInput
 from ..telemetry import context_from_traceparent
 from ..wire import ErrorBody, TaskAssignment, TaskResult
 from .cache import ModelCache
+from .energy import EnergyMeter
 
 __all__ = ["run_batch"]
 
@@ -42,26 +43,42 @@ def run_batch(
     tracer: trace.Tracer,
     node_name: str,
     post_chunk: ChunkSink | None = None,
+    meter: EnergyMeter | None = None,
 ) -> list[TaskResult]:
+    """Each function's tasks run as one batch; ``meter`` (when given) costs each batch's
+    device energy and splits it evenly over the batch's tasks (they shared one forward)."""
     by_fn: dict[str, list[TaskAssignment]] = defaultdict(list)
     results: list[TaskResult] = []
     for t in tasks:
         if t.stream and post_chunk is not None:
-            results.append(_run_streamed(t, cache, tracer, node_name, post_chunk))
+            results.append(_run_streamed(t, cache, tracer, node_name, post_chunk, meter))
         else:
             by_fn[t.fn].append(t)
     for fn, group in by_fn.items():
-        results.extend(_run_group(fn, group, cache, tracer, node_name))
+        results.extend(_run_group(fn, group, cache, tracer, node_name, meter))
     return results
 
 
+def _energy(result: TaskResult, energy: tuple[float | None, bool], share: int) -> TaskResult:
+    joules, estimated = energy
+    if joules is not None:
+        result.energy_j = float(f"{joules / share:.6g}")  # 6 significant digits: µJ tasks stay > 0
+        result.energy_estimated = estimated
+    return result
+
+
 def _run_streamed(
-    t: TaskAssignment, cache: ModelCache, tracer: trace.Tracer, node_name: str, post_chunk: ChunkSink
+    t: TaskAssignment,
+    cache: ModelCache,
+    tracer: trace.Tracer,
+    node_name: str,
+    post_chunk: ChunkSink,
+    meter: EnergyMeter | None,
 ) -> TaskResult:
     """One streamed task on its own: each piece of text is posted as the runner emits it."""
     loaded = cache.loaded.get(t.fn)
     if loaded is None or not loaded.runner.streams:
-        return _run_group(t.fn, [t], cache, tracer, node_name)[0]
+        return _run_group(t.fn, [t], cache, tracer, node_name, meter)[0]
     try:
         inp = msgspec.json.decode(t.input, type=loaded.input_type)
         loaded.runner.check(inp)
@@ -80,6 +97,7 @@ def _run_streamed(
         s.set_attribute("hive.fn", t.fn)
         s.set_attribute("hive.node", node_name)
         s.set_attribute("hive.stream", True)
+        reading = meter.begin(loaded.runner.device, t.fn) if meter is not None else None
         t0 = time.perf_counter()
         try:
             out = loaded.runner.stream(inp, emit)
@@ -89,8 +107,13 @@ def _run_streamed(
             log.exception("%s failed on streamed task %s", t.fn, t.id)
             return _error(t, "model_error", f"{type(exc).__name__}: {exc}")
         run_ms = (time.perf_counter() - t0) * 1000
+        energy = meter.end(reading) if meter is not None and reading is not None else (None, False)
         s.set_attribute("hive.chunks", seq)
-    return TaskResult(id=t.id, output=msgspec.Raw(_encode(out)), run_ms=run_ms, batch_size=1)
+        if energy[0] is not None:
+            s.set_attribute("hive.energy_j", energy[0])
+            s.set_attribute("hive.energy_estimated", energy[1])
+    result = TaskResult(id=t.id, output=msgspec.Raw(_encode(out)), run_ms=run_ms, batch_size=1)
+    return _energy(result, energy, 1)
 
 
 def _error(t: TaskAssignment, code: str, message: str) -> TaskResult:
@@ -98,7 +121,12 @@ def _error(t: TaskAssignment, code: str, message: str) -> TaskResult:
 
 
 def _run_group(
-    fn: str, group: list[TaskAssignment], cache: ModelCache, tracer: trace.Tracer, node_name: str
+    fn: str,
+    group: list[TaskAssignment],
+    cache: ModelCache,
+    tracer: trace.Tracer,
+    node_name: str,
+    meter: EnergyMeter | None = None,
 ) -> list[TaskResult]:
     loaded = cache.loaded.get(fn)
     if loaded is None:
@@ -137,6 +165,7 @@ def _run_group(
         )
         fwd.set_attribute("hive.batch_size", len(ok))
         fwd.set_attribute("hive.device", loaded.runner.device.id)
+    reading = meter.begin(loaded.runner.device, fn) if meter is not None else None
     t0 = time.perf_counter()
     try:
         outputs = loaded.runner.run(inputs)
@@ -147,16 +176,23 @@ def _run_group(
         log.exception("%s failed on a batch of %d (tasks %s)", fn, len(ok), [t.id for t in ok])
         failure = f"{type(exc).__name__}: {exc}"
     run_ms = (time.perf_counter() - t0) * 1000
+    energy = meter.end(reading) if meter is not None and reading is not None else (None, False)
+    n = len(ok)
     if recording:
+        if energy[0] is not None:
+            fwd.set_attribute("hive.energy_j", energy[0])
         fwd.end()
         for s in spans:
             if failure:
                 s.set_status(trace.StatusCode.ERROR, failure)
+            if energy[0] is not None:
+                s.set_attribute("hive.energy_j", energy[0] / n)
+                s.set_attribute("hive.energy_estimated", energy[1])
             s.end()
-    n = len(ok)
     if failure is not None:
         results.extend(_error(t, "model_error", failure) for t in ok)
         return results
     for t, out in zip(ok, outputs):
-        results.append(TaskResult(id=t.id, output=msgspec.Raw(_encode(out)), run_ms=run_ms, batch_size=n))
+        result = TaskResult(id=t.id, output=msgspec.Raw(_encode(out)), run_ms=run_ms, batch_size=n)
+        results.append(_energy(result, energy, n))
     return results

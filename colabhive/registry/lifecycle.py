@@ -39,6 +39,8 @@ class Lifecycle:
         self.states: dict[str, str] = {}
         self.names: dict[str, list[str]] = {}
         """name → its refs, oldest version first."""
+        self.generation = 0
+        """Bumped on every state change (placement replans when it moves)."""
 
     async def load(self, manifests: list[Manifest]) -> None:
         """Manifest states, overridden by what the hive changed; one preferred per name."""
@@ -73,6 +75,7 @@ class Lifecycle:
 
     async def _set(self, ref: str, to: str, now: float) -> None:
         self.states[ref] = to
+        self.generation += 1
         await self.store.execute("save_model_state", {"ref": ref, "name": ref.split("@")[0], "lifecycle": to, "now": now})
 
     async def _event(self, ref: str, frm: str, to: str, previous: str | None, reason: str, detail: Any, now: float) -> None:

@@ -19,6 +19,13 @@ __all__ = ["Store", "load_queries"]
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.M)
 
+ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    "tasks": {"energy_j": "REAL", "energy_estimated": "INTEGER", "carbon_g": "REAL"},
+}
+"""Columns added to a table after it first shipped. schema.sql creates them in a new
+database; an older one gets them with ALTER TABLE at open (CREATE TABLE IF NOT EXISTS
+leaves an existing table as it was)."""
+
 
 def load_queries(text: str) -> dict[str, str]:
     """Split a file of ``-- name: x`` blocks into {name: sql}."""
@@ -42,8 +49,18 @@ class Store:
         await self.db.execute("PRAGMA synchronous=NORMAL")
         await self.db.execute("PRAGMA busy_timeout=5000")
         await self.db.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
+        await self._add_missing_columns()
         await self.db.commit()
         self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def _add_missing_columns(self) -> None:
+        assert self.db is not None
+        for table, columns in ADDED_COLUMNS.items():
+            async with self.db.execute(f"PRAGMA table_info({table})") as cur:
+                have = {row[1] for row in await cur.fetchall()}
+            for name, decl in columns.items():
+                if name not in have:
+                    await self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
     async def close(self) -> None:
         if self._flusher is not None:

@@ -40,7 +40,8 @@ WHERE id = :id AND status IN ('queued', 'running');
 
 -- name: finish_task
 UPDATE tasks SET status = :status, output = :output, error = :error, node_id = :node_id, run_ms = :run_ms,
-    attempts = :attempts, finished_at = :finished_at
+    attempts = :attempts, finished_at = :finished_at,
+    energy_j = :energy_j, energy_estimated = :energy_estimated, carbon_g = :carbon_g
 WHERE id = :id AND status IN ('queued', 'running');
 
 -- name: cancel_task
@@ -58,7 +59,8 @@ DELETE FROM tasks WHERE finished_at IS NOT NULL AND finished_at < :before;
 SELECT status, count(*) AS n FROM tasks GROUP BY status;
 
 -- name: list_tasks
-SELECT id, fn, status, tenant, attempts, node_id, run_ms, created_at, started_at, finished_at FROM tasks
+SELECT id, fn, status, tenant, attempts, node_id, run_ms, created_at, started_at, finished_at,
+       energy_j, energy_estimated, carbon_g FROM tasks
 WHERE (:fn IS NULL OR fn = :fn OR fn LIKE :fn || '@%') AND (:status IS NULL OR status = :status) AND tenant = :tenant
   AND (created_at < :after_created OR (created_at = :after_created AND id < :after_id))
 ORDER BY created_at DESC, id DESC LIMIT :limit;
@@ -101,3 +103,7 @@ VALUES (:ref, :metric, :score, :threshold, :passed, :dataset, :dataset_sha256, :
 -- name: latest_evaluations
 SELECT e.ref, e.report, e.artifact_sha256 FROM evaluations e
 JOIN (SELECT ref, max(id) AS id FROM evaluations GROUP BY ref) last ON last.id = e.id;
+
+-- name: insert_calibration
+INSERT INTO calibrations (node_id, node_name, site, device, score, measured_at, received_at, body)
+VALUES (:node_id, :node_name, :site, :device, :score, :measured_at, :received_at, :body);

