@@ -105,6 +105,40 @@ class Client:
         _raise_for(resp)
         return resp.json()["functions"]
 
+    def auto(
+        self,
+        input: str | None = None,
+        *,
+        parts: list[Any] | None = None,
+        prefer: str | None = None,
+        budget_ms: int | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """``POST /v1/auto``: the merged answer (``output``, one slot per part) and the ``plan``."""
+        body: dict[str, Any] = {"input": input} if parts is None else {"parts": parts}
+        if prefer is not None:
+            body["prefer"] = prefer
+        if budget_ms is not None:
+            body["budget_ms"] = budget_ms
+        resp = self._http.post("/v1/auto", json=body, params={"dry_run": "true"} if dry_run else None)
+        _raise_for(resp)
+        return resp.json()
+
+    def auto_stream(self, input: str | None = None, *, parts: list[Any] | None = None) -> Iterator[tuple[str, Any]]:
+        """``/v1/auto`` as it happens: ("plan", plan), then ("part", slot) as each part finishes,
+        then ("done", the merged answer)."""
+        body: dict[str, Any] = {"input": input} if parts is None else {"parts": parts}
+        with self._http.stream("POST", "/v1/auto", json=body, headers={"accept": "text/event-stream"}) as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                _raise_for(resp)
+            event = ""
+            for line in resp.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    yield event, json.loads(line[6:])
+
     def evaluate(self, ref: str) -> dict[str, Any]:
         """Run ``name@version``'s declared evaluation on the hive; the report."""
         resp = self._http.post(f"/v1/registry/{ref}/eval")

@@ -18,6 +18,7 @@ from ..config import HiveConfig, config_from_json
 from .errors import EXCEPTION_HANDLERS, error_response
 from .fastpath import FastPath
 from .functions import describe_function, invoke, list_functions
+from .auto_routes import auto
 from .openai_compat import chat_completions, embeddings, models
 from .registry_routes import evaluate_version, history, promote_version, retire_version, rollback_function
 from .hive import Hive
@@ -114,6 +115,7 @@ def create_app(cfg: HiveConfig) -> Litestar:
             models,
             embeddings,
             chat_completions,
+            auto,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         after_request=_json_not_found,

@@ -1,0 +1,1 @@
+"""/auto: one request, many experts. Parse → classify → decompose → route → run → merge."""

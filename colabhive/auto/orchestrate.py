@@ -1,0 +1,129 @@
+"""The plan and its execution: parts → experts → nodes → results, merged in request order.
+
+Each part becomes an ordinary call of its expert (``invoke_core``: the same validation,
+queues, routing and traces as a direct call), so a part that fails fails alone: its slot
+in the answer says what failed and why, and the other parts still answer. Independent
+parts run concurrently. The whole request is one trace: the ``auto`` span is the parent
+of every part's ``invoke`` span, on whichever nodes ran them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from ..errors import HiveError
+from .experts import Choice, ExpertIndex
+from .parse import Part, split_request
+
+__all__ = ["PlannedPart", "body_for", "plan_request", "run_parts"]
+
+GEN_MAX_TOKENS = 96
+
+Invoke = Callable[[str, bytes, dict[str, str]], Awaitable[tuple[bytes, dict[str, str]]]]
+
+
+class PlannedPart(msgspec.Struct, kw_only=True):
+    index: int
+    text: str
+    shape: str
+    task: str
+    expert: str
+    """name@version"""
+    confidence: float
+    fallback: bool
+    why: str
+    scores: dict[str, float]
+    input: dict[str, Any]
+    node: str | None = None
+    status: str = "planned"
+    ms: float | None = None
+    energy_j: float | None = None
+    carbon_g: float | None = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+
+
+def body_for(task: str, part: Part, options: dict[str, Any]) -> dict[str, Any]:
+    """The expert's input object for this part (validated by the expert's own schema later)."""
+    p = part.payload
+    if task == "forecasting":
+        limit = int(options.get("max_horizon", 48))
+        return {"series": p["series"], "horizon": max(1, min(p["horizon"], limit))}
+    if task == "tabular":
+        return {"record": {k.replace(" ", "_"): v for k, v in p["record"].items()}}
+    if task == "rerank":
+        return {"query": p["query"], "passages": p["passages"]}
+    if task == "generation":
+        return {"messages": [{"role": "user", "content": part.text}], "max_tokens": GEN_MAX_TOKENS}
+    return {"text": p.get("text") or part.text}
+
+
+def _tabular_keys(record: dict[str, float], features: set[str]) -> dict[str, float]:
+    """Map "mean radius" → "mean_radius" (or whichever spelling the model was trained with)."""
+    out = {}
+    for k, v in record.items():
+        for cand in (k, k.replace(" ", "_"), k.replace("_", " ")):
+            if cand in features:
+                out[cand] = v
+                break
+        else:
+            out[k] = v
+    return out
+
+
+async def plan_request(index: ExpertIndex, text: str | None, parts: list[Any] | None) -> list[PlannedPart]:
+    """Split (or take the caller's parts), recognise each part's shape, choose its expert."""
+    raw = split_request(text) if text is not None else [_explicit(p) for p in parts or []]
+    choices: list[Choice] = await asyncio.gather(*(index.choose(p.kind, p.text, p.payload) for p in raw))
+    planned = []
+    for i, (part, c) in enumerate(zip(raw, choices)):
+        m = c.manifest
+        body = body_for(m.task, part, dict(m.options))
+        if m.task == "tabular":
+            body["record"] = _tabular_keys(part.payload["record"], index.features.get(m.name, set()))
+        planned.append(PlannedPart(index=i, text=part.text, shape=part.kind, task=m.task, expert=m.ref,
+                                   confidence=c.confidence, fallback=c.fallback, why=c.why, scores=c.scores,
+                                   input=body))
+    return planned
+
+
+def _explicit(p: Any) -> Part:
+    """A caller-given part: text is parsed like free text; an object is taken as it is."""
+    from .parse import classify_shape
+
+    if isinstance(p, str):
+        return classify_shape(p)
+    if "series" in p:
+        return Part(str(p), "series", {"series": p["series"], "horizon": p.get("horizon", 6)})
+    if "record" in p:
+        return Part(str(p), "record", {"record": p["record"]})
+    if "passages" in p:
+        return Part(p.get("query", ""), "ranking", {"query": p.get("query", ""), "passages": p["passages"]})
+    return classify_shape(str(p.get("text", p)))
+
+
+async def run_parts(planned: list[PlannedPart], invoke: Invoke) -> AsyncIterator[PlannedPart]:
+    """Run every part at once; yield each as it finishes (streaming), failures included."""
+
+    async def one(p: PlannedPart) -> PlannedPart:
+        t0 = time.perf_counter()
+        try:
+            out, headers = await invoke(p.expert, msgspec.json.encode(p.input), {})
+            p.output, p.status = msgspec.json.decode(out), "ok"
+            p.node = headers.get("x-hive-node")
+            if "x-hive-energy-j" in headers:
+                p.energy_j = float(headers["x-hive-energy-j"])
+            if "x-hive-carbon-g" in headers:
+                p.carbon_g = float(headers["x-hive-carbon-g"])
+        except HiveError as exc:
+            p.status, p.error = "failed", exc.to_body()["error"]
+        p.ms = round((time.perf_counter() - t0) * 1000, 2)
+        return p
+
+    for fut in asyncio.as_completed([one(p) for p in planned]):
+        yield await fut

@@ -1,0 +1,154 @@
+"""``POST /v1/auto``: describe a problem, get one answer from the right experts.
+
+The request is split into parts, each part's expert is chosen (``colabhive/auto``), and
+the parts run concurrently as ordinary calls. ``?dry_run=true`` returns the plan alone.
+With ``Accept: text/event-stream`` the plan comes first, then each part as it finishes,
+then the merged answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.response import Stream
+from msgspec import Meta
+
+from ..auto.experts import ExpertIndex
+from ..auto.orchestrate import PlannedPart, plan_request, run_parts
+from ..errors import HiveError, InvalidInput, NoCapacity
+from ..telemetry import context_from_traceparent, traceparent_of
+from .errors import decode_input
+from .functions import _visible, invoke_core
+from .hive import Hive
+from .tenants import client_tenant
+
+__all__ = ["auto"]
+
+MAX_PARTS = 16
+ROUTING = {"fast": "fast", "green": "green", "cheap": "cheap", "best": "fast"}
+
+
+class AutoRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    input: Annotated[str, Meta(min_length=1, max_length=20_000)] | None = None
+    parts: Annotated[list[str | dict[str, Any]], Meta(min_length=1, max_length=MAX_PARTS)] | None = None
+    prefer: Literal["fast", "green", "cheap", "best"] | None = None
+    budget_ms: Annotated[int, Meta(ge=1, le=600_000)] | None = None
+
+
+def _embedder(hive: Hive) -> str:
+    refs = [hive.lifecycle.default_ref(n) for n in hive.lifecycle.names]
+    emb = [r for r in refs if r and hive.catalog[r].manifest.task == "embedding"]
+    emb.sort(key=lambda r: (not r.startswith("minilm-embed@"), r))
+    served = [r for r in emb if hive.registry.serving(r)]
+    if not served:
+        raise NoCapacity(
+            f"/auto embeds requests with the catalog's embedding function ({', '.join(emb) or 'none declared'}), "
+            "which no node serves right now", retry_after=5)
+    return served[0]
+
+
+def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
+    key = (hive.lifecycle.generation, tenant)
+    cached = getattr(hive, "_auto_index", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    experts = []
+    for name in hive.lifecycle.names:
+        ref = hive.lifecycle.default_ref(name)
+        if ref and _visible(hive.catalog[ref], tenant, hive):
+            experts.append(hive.catalog[ref].manifest)
+    embedder = _embedder(hive)
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        import asyncio
+
+        replies = await asyncio.gather(*(invoke_core(hive, embedder, msgspec.json.encode({"text": t[:2000]}),
+                                                     headers, tenant) for t in texts))
+        return [msgspec.json.decode(r.body)["embedding"] for r in replies]
+
+    index = ExpertIndex(experts, embed, hive.registry.serving)
+    hive._auto_index = (key, index)  # type: ignore[attr-defined]
+    return index
+
+
+def _slot(p: PlannedPart) -> dict[str, Any]:
+    out: dict[str, Any] = {"index": p.index, "expert": p.expert, "task": p.task, "status": p.status}
+    if p.status == "ok":
+        out["output"] = p.output
+    elif p.error is not None:
+        out["error"] = p.error
+    return out
+
+
+def _plan_doc(parts: list[PlannedPart], trace_id: str, prefer: str, dry_run: bool, t0: float) -> dict[str, Any]:
+    return {"parts": [msgspec.to_builtins(p) | {"output": None} for p in parts], "trace_id": trace_id,
+            "prefer": prefer, "dry_run": dry_run, "ms": round((time.perf_counter() - t0) * 1000, 2)}
+
+
+@post("/v1/auto", tags=["auto"], status_code=200,
+      summary="One request, many experts: classify, split, route, run in parallel, merge (dry_run: the plan only)")
+async def auto(request: Request, dry_run: bool = False) -> Response | Stream:
+    hive: Hive = request.app.state.hive
+    t0 = time.perf_counter()
+    tenant = await client_tenant(hive, request)
+    req = decode_input(await request.body(), AutoRequest, "auto")
+    if (req.input is None) == (req.parts is None):
+        raise InvalidInput("give exactly one of `input` (free text) or `parts` (a list)", field="input")
+    prefer = req.prefer or "fast"
+    span = hive.tracer.start_span("auto", context=context_from_traceparent(request.headers.get("traceparent")))
+    tp = traceparent_of(span)
+    headers = {"traceparent": tp, "x-hive-prefer": ROUTING[prefer]}
+    if req.budget_ms is not None:
+        headers["x-timeout-ms"] = str(req.budget_ms)
+    trace_id = tp[3:35]
+    try:
+        index = _index(hive, tenant, headers)
+        try:
+            planned = await plan_request(index, req.input, req.parts)
+        except LookupError as exc:
+            raise InvalidInput(str(exc), field="input") from None
+        span.set_attribute("hive.auto.parts", len(planned))
+        span.set_attribute("hive.auto.experts", ",".join(p.expert for p in planned))
+    except BaseException:
+        span.end()
+        raise
+    if dry_run:
+        span.end()
+        return Response(content=msgspec.json.encode({"plan": _plan_doc(planned, trace_id, prefer, True, t0)}),
+                        media_type="application/json")
+
+    async def invoke(ref: str, body: bytes, _: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+        reply = await invoke_core(hive, ref, body, headers, tenant)
+        return reply.body, reply.headers or {}
+
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return Stream(_events(planned, invoke, trace_id, prefer, t0, span), media_type="text/event-stream",
+                      headers={"cache-control": "no-cache"})
+    try:
+        async for _ in run_parts(planned, invoke):
+            pass
+    finally:
+        span.end()
+    doc = {"output": [_slot(p) for p in planned], "plan": _plan_doc(planned, trace_id, prefer, False, t0)}
+    return Response(content=msgspec.json.encode(doc), media_type="application/json")
+
+
+async def _events(planned: list[PlannedPart], invoke: Any, trace_id: str, prefer: str, t0: float,
+                  span: Any) -> AsyncIterator[bytes]:
+    def frame(event: str, data: Any) -> bytes:
+        return b"event: " + event.encode() + b"\ndata: " + msgspec.json.encode(data) + b"\n\n"
+
+    try:
+        yield frame("plan", _plan_doc(planned, trace_id, prefer, False, t0))
+        async for p in run_parts(planned, invoke):
+            yield frame("part", _slot(p) | {"ms": p.ms, "node": p.node})
+        yield frame("done", {"output": [_slot(p) for p in planned],
+                             "plan": _plan_doc(planned, trace_id, prefer, False, t0)})
+    except HiveError as exc:
+        yield frame("error", exc.to_body())
+    finally:
+        span.end()
