@@ -19,14 +19,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..manifests import Manifest
+from .parse import instruction_of, record_for, target_language, wants_translation
 
 __all__ = ["Choice", "ExpertIndex", "SHAPE_TASKS"]
 
 SHAPE_TASKS = {"series": {"forecasting"}, "record": {"tabular"}, "ranking": {"rerank"}}
 """Payload shapes that fix the task before any model looks at the words."""
-TEXT_TASKS = {"classification", "language", "translation", "generation", "embedding", "rerank"}
+TEXT_TASKS = {"classification", "language", "translation", "generation", "embedding"}
+"""Rerank needs passages: only a request of the ranking shape can go there."""
+MIN_FEATURES = 5
 GENERAL_TASK = "generation"
-THRESHOLD = 0.30
+THRESHOLD = 0.35
 MARGIN = 0.08
 """A specialist must beat its task's general model by this much to be chosen over it."""
 
@@ -40,6 +43,8 @@ class Choice:
     fallback: bool
     why: str
     scores: dict[str, float]
+    payload: dict[str, Any] | None = None
+    """Set when choosing the expert also read the payload (a tabular record)."""
 
 
 def _cos(a: list[float], b: list[float]) -> float:
@@ -50,20 +55,26 @@ def _texts(m: Manifest) -> list[str]:
     return [*m.examples, m.description, *(f"{d} {m.task}" for d in m.domains)]
 
 
-def _features(m: Manifest) -> set[str]:
-    """A tabular expert's feature names (from its model directory), lower-cased."""
+def _features(m: Manifest) -> list[str]:
+    """A tabular expert's feature names, from its model directory (the gateway's view of it)."""
     if not m.source.path:
-        return set()
-    path = m.resolve(m.source.path) / "features.json"
+        return []
     try:
-        names = json.loads(path.read_text())["features"]
+        return list(json.loads((m.resolve(m.source.path) / "features.json").read_text())["features"])
     except (OSError, ValueError, KeyError):
-        return set()
-    return {n.lower().replace("_", " ") for n in names} | {n.lower() for n in names}
+        return []
 
 
 class ExpertIndex:
-    def __init__(self, experts: list[Manifest], embed: Embed, served: Callable[[str], bool] = lambda ref: True) -> None:
+    def __init__(
+        self,
+        experts: list[Manifest],
+        embed: Embed,
+        served: Callable[[str], bool] = lambda ref: True,
+        language: Callable[[str], Awaitable[str | None]] | None = None,
+    ) -> None:
+        self.language = language
+        """The catalog's language identifier (through the hive), for a translation's direction."""
         self.experts = [m for m in experts if m.task != "echo"]
         self.served = served
         """Whether a node holds that version now: experts nobody serves are passed over."""
@@ -89,25 +100,49 @@ class ExpertIndex:
         flagged = [m for m in of_task if m.options.get("general") is True]
         return (flagged or (of_task if len(of_task) == 1 else []) or [None])[0]
 
-    def _by_features(self, record: dict[str, Any]) -> Choice | None:
-        keys = {k.lower() for k in record} | {k.lower().replace("_", " ") for k in record}
-        overlap = {name: len(keys & feats) / max(1, len(record)) for name, feats in self.features.items()}
-        if not overlap or max(overlap.values()) == 0:
+    def _by_features(self, text: str) -> Choice | None:
+        """A record whose field names are a tabular expert's features picks that expert."""
+        best: tuple[float, Manifest, dict[str, float]] | None = None
+        for m in self.experts:
+            feats = self.features.get(m.name)
+            if not feats:
+                continue
+            record = record_for(text, feats)
+            share = len(record) / len(feats)
+            if len(record) >= min(MIN_FEATURES, len(feats)) and (best is None or share > best[0]):
+                best = (share, m, record)
+        if best is None:
             return None
-        name = max(overlap, key=lambda n: overlap[n])
-        m = next(e for e in self.experts if e.name == name)
-        return Choice(m, round(overlap[name], 3), False, f"the record's fields match {name}'s features "
-                      f"({overlap[name]:.0%})", {k: round(v, 3) for k, v in overlap.items()})
+        share, m, record = best
+        return Choice(m, round(share, 3), False, f"the request carries {len(record)} of {m.name}'s "
+                      f"{len(self.features[m.name])} features", {m.name: round(share, 3)}, {"record": record})
+
+    async def _translation(self, m: Manifest, text: str, payload: dict[str, Any], why: str,
+                           scores: dict[str, float]) -> Choice:
+        """Among translation experts, the one whose direction ends in the language asked for."""
+        source = str(payload.get("text", ""))
+        spoken = await self.language(source) if self.language is not None and source else None
+        target = target_language(text, source, spoken)
+        for e in self.experts:
+            direction = str(e.options.get("direction", ""))
+            if e.task == "translation" and direction.endswith(f"-{target}") and self.served(e.ref):
+                return Choice(e, scores.get(e.name, 0.0), False, f"{why}; into '{target}', so {e.name}", scores)
+        return Choice(m, scores.get(m.name, 0.0), False, why, scores)
 
     async def choose(self, shape: str, text: str, payload: dict[str, Any]) -> Choice:
-        if shape == "record" and (c := self._by_features(payload["record"])) is not None:
+        if (c := self._by_features(text)) is not None:
             return c
         await self.warm()
         tasks = SHAPE_TASKS.get(shape, TEXT_TASKS)
-        (vec,) = await self.embed([text])
+        (vec,) = await self.embed([instruction_of(text)])  # what is asked, not what it is about
         pool = [m for m in self.experts if m.task in tasks]
         pool = [m for m in pool if self.served(m.ref)] or pool  # dry runs still plan on an empty hive
         scores = {m.name: max(_cos(vec, v) for v in self.vectors.get(m.name, [[0.0]])) for m in pool}
+        if shape == "text" and wants_translation(text):  # said in so many words: no similarity needed
+            tr = [m for m in pool if m.task == "translation"]
+            if tr:
+                return await self._translation(tr[0], text, payload, "the request asks for a translation",
+                                         {k: round(v, 3) for k, v in scores.items()})
         if not scores:
             raise LookupError(f"no expert in the catalog handles {shape} requests")
         best = max(scores, key=lambda n: scores[n])
@@ -121,8 +156,10 @@ class ExpertIndex:
                               f"{m.task}: the specialist {best} is only {gap:.2f} closer than the general "
                               f"{general.name}, so the general one", rounded)
         if scores[best] >= THRESHOLD or shape != "text":
-            return Choice(m, round(scores[best], 3), False, f"closest to {best}'s examples (cosine {scores[best]:.2f})",
-                          rounded)
+            why = f"closest to {best}'s examples (cosine {scores[best]:.2f})"
+            if m.task == "translation":
+                return await self._translation(m, text, payload, why, rounded)
+            return Choice(m, round(scores[best], 3), False, why, rounded)
         general = general if general is not None and general.name != best else self._general(GENERAL_TASK)
         if general is None:
             return Choice(m, round(scores[best], 3), False, f"closest to {best} (cosine {scores[best]:.2f}, low)",

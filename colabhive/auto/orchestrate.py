@@ -55,25 +55,12 @@ def body_for(task: str, part: Part, options: dict[str, Any]) -> dict[str, Any]:
         limit = int(options.get("max_horizon", 48))
         return {"series": p["series"], "horizon": max(1, min(p["horizon"], limit))}
     if task == "tabular":
-        return {"record": {k.replace(" ", "_"): v for k, v in p["record"].items()}}
+        return {"record": p["record"]}
     if task == "rerank":
         return {"query": p["query"], "passages": p["passages"]}
     if task == "generation":
         return {"messages": [{"role": "user", "content": part.text}], "max_tokens": GEN_MAX_TOKENS}
     return {"text": p.get("text") or part.text}
-
-
-def _tabular_keys(record: dict[str, float], features: set[str]) -> dict[str, float]:
-    """Map "mean radius" → "mean_radius" (or whichever spelling the model was trained with)."""
-    out = {}
-    for k, v in record.items():
-        for cand in (k, k.replace(" ", "_"), k.replace("_", " ")):
-            if cand in features:
-                out[cand] = v
-                break
-        else:
-            out[k] = v
-    return out
 
 
 async def plan_request(index: ExpertIndex, text: str | None, parts: list[Any] | None) -> list[PlannedPart]:
@@ -83,9 +70,9 @@ async def plan_request(index: ExpertIndex, text: str | None, parts: list[Any] | 
     planned = []
     for i, (part, c) in enumerate(zip(raw, choices)):
         m = c.manifest
+        if c.payload is not None:
+            part.payload = c.payload
         body = body_for(m.task, part, dict(m.options))
-        if m.task == "tabular":
-            body["record"] = _tabular_keys(part.payload["record"], index.features.get(m.name, set()))
         planned.append(PlannedPart(index=i, text=part.text, shape=part.kind, task=m.task, expert=m.ref,
                                    confidence=c.confidence, fallback=c.fallback, why=c.why, scores=c.scores,
                                    input=body))

@@ -12,16 +12,25 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Part", "horizon_of", "passages_of", "record_of", "series_of", "split_request", "text_payload"]
+__all__ = ["Part", "horizon_of", "instruction_of", "record_for", "target_language", "wants_translation", "passages_of", "record_of", "series_of", "split_request", "text_payload"]
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _SERIES = re.compile(rf"(?:{_NUMBER}\s*[,;]?\s*){{8,}}")
 _PAIR = re.compile(rf"([A-Za-z][\w /()'-]*?)\s*[=:]\s*({_NUMBER})(?=\s*(?:[,;\n]|$))")
-_QUOTED = re.compile(r"[\"“«'‘]([^\"”»’]{2,})[\"”»’]")
-_PASSAGE = re.compile(r"(?:^|\s)(?:\[(\d{1,2})\]|\((\d{1,2})\)|(\d{1,2})[.)])\s+")
+_QUOTED = re.compile(r'"([^"]{2,})"|“([^”]{2,})”|«([^»]{2,})»|‘([^’]{2,})’|(?<![\w])\'([^\']{2,})\'(?![\w])')
+"""A quoted payload; an apostrophe inside a word ("What's") does not open a quote."""
+
+
+def _quoted(text: str) -> list[str]:
+    return [next(g for g in m.groups() if g) for m in _QUOTED.finditer(text)]
+_PASSAGE = re.compile(
+    r"(?:^|(?<=\s))(?:\[(?:\d{1,2}|[A-Ha-h]|[ivx]{1,4})\]|\((?:\d{1,2}|[A-Ha-h]|[ivx]{1,4})\)"
+    r"|(?<![\d.\w])(?:\d{1,2}|[A-H])[.)]|(?m:^)\s*[-*•])\s+"
+)
 _HORIZON = re.compile(r"\b(?:next|following|coming)\s+(\d{1,3})\b|\b(\d{1,3})\s+(?:steps|values|points|periods|"
                       r"months|weeks|days|hours|quarters|years)\b", re.I)
-_SPLIT = re.compile(r"\n\s*\n|\n(?=\s*(?:\d+[.)]|[-*•])\s)|;\s+(?=[A-Z])|\s+(?:Also|Then|And then|Additionally),\s+")
+_SPLIT = re.compile(r"\n\s*\n|;\s+(?=Also|Then|And|Translate|Forecast|What|Which|Is|Classify|Rank)|"
+                    r"\s+(?:Also|Then|And then|Additionally),\s+")
 
 
 @dataclass(slots=True)
@@ -58,20 +67,36 @@ def passages_of(text: str) -> tuple[str, list[str]] | None:
     passages = [text[m.end(): (marks[i + 1].start() if i + 1 < len(marks) else len(text))].strip(" \n;,")
                 for i, m in enumerate(marks)]
     head = text[: marks[0].start()]
-    quoted = _QUOTED.search(head)
-    query = quoted.group(1) if quoted else head.rsplit(":", 1)[0]
+    quoted = _quoted(head)
+    query = quoted[0] if quoted else head.rsplit(":", 1)[0]
     passages = [p for p in passages if p]
     return (query.strip(), passages) if query.strip() and len(passages) >= 2 else None
 
 
 def text_payload(text: str) -> str:
     """What to classify or translate: the quoted part, else what follows the first colon."""
-    quoted = _QUOTED.findall(text)
+    quoted = _quoted(text)
     if quoted:
         return max(quoted, key=len).strip()
     head, sep, tail = text.partition(":")
     out = tail if sep and tail.strip() and len(head) < 120 else text
     return out.strip().strip("'\"‘’“”«»").strip() or text.strip()
+
+
+def instruction_of(text: str) -> str:
+    """The request without its payload: what is asked, not what it is asked about.
+
+    "Translate into Portuguese: The train leaves at nine" → "Translate into Portuguese".
+    Quoted text, what follows a colon, bracketed passages and numbers go; a request with no
+    separable payload is its own instruction.
+    """
+    out = _QUOTED.sub(" ", text)
+    head, sep, tail = out.partition(":")
+    if sep and len(head.split()) >= 2:
+        out = head
+    out = re.sub(rf"\[\d+\].*|{_NUMBER}", " ", out, flags=re.S)
+    out = " ".join(out.split())
+    return out if len(out.split()) >= 2 else text
 
 
 def classify_shape(text: str) -> Part:
@@ -98,3 +123,82 @@ def split_request(text: str) -> list[Part]:
         else:
             merged.append(p)
     return [classify_shape(p) for p in merged or [text.strip()]]
+
+
+_TARGETS = {"pt": ("portuguese", "português", "portugues", "brazilian"), "en": ("english", "inglês", "ingles")}
+_TARGET = re.compile(r"\b(?:into|to|in|para(?:\s+o)?|em|pro)\s+(" + "|".join(n for ns in _TARGETS.values() for n in ns)
+                     + r")\b", re.I)
+_PT_HINTS = re.compile(r"[ãõçáéíóúâêô]|\b(?:não|você|obrigad[oa]|onde|quanto|está|para|uma|com|que)\b", re.I)
+
+
+_ARROW = re.compile(r"\b(en|pt)\s*(?:→|->|2|to)\s*(en|pt)\b", re.I)
+_FROM = re.compile(r"\bfrom\s+(" + "|".join(n for ns in _TARGETS.values() for n in ns) + r")\b", re.I)
+_TRANSLATE = re.compile(r"\b(?:translat\w*|tradu\w*|render\w*\s+(?:it\s+)?in|say\s+this\s+in|in\s+(?:portuguese|"
+                        r"english)|en\s*(?:→|->)\s*pt|pt\s*(?:→|->)\s*en)\b",
+                        re.I)
+
+
+def _code(word: str) -> str:
+    return next(code for code, names in _TARGETS.items() if word.lower() in names)
+
+
+def wants_translation(text: str) -> bool:
+    """The request asks for a translation (a verb, a target language, or an en→pt arrow)."""
+    instr = instruction_of(text)
+    return bool(_TRANSLATE.search(instr) or _TARGET.search(instr) or _ARROW.search(text))
+
+
+def target_language(text: str, payload: str, payload_language: str | None = None) -> str:
+    """The language a translation request wants: an en→pt arrow, a language named after
+    into/to/para/em, the other one than a language named after "from", else the one the
+    payload is not written in (``payload_language``: what the catalog's language identifier
+    said; without it, Portuguese is recognised by its accents and commonest words)."""
+    instr = instruction_of(text)
+    if m := _ARROW.search(text):
+        return m.group(2).lower()
+    if m := _TARGET.search(instr):
+        return _code(m.group(1))
+    if m := _FROM.search(instr):
+        return "en" if _code(m.group(1)) == "pt" else "pt"
+    if payload_language in ("pt", "en"):
+        return "en" if payload_language == "pt" else "pt"
+    return "en" if len(_PT_HINTS.findall(payload)) >= 2 else "pt"
+
+
+def _variants(name: str) -> list[str]:
+    return sorted({name, name.replace("_", " "), name.replace(" ", "_")}, key=len, reverse=True)
+
+
+def record_for(text: str, features: list[str]) -> dict[str, float]:
+    """The values of ``features`` a request carries: a JSON object, ``name=value`` /
+    ``name: value`` / ``name value`` in prose, or a CSV header line with a row under it."""
+    import json
+
+    found: dict[str, float] = {}
+    for m in re.finditer(r"\{[^{}]*\}", text):
+        try:
+            obj = json.loads(m.group(0))
+        except ValueError:
+            continue
+        lower = {str(k).lower(): v for k, v in obj.items()}
+        for f in features:
+            for v in _variants(f.lower()):
+                if isinstance(lower.get(v), (int, float)):
+                    found[f] = float(lower[v])
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for i, ln in enumerate(lines[:-1]):
+        cols = [c.strip().strip('"').lower() for c in re.split(r"[,;\t]", ln)]
+        hits = [next((f for f in features if c in _variants(f.lower())), None) for c in cols]
+        if sum(h is not None for h in hits) >= 3:
+            values = re.findall(_NUMBER, lines[i + 1])
+            if len(values) == len(cols):
+                found.update({h: float(v) for h, v in zip(hits, values) if h is not None})
+    for f in features:
+        if f in found:
+            continue
+        for v in _variants(f):
+            m = re.search(rf"(?<![\w/]){re.escape(v)}(?![\w/])[\"']?\s*(?:[=:]|is|of)?\s*({_NUMBER})", text, re.I)
+            if m:
+                found[f] = float(m.group(1))
+                break
+    return found

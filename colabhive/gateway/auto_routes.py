@@ -70,7 +70,19 @@ def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
                                                      headers, tenant) for t in texts))
         return [msgspec.json.decode(r.body)["embedding"] for r in replies]
 
-    index = ExpertIndex(experts, embed, hive.registry.serving)
+    langid = next((r for n in hive.lifecycle.names if (r := hive.lifecycle.default_ref(n))
+                   and hive.catalog[r].manifest.task == "language"), None)
+
+    async def language(text: str) -> str | None:
+        if langid is None or not hive.registry.serving(langid):
+            return None
+        try:
+            reply = await invoke_core(hive, langid, msgspec.json.encode({"text": text[:2000]}), headers, tenant)
+        except HiveError:
+            return None  # the direction then comes from the text's own hints
+        return msgspec.json.decode(reply.body).get("language")
+
+    index = ExpertIndex(experts, embed, hive.registry.serving, language)
     hive._auto_index = (key, index)  # type: ignore[attr-defined]
     return index
 

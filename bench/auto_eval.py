@@ -1,0 +1,260 @@
+"""How well `/v1/auto` picks the expert: the labelled requests of tests/auto_routing.jsonl, planned dry.
+
+Each line's input goes to ``POST {url}/v1/auto?dry_run=true`` as ``{"input": ...}``; the reply's
+``plan.parts`` says which expert each part went to. A line is correct when its plan has exactly one
+part and that part's expert (``name@version``) is the expected function. It prints the overall
+accuracy, accuracy per expected function, a confusion table (the off-diagonal cells), how many lines
+were split into several parts, the fallback rate, and the planning latency (as the client saw it,
+and as the gateway reports it in ``plan.ms``).
+
+    .venv/bin/python bench/auto_eval.py                    # against the hive on 127.0.0.1:8700 (make up)
+    .venv/bin/python bench/auto_eval.py --url http://host:8700 --json out.json
+    .venv/bin/python bench/auto_eval.py --start            # starts its own gateway and one node, then stops them
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL_SET = ROOT / "tests" / "auto_routing.jsonl"
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not rows:
+        raise SystemExit(f"{path}: no lines")
+    return rows
+
+
+def fn_name(ref: str) -> str:
+    return ref.split("@", 1)[0]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    k = max(0, math.ceil(q / 100 * len(ordered)) - 1)
+    return ordered[k]
+
+
+@contextlib.contextmanager
+def own_hive() -> Iterator[str]:
+    """A gateway and one node serving the catalog (the router embeds with minilm-embed)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from hivectl import Hive  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="colabhive-auto-eval-") as tmp:
+        h = Hive(Path(tmp))
+        try:
+            print("starting a gateway and node-a ...", file=sys.stderr, flush=True)
+            h.start_gateway()
+            h.start_node("node-a", wait_for=["minilm-embed"])
+            yield h.url
+        finally:
+            h.stop()
+
+
+def plan_one(client: httpx.Client, url: str, text: str) -> tuple[dict[str, Any], float]:
+    """One dry-run plan: (a record of what came back, client-side latency in ms)."""
+    t0 = time.perf_counter()
+    try:
+        r = client.post(f"{url}/v1/auto", params={"dry_run": "true"}, json={"input": text})
+    except httpx.HTTPError as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}, (time.perf_counter() - t0) * 1000
+    ms = (time.perf_counter() - t0) * 1000
+    if r.status_code != 200:
+        try:
+            err = r.json().get("error", {})
+            detail = f"{r.status_code} {err.get('code', '')}: {err.get('message', '')}"
+        except ValueError:
+            detail = f"{r.status_code}: {r.text[:200]}"
+        return {"error": detail}, ms
+    plan = r.json().get("plan") or {}
+    parts = [
+        {
+            "expert": p.get("expert", ""),
+            "task": p.get("task"),
+            "confidence": p.get("confidence"),
+            "fallback": bool(p.get("fallback")),
+            "why": p.get("why", ""),
+        }
+        for p in plan.get("parts") or []
+    ]
+    return {"parts": parts, "server_ms": plan.get("ms")}, ms
+
+
+def chosen_label(rec: dict[str, Any]) -> str:
+    if "error" in rec:
+        return "<error>"
+    names = [fn_name(p["expert"]) for p in rec["parts"]]
+    if not names:
+        return "<no parts>"
+    return "+".join(names)
+
+
+def evaluate(url: str, rows: list[dict[str, Any]], timeout: float, progress: bool) -> list[dict[str, Any]]:
+    results = []
+    with httpx.Client(timeout=timeout) as client:
+        for i, row in enumerate(rows, 1):
+            rec, ms = plan_one(client, url, row["input"])
+            parts = rec.get("parts") or []
+            correct = len(parts) == 1 and fn_name(parts[0]["expert"]) == row["expected"]
+            results.append(
+                {
+                    "input": row["input"],
+                    "expected": row["expected"],
+                    "task": row.get("task"),
+                    "chosen": chosen_label(rec),
+                    "correct": correct,
+                    "n_parts": len(parts),
+                    "fallback": any(p["fallback"] for p in parts),
+                    "confidence": parts[0]["confidence"] if len(parts) == 1 else None,
+                    "why": "; ".join(p["why"] for p in parts),
+                    "error": rec.get("error"),
+                    "ms": round(ms, 2),
+                    "server_ms": rec.get("server_ms"),
+                }
+            )
+            if progress and i % 25 == 0:
+                print(f"  {i}/{len(rows)}", file=sys.stderr, flush=True)
+    return results
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(results)
+    per: dict[str, list[bool]] = defaultdict(list)
+    for r in results:
+        per[r["expected"]].append(r["correct"])
+    confusion = Counter((r["expected"], r["chosen"]) for r in results if not r["correct"])
+    ok = [r for r in results if r["error"] is None]
+    latencies = [r["ms"] for r in ok]
+    server = [r["server_ms"] for r in ok if isinstance(r["server_ms"], (int, float))]
+    conf_right = [r["confidence"] for r in results if r["correct"] and r["confidence"] is not None]
+    conf_wrong = [r["confidence"] for r in results if not r["correct"] and r["confidence"] is not None]
+    return {
+        "lines": n,
+        "correct": sum(r["correct"] for r in results),
+        "accuracy": sum(r["correct"] for r in results) / n,
+        "per_function": {
+            fn: {"n": len(v), "correct": sum(v), "accuracy": sum(v) / len(v)} for fn, v in sorted(per.items())
+        },
+        "confusion": [
+            {"expected": e, "chosen": c, "count": k}
+            for (e, c), k in sorted(confusion.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+        "several_parts": sum(r["n_parts"] > 1 for r in results),
+        "errors": sum(r["error"] is not None for r in results),
+        "fallback_rate": sum(r["fallback"] for r in ok) / len(ok) if ok else math.nan,
+        "latency_ms": {
+            "mean": statistics.fmean(latencies) if latencies else math.nan,
+            "p50": percentile(latencies, 50),
+            "p95": percentile(latencies, 95),
+        },
+        "server_plan_ms": {
+            "mean": statistics.fmean(server) if server else math.nan,
+            "p95": percentile(server, 95),
+        },
+        "confidence_mean": {
+            "correct": statistics.fmean(conf_right) if conf_right else None,
+            "wrong": statistics.fmean(conf_wrong) if conf_wrong else None,
+        },
+    }
+
+
+def report(summary: dict[str, Any], results: list[dict[str, Any]], show_misses: int) -> None:
+    s = summary
+    print(f"\n/v1/auto routing: {s['correct']}/{s['lines']} correct, accuracy {s['accuracy']:.3f}")
+    print(f"plans with several parts: {s['several_parts']}   errors: {s['errors']}   "
+          f"fallback rate: {s['fallback_rate']:.3f}")
+    lat, srv = s["latency_ms"], s["server_plan_ms"]
+    print(f"planning latency (dry run, client): mean {lat['mean']:.1f} ms, p50 {lat['p50']:.1f} ms, "
+          f"p95 {lat['p95']:.1f} ms;  gateway plan.ms: mean {srv['mean']:.1f} ms, p95 {srv['p95']:.1f} ms")
+    cm = s["confidence_mean"]
+    if cm["correct"] is not None or cm["wrong"] is not None:
+        right, wrong = (("—" if v is None else f"{v:.3f}") for v in (cm["correct"], cm["wrong"]))
+        print(f"mean confidence: correct {right}, wrong {wrong}")
+
+    width = max(len(fn) for fn in s["per_function"])
+    print(f"\n{'expected':<{width}}  {'n':>4}  {'correct':>7}  {'accuracy':>8}")
+    for fn, v in s["per_function"].items():
+        print(f"{fn:<{width}}  {v['n']:>4}  {v['correct']:>7}  {v['accuracy']:>8.3f}")
+
+    print("\nconfusion (expected → chosen, misses only):")
+    if not s["confusion"]:
+        print("  none")
+    else:
+        cw = max(len(c["chosen"]) for c in s["confusion"])
+        for c in s["confusion"]:
+            print(f"  {c['expected']:<{width}} → {c['chosen']:<{cw}}  {c['count']:>3}")
+
+    misses = [r for r in results if not r["correct"]]
+    if misses and show_misses:
+        print(f"\nmisses (first {min(show_misses, len(misses))} of {len(misses)}):")
+        for r in misses[:show_misses]:
+            text = " ".join(r["input"].split())
+            text = text if len(text) <= 100 else text[:97] + "..."
+            why = r["error"] or r["why"]
+            why = why if len(why) <= 140 else why[:137] + "..."
+            print(f"  [{r['expected']} → {r['chosen']}] {text}\n      why: {why}")
+
+
+def _finite(obj: Any) -> Any:
+    """NaN (no latencies, say) as null, so that the file stays strict JSON."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--url", default="http://127.0.0.1:8700", help="a running hive (default %(default)s)")
+    where.add_argument(
+        "--start", action="store_true", help="start a hive of its own (gateway + node-a), stop it after"
+    )
+    ap.add_argument("--set", type=Path, default=EVAL_SET, help="the labelled requests (default %(default)s)")
+    ap.add_argument("--json", type=Path, help="write the summary and every line's result here")
+    ap.add_argument("--timeout", type=float, default=60.0, help="per-request timeout in s (default %(default)s)")
+    ap.add_argument("--show-misses", type=int, default=25, help="how many misses to list (default %(default)s)")
+    ap.add_argument("--limit", type=int, help="only the first N lines (a quick look)")
+    args = ap.parse_args(argv)
+
+    rows = load(args.set)
+    if args.limit:
+        rows = rows[: args.limit]
+    ctx = own_hive() if args.start else contextlib.nullcontext(args.url.rstrip("/"))
+    with ctx as url:
+        print(f"{len(rows)} requests → {url}/v1/auto?dry_run=true", file=sys.stderr, flush=True)
+        results = evaluate(url, rows, args.timeout, progress=True)
+    summary = summarise(results)
+    report(summary, results, args.show_misses)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        doc = _finite({"url": url, "set": str(args.set), "summary": summary, "results": results})
+        args.json.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"\nwrote {args.json}")
+    return 0 if summary["errors"] < len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
