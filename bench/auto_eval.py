@@ -225,6 +225,38 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+OVERHEAD_FUNCTIONS = ("sentiment", "langid", "tabular-wine", "translate-en-pt")
+
+
+def overhead(url: str, rows: list[dict[str, Any]], per_fn: int = 8) -> None:
+    """What /auto costs over calling the chosen expert directly: the same requests, both ways.
+
+    Both sides run the expert once; /auto adds parsing, one or two embedding calls (the
+    request's instruction; the language identifier for translations) and the merge.
+    """
+    picked = [r for fn in OVERHEAD_FUNCTIONS for r in [x for x in rows if x["expected"] == fn][:per_fn]]
+    auto_ms, direct_ms = [], []
+    with httpx.Client(base_url=url, timeout=60) as c:
+        for r in picked * 2:  # the first pass warms both paths; only the second is kept
+            t0 = time.perf_counter()
+            doc = c.post("/v1/auto", json={"input": r["input"]}).json()
+            a = (time.perf_counter() - t0) * 1000
+            part = doc["plan"]["parts"][0]
+            if doc["output"][0]["status"] != "ok":  # e.g. a partial record: nothing to compare
+                continue
+            t0 = time.perf_counter()
+            c.post(f"/v1/fn/{part['expert']}", json=part["input"]).raise_for_status()
+            d = (time.perf_counter() - t0) * 1000
+            auto_ms.append(a)
+            direct_ms.append(d)
+    n = len(auto_ms) // 2
+    auto_ms, direct_ms = auto_ms[n:], direct_ms[n:]
+    print(f"\n/auto end to end vs the chosen expert called directly ({n} requests over {', '.join(OVERHEAD_FUNCTIONS)}):")
+    print(f"  /auto p50 {percentile(auto_ms, 50):.1f} ms, p95 {percentile(auto_ms, 95):.1f} ms; "
+          f"direct p50 {percentile(direct_ms, 50):.1f} ms, p95 {percentile(direct_ms, 95):.1f} ms; "
+          f"overhead p50 {percentile([a - d for a, d in zip(auto_ms, direct_ms)], 50):.1f} ms")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     where = ap.add_mutually_exclusive_group()
@@ -246,8 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     with ctx as url:
         print(f"{len(rows)} requests → {url}/v1/auto?dry_run=true", file=sys.stderr, flush=True)
         results = evaluate(url, rows, args.timeout, progress=True)
-    summary = summarise(results)
-    report(summary, results, args.show_misses)
+        summary = summarise(results)
+        report(summary, results, args.show_misses)
+        overhead(url, rows)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = _finite({"url": url, "set": str(args.set), "summary": summary, "results": results})
