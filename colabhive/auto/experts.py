@@ -30,6 +30,8 @@ TEXT_TASKS = {"classification", "language", "translation", "generation", "embedd
 MIN_FEATURES = 5
 GENERAL_TASK = "generation"
 THRESHOLD = 0.35
+TIE = 0.02
+"""Experts of one task scoring within this of each other are told apart by their evaluations."""
 MARGIN = 0.08
 """A specialist must beat its task's general model by this much to be chosen over it."""
 
@@ -72,7 +74,10 @@ class ExpertIndex:
         embed: Embed,
         served: Callable[[str], bool] = lambda ref: True,
         language: Callable[[str], Awaitable[str | None]] | None = None,
+        quality: Callable[[str], float | None] = lambda ref: None,
     ) -> None:
+        self.quality = quality
+        """An expert's latest evaluation, normalised so higher is better (None: not evaluated)."""
         self.language = language
         """The catalog's language identifier (through the hive), for a translation's direction."""
         self.experts = [m for m in experts if m.task != "echo"]
@@ -117,6 +122,16 @@ class ExpertIndex:
         return Choice(m, round(share, 3), False, f"the request carries {len(record)} of {m.name}'s "
                       f"{len(self.features[m.name])} features", {m.name: round(share, 3)}, {"record": record})
 
+    def _by_quality(self, best: str, m: Manifest, scores: dict[str, float]) -> tuple[str, Manifest]:
+        """Experts of the same task that match about as well (within TIE): the better-evaluated one."""
+        close = [e for e in self.experts
+                 if e.task == m.task and e.name in scores and scores[best] - scores[e.name] <= TIE]
+        rated = [(q, e) for e in close if (q := self.quality(e.ref)) is not None]
+        if len(rated) < 2:
+            return best, m
+        _, top = max(rated, key=lambda qe: qe[0])
+        return top.name, top
+
     async def _translation(self, m: Manifest, text: str, payload: dict[str, Any], why: str,
                            scores: dict[str, float]) -> Choice:
         """Among translation experts, the one whose direction ends in the language asked for."""
@@ -147,6 +162,7 @@ class ExpertIndex:
             raise LookupError(f"no expert in the catalog handles {shape} requests")
         best = max(scores, key=lambda n: scores[n])
         m = next(e for e in self.experts if e.name == best)
+        best, m = self._by_quality(best, m, scores)
         rounded = {k: round(v, 3) for k, v in sorted(scores.items(), key=lambda kv: -kv[1])[:5]}
         general = self._general(m.task)
         if general is not None and general.name != best and general.name in scores:

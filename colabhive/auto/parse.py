@@ -12,12 +12,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Part", "horizon_of", "instruction_of", "record_for", "target_language", "wants_translation", "passages_of", "record_of", "series_of", "split_request", "text_payload"]
+__all__ = [
+    "Part", "horizon_of", "instruction_of", "passages_of", "record_for", "record_of", "series_of", "split_request",
+    "target_language", "text_payload", "wants_translation",
+]
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _SERIES = re.compile(rf"(?:{_NUMBER}\s*[,;]?\s*){{8,}}")
 _PAIR = re.compile(rf"([A-Za-z][\w /()'-]*?)\s*[=:]\s*({_NUMBER})(?=\s*(?:[,;\n]|$))")
-_QUOTED = re.compile(r'"([^"]{2,})"|“([^”]{2,})”|«([^»]{2,})»|‘([^’]{2,})’|(?<![\w])\'([^\']{2,})\'(?![\w])')
+_QUOTED = re.compile(
+    r'"([^"]{2,})"|“([^”]{2,})”|«([^»]{2,})»|‘([^’]{2,})’|(?<![\w])\'([^\']{2,})\'(?![\w])'
+)
 """A quoted payload; an apostrophe inside a word ("What's") does not open a quote."""
 
 

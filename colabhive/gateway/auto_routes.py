@@ -82,7 +82,14 @@ def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
             return None  # the direction then comes from the text's own hints
         return msgspec.json.decode(reply.body).get("language")
 
-    index = ExpertIndex(experts, embed, hive.registry.serving, language)
+    def quality(ref: str) -> float | None:
+        ev = hive.evaluations.get(ref)
+        if not ev or ev.get("score") is None:
+            return None
+        score = float(ev["score"])
+        return -score if ev.get("lower_is_better") else score / 100 if ev.get("metric") == "chrf" else score
+
+    index = ExpertIndex(experts, embed, hive.registry.serving, language, quality)
     hive._auto_index = (key, index)  # type: ignore[attr-defined]
     return index
 

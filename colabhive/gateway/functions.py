@@ -156,7 +156,9 @@ def _prefer(headers: Mapping[str, str]) -> str | None:
         return None
     value = raw.strip().lower()
     if value not in PREFERENCES:
-        raise InvalidInput(f"X-Hive-Prefer must be one of {', '.join(PREFERENCES)}, not {raw!r}", field="X-Hive-Prefer")
+        raise InvalidInput(
+            f"X-Hive-Prefer must be one of {', '.join(PREFERENCES)}, not {raw!r}", field="X-Hive-Prefer"
+        )
     return value
 
 
