@@ -80,8 +80,20 @@ class Client:
         The generator's return value (``StopIteration.value``, or ``yield from``) is the
         whole output; an error mid-stream is raised as the gateway's error class.
         """
-        headers = _headers(timeout_ms, None) | {"accept": "text/event-stream"}
-        with self._http.stream("POST", f"/v1/fn/{name}", json=inputs, headers=headers) as resp:
+        for event, data in self._events(f"/v1/fn/{name}", inputs, _headers(timeout_ms, None)):
+            if event == "chunk":
+                yield data["text"]
+            elif event == "result":
+                return data
+            elif event == "error":
+                err = data["error"]
+                _raise_error(err["code"], err["message"], err.get("field"), err.get("detail"), None)
+        raise HiveError("the stream ended without a result")
+
+    def _events(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Iterator[tuple[str, Any]]:
+        """POST ``body`` asking for Server-Sent Events; yield (event, decoded data) as they come."""
+        headers = headers | {"accept": "text/event-stream"}
+        with self._http.stream("POST", path, json=body, headers=headers) as resp:
             if resp.status_code >= 400:
                 resp.read()
                 _raise_for(resp)
@@ -90,15 +102,7 @@ class Client:
                 if line.startswith("event: "):
                     event = line[7:]
                 elif line.startswith("data: "):
-                    data = json.loads(line[6:])
-                    if event == "chunk":
-                        yield data["text"]
-                    elif event == "result":
-                        return data
-                    elif event == "error":
-                        err = data["error"]
-                        _raise_error(err["code"], err["message"], err.get("field"), err.get("detail"), None)
-        raise HiveError("the stream ended without a result")
+                    yield event, json.loads(line[6:])
 
     def functions(self) -> list[dict[str, Any]]:
         resp = self._http.get("/v1/fn")
@@ -128,16 +132,7 @@ class Client:
         """``/v1/auto`` as it happens: ("plan", plan), then ("part", slot) as each part finishes,
         then ("done", the merged answer)."""
         body: dict[str, Any] = {"input": input} if parts is None else {"parts": parts}
-        with self._http.stream("POST", "/v1/auto", json=body, headers={"accept": "text/event-stream"}) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                _raise_for(resp)
-            event = ""
-            for line in resp.iter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: "):
-                    yield event, json.loads(line[6:])
+        yield from self._events("/v1/auto", body, {})
 
     def evaluate(self, ref: str) -> dict[str, Any]:
         """Run ``name@version``'s declared evaluation on the hive; the report."""

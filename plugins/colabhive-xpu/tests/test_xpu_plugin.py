@@ -23,7 +23,6 @@ import torch
 from colabhive.plugins import make_plugin_manager
 from colabhive.wire import Device
 from colabhive_xpu.discovery import discover, intel_gpu_present
-from colabhive_xpu.placement import prepare
 from colabhive_xpu.rules import capabilities_for, dtypes_for, has_xmx, pin_env
 from colabhive_xpu.stats import Sampler
 
@@ -278,15 +277,6 @@ def test_a_failing_runtime_never_raises(plugin: Any, monkeypatch: pytest.MonkeyP
     t.xpu.get_device_properties = broken
     use_fakes(monkeypatch, t, None)
     assert plugin.hive_devices() == []
-
-
-def test_prepare_on_the_cpu() -> None:
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Dropout(0.5)).train()
-    placed = prepare(net, "cpu", "bf16")
-    assert not placed.training and placed[0].weight.dtype == torch.bfloat16
-    assert placed[0].weight.is_contiguous(memory_format=torch.channels_last)
-    with pytest.raises(ValueError, match="quantised"):
-        prepare(torch.nn.Linear(2, 2), "cpu", "int8")
 
 
 # ---- on a real Intel GPU ---------------------------------------------------------------------

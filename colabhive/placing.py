@@ -1,15 +1,14 @@
-"""Putting a loaded torch module on an Intel GPU for serving, in the dtype placement chose.
+"""Putting a loaded torch module on an accelerator for serving, in the dtype placement chose.
 
-The same steps as colabhive-cuda's (each backend is its own distribution, so neither
-imports the other), free of any XPU call so they can be checked on the CPU: only the
-target string differs.
+Shared by the GPU backends (colabhive-cuda, colabhive-xpu): the steps are the same and only
+the target string differs, so they live in the core and are checked on the CPU.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from colabhive.plugins import DTYPES
+from .plugins import DTYPES
 
 __all__ = ["prepare"]
 
@@ -34,7 +33,8 @@ def prepare(model: Any, target: str, dtype: str) -> Any:
     - int8 is never a cast (that would destroy the weights): the runner must hand over a
       model it already quantised, which is only moved; a float model is refused rather
       than silently served in fp32.
-    - 2-D convolution weights go channels-last, the layout oneDNN's XMX kernels prefer;
+    - 2-D convolution weights go channels-last, the layout tensor cores, cuDNN and
+      oneDNN's XMX kernels prefer;
       models without them (transformers) are untouched.
     """
     import torch
