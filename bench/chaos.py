@@ -48,6 +48,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+from chaos_report import report  # noqa: E402
 from hivectl import Hive, port_open  # noqa: E402
 
 
@@ -334,31 +336,6 @@ class Chaos:
         return await self.finish_and_check()
 
 
-def _report(m: dict[str, Any]) -> None:
-    print()
-    print(f"tasks submitted        {m['submitted']} of {m['tasks']}  (not submitted: {m['not_submitted']})")
-    print(f"succeeded              {m['succeeded']}")
-    print(f"failed                 {m['failed']}  {m['failed_errors'] or ''}")
-    print(f"cancelled              {m['cancelled']}")
-    print(
-        f"lost                   {m['lost']}  (unfinished {m['lost_unfinished']}, unknown id {m['lost_unknown_id']})"
-    )
-    print(
-        f"recorded twice         {m['recorded_twice']}  (duplicate ids {m['duplicate_ids']}, extra tasks "
-        f"{m['extra_tasks_listed']}, wrong result {m['wrong_result']})"
-    )
-    print(f"re-run after a failure {m['rerun_after_failure']}  (attempts per task: {m['attempts_histogram']})")
-    print(
-        f"chaos                  {m['node_kills']} node kills, {m['gateway_kills']} gateway kill "
-        f"({m['gateway_down_s']} s to restart)"
-    )
-    print(
-        f"client retries         429: {m['http_429']}, connection errors: {m['connection_errors']}, "
-        f"other: {m['other_retries']}, idempotent replays: {m['idempotent_replays']}, rejected: {m['rejected']}"
-    )
-    print(f"wall time              {m['wall_s']} s  (waiting for the last tasks: {m['finish_wait_s']} s)")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", type=int, default=2000)
@@ -397,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"logs and state kept in {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    _report(metrics)
+    report(metrics)
     print(json.dumps(metrics, sort_keys=True))
     ok = metrics["lost"] == 0 and metrics["recorded_twice"] == 0 and metrics["not_submitted"] == 0
     return 0 if ok else 1

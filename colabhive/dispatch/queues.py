@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import msgspec
 
@@ -24,58 +22,9 @@ from ..wire import TaskAssignment, TaskResult
 from .registry import NodeRecord, Registry
 from .routing import Router
 from .targeting import Targeting
+from .task import Outcome, Task
 
 __all__ = ["Dispatcher", "Outcome", "Task"]
-
-
-@dataclass(slots=True)
-class Outcome:
-    """How a task ended: output bytes or an error, plus what the node measured."""
-
-    output: bytes | None
-    error: HiveError | None
-    node_id: str
-    run_ms: float
-    batch_size: int
-    queued_ms: float
-    energy_j: float | None = None
-    """The node's share of its batch's device energy (None: its plugin reports none)."""
-    energy_estimated: bool = False
-    carbon_g: float | None = None
-    """energy_j × the node's site's grid intensity (None: energy or site profile unknown)."""
-
-
-@dataclass(slots=True, eq=False)
-class Task:
-    fn: str
-    input: bytes
-    traceparent: str = ""
-    deadline: float = 0.0
-    """time.monotonic() after which nobody waits for the result (0 = no deadline)."""
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    future: asyncio.Future[Outcome] | None = None
-    enqueued_at: float = field(default_factory=time.monotonic)
-    handed_at: float = 0.0
-    attempts: list[str] = field(default_factory=list)
-    node_id: str | None = None
-    lease_until: float = 0.0
-    durable: bool = False
-    """Journaled in SQLite: survives restarts, waits for a node instead of failing fast."""
-    cancelled: bool = False
-    chunks: asyncio.Queue[str] | None = None
-    """Set for a streamed call: pieces of output text the node posts as they are produced."""
-    streamed: int = 0
-    """Chunks already forwarded to the caller; a streamed task is never re-run after one."""
-    prefer: str | None = None
-    """The caller's X-Hive-Prefer (None: hive.toml's routing.default)."""
-    target: str | None = None
-    """The node the router chose; None until some node holds the function."""
-    route: dict[str, Any] | None = None
-    """Why that node: the cost terms of every candidate (recorded on the task's span)."""
-
-    @property
-    def abandoned(self) -> bool:
-        return self.cancelled or (self.future is not None and self.future.done())
 
 
 @dataclass(slots=True, eq=False)

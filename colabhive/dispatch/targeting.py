@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .registry import NodeRecord
 
 if TYPE_CHECKING:
-    from .queues import Task
+    from .task import Task
     from .registry import Registry
     from .routing import Router
 
