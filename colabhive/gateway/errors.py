@@ -105,6 +105,8 @@ def decode_input(body: bytes, typ: type[msgspec.Struct], what: str):  # -> insta
             text = f"`{path}` is too short ({text.removeprefix('Expected ')})"
         elif "length <=" in text:
             text = f"`{path}` is too long ({text.removeprefix('Expected ')})"
+        elif text.startswith("Object contains unknown field") and not path.count("."):
+            text += f"; it takes: {', '.join(getattr(typ, '__struct_fields__', ()))}"
         raise InvalidInput(f"{what}: {text}", field=path or "$") from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"{what}: the body is not valid JSON ({exc})", field="$") from None

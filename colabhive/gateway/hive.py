@@ -146,7 +146,9 @@ class Hive:
                 known = self.lifecycle.names.get(base)
                 if not known:
                     raise UnknownFunction(f"no function named {base!r}; GET /v1/fn lists the catalog")
-                raise UnknownFunction(f"{base!r} has no version {name.split('@', 1)[1]!r}; versions: {known}")
+                raise UnknownFunction(
+                    f"{base!r} has no version {name.split('@', 1)[1]!r}; its versions: {', '.join(known)}"
+                )
             if self.lifecycle.state(name) == "retired":
                 raise Retired(f"{name} is retired; call {name.split('@')[0]!r} for its preferred version")
             return entry
