@@ -53,7 +53,7 @@ def _embedder(hive: Hive) -> str:
 
 def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
     key = (hive.lifecycle.generation, tenant)
-    cached = getattr(hive, "_auto_index", None)
+    cached = hive.auto_index
     if cached is not None and cached[0] == key:
         return cached[1]
     experts = []
@@ -90,7 +90,7 @@ def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
         return -score if ev.get("lower_is_better") else score / 100 if ev.get("metric") == "chrf" else score
 
     index = ExpertIndex(experts, embed, hive.registry.serving, language, quality)
-    hive._auto_index = (key, index)  # type: ignore[attr-defined]
+    hive.auto_index = (key, index)
     return index
 
 

@@ -100,6 +100,8 @@ class Hive:
         self._plan = Plan()
         self._plan_key: tuple[Any, ...] = ()
         self._synced_plan: Plan | None = None
+        self.auto_index: tuple[tuple[int, str], Any] | None = None
+        """/auto's expert index, with the (lifecycle generation, tenant) it was built for."""
         self.started_at = time.time()
 
     def site_figures(self, site: str) -> SiteFigures:
