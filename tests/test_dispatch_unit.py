@@ -90,6 +90,38 @@ def test_queue_limit_is_429() -> None:
     assert d.depth("echo") == 3
 
 
+def test_reserved_slots_count_against_the_limit_while_their_journal_write_awaits() -> None:
+    """Durable calls hold a slot across an await; concurrent ones must not overshoot the limit."""
+
+    async def go() -> None:
+        d, _ = _hive(queue_size=5)
+        admitted = refused = 0
+
+        async def durable_call(i: int) -> None:
+            nonlocal admitted, refused
+            try:
+                with d.reserve("echo"):
+                    await asyncio.sleep(0.01)  # the journal write
+                    d.submit(Task(fn="echo", input=b'{"text":"%d"}' % i), force=True)
+                    admitted += 1
+            except TooManyRequests:
+                refused += 1
+
+        await asyncio.gather(*(durable_call(i) for i in range(20)))
+        assert (admitted, refused) == (5, 15)
+        assert d.depth("echo") == 5
+        with pytest.raises(TooManyRequests):  # a plain call sees the full queue too
+            d.submit(Task(fn="echo", input=b"{}"))
+
+        d2, _ = _hive(queue_size=1)
+        with d2.reserve("echo"):  # a slot held by a journal write is not free to a plain call
+            with pytest.raises(TooManyRequests):
+                d2.submit(Task(fn="echo", input=b"{}"))
+        d2.submit(Task(fn="echo", input=b"{}"))  # released (nothing was queued under it)
+
+    run(go())
+
+
 def test_result_resolves_future_once_and_late_results_are_dropped() -> None:
     async def go() -> None:
         d, reg = _hive()

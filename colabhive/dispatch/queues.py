@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import msgspec
@@ -56,6 +57,8 @@ class Dispatcher(Targeting):
         self.queue_limit = queue_limit or (lambda fn: queue_size)
         self.router = router
         self.queues: dict[str, deque[Task]] = {}
+        self._reserved: dict[str, int] = {}
+        """fn → slots held by durable calls still writing their journal row (see ``reserve``)."""
         self._stalled: set[str] = set()
         """Nodes that let a lease lapse while still registered: not routed to (and their
         queued tasks may be taken by others) until they poll or deliver again."""
@@ -77,16 +80,37 @@ class Dispatcher(Targeting):
     # ---- client side -------------------------------------------------------------------
     def submit(self, task: Task, *, force: bool = False) -> None:
         """Queue a task; ``force`` skips the size limit (replaying the journal after a restart)."""
+        held = self.depth(task.fn) + self._reserved.get(task.fn, 0)
+        if not force and held >= (limit := self.queue_limit(task.fn)):
+            raise TooManyRequests(f"the queue of {task.fn!r} is full ({limit} tasks); retry later", retry_after=1)
         q = self.queues.get(task.fn)
         if q is None:
             q = self.queues[task.fn] = deque()
-        elif not force and len(q) >= (limit := self.queue_limit(task.fn)):
-            raise TooManyRequests(f"the queue of {task.fn!r} is full ({limit} tasks); retry later", retry_after=1)
         if task.durable:
             self.durable[task.id] = task
         self._route(task)
         q.append(task)
         self._wake_one(task)
+
+    @contextmanager
+    def reserve(self, fn: str) -> Iterator[None]:
+        """Hold one queue slot across an await (the journal write of a durable call).
+
+        Without it, every call that checked the depth before any of them reached ``submit``
+        would pass, and the queue would overshoot its limit by the number in flight.
+        """
+        limit = self.queue_limit(fn)
+        if self.depth(fn) + self._reserved.get(fn, 0) >= limit:
+            raise TooManyRequests(f"the queue of {fn!r} is full ({limit} tasks); retry later", retry_after=1)
+        self._reserved[fn] = self._reserved.get(fn, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._reserved[fn] - 1
+            if left:
+                self._reserved[fn] = left
+            else:
+                del self._reserved[fn]
 
     def _wake_one(self, task: Task) -> None:
         """Wake the parked poll of the task's node; failing that, one that may take it."""

@@ -17,7 +17,7 @@ from litestar import Request, Response, delete, get
 from litestar.params import Parameter
 
 from ..dispatch import Outcome, Task
-from ..errors import Conflict, DeadlineExceeded, InvalidInput, NotFound, TaskFailed, TooManyRequests
+from ..errors import Conflict, DeadlineExceeded, InvalidInput, NotFound, TaskFailed
 from ..telemetry import context_from_traceparent, traceparent_of
 from .hive import Hive, Reply
 from .tenants import client_tenant
@@ -82,21 +82,20 @@ async def invoke_durable(
             return _accepted(existing, replayed=True) if respond_async else await _wait_durable(
                 hive, existing, timeout_s
             )
-    if hive.dispatcher.depth(name) >= hive.queue_limit(name):
-        raise TooManyRequests(f"the queue of {name!r} is full; retry later", retry_after=1)
     span = hive.tracer.start_span(
         f"invoke {name} (durable)", context=context_from_traceparent(headers.get("traceparent"))
     )
     try:
-        row, created = await hive.journal.insert(name, body, tenant, key, traceparent_of(span))
-        span.set_attribute("hive.task_id", row["id"])
-        if created:
-            from .functions import _prefer, record_route
+        with hive.dispatcher.reserve(name):  # the slot is held across the journal write
+            row, created = await hive.journal.insert(name, body, tenant, key, traceparent_of(span))
+            span.set_attribute("hive.task_id", row["id"])
+            if created:
+                from .functions import _prefer, record_route
 
-            task = Task(fn=name, input=body, traceparent=row["traceparent"], id=row["id"], durable=True,
-                        prefer=_prefer(headers))
-            hive.dispatcher.submit(task, force=True)
-            record_route(span, task)
+                task = Task(fn=name, input=body, traceparent=row["traceparent"], id=row["id"], durable=True,
+                            prefer=_prefer(headers))
+                hive.dispatcher.submit(task, force=True)
+                record_route(span, task)
     finally:
         span.end()
     if respond_async:
