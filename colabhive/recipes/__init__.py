@@ -33,6 +33,8 @@ RECIPES: dict[str, str] = {
     "tabular-breast-cancer": "tabular_breast_cancer",
     "tabular-diabetes": "tabular_diabetes",
     "tabular-wine": "tabular_wine",
+    "tabular-breast-cancer-linear": "tabular_breast_cancer_linear",
+    "tabular-diabetes-linear": "tabular_diabetes_linear",
 }
 
 

@@ -1,15 +1,19 @@
-"""tabular: predictions from a gradient-boosted tree model (LightGBM) over named features.
+"""tabular: predictions over named features from a gradient-boosted tree model (LightGBM) or
+a linear one.
 
-The model directory holds LightGBM's native text model (``model.txt``) and
-``features.json``: the feature order the model was trained with, the class names, and the
-kind (``binary``, ``multiclass`` or ``regression``). Callers send features by name, never
-by position, so a reordered or misspelt column is caught (a 422 naming it) instead of
-silently shifting every value one slot over.
+The model directory holds ``features.json``: the feature order the model was trained with,
+the class names, the kind (``binary``, ``multiclass`` or ``regression``) and the model
+family. Without a ``"model"`` key it is LightGBM, read from its native text model
+(``model.txt``); with ``"model": "linear"`` it is a standardised linear model (logistic or
+ridge) in ``model.safetensors``, predicted with numpy (:mod:`.tabular_linear`). Callers
+send features by name, never by position, so a reordered or misspelt column is caught (a
+422 naming it) instead of silently shifting every value one slot over.
 
 A missing feature is a 422 too, unless the manifest sets ``options.allow_missing = true``:
-then it goes to LightGBM as NaN, which its trees route down the branch learned for missing
-values. Strict is the default because a forgotten column usually means a caller bug, and
-a prediction made without it looks just as confident.
+then it goes to the model as NaN. LightGBM's trees route it down the branch learned for
+missing values; the linear model imputes the training mean (a standardised 0, so the
+feature adds nothing). Strict is the default because a forgotten column usually means a
+caller bug, and a prediction made without it looks just as confident.
 """
 
 from __future__ import annotations
@@ -97,15 +101,23 @@ class TabularRunner(Runner):
                 raise InvalidInput(f"missing feature `{missing[0]}`{more}", field=f"{where}.{missing[0]}")
 
     def load(self) -> None:
-        import lightgbm as lgb
+        spec, root = self.spec, source_path(self.manifest)
+        model = spec.get("model", "lightgbm")
+        if model == "linear":
+            from .tabular_linear import LinearModel
 
-        self.booster = lgb.Booster(model_file=str(source_path(self.manifest) / "model.txt"))
-        spec = self.spec
-        if self.booster.num_feature() != len(spec["features"]):
-            raise ValueError(
-                f"model.txt has {self.booster.num_feature()} features, features.json {len(spec['features'])}"
-            )
-        self.threads = int(self.manifest.options.get("threads", 1))
+            self._predict = LinearModel.load(root / "model.safetensors", spec).predict
+        elif model == "lightgbm":
+            import lightgbm as lgb
+
+            booster = lgb.Booster(model_file=str(root / "model.txt"))
+            if booster.num_feature() != len(spec["features"]):
+                n = len(spec["features"])
+                raise ValueError(f"model.txt has {booster.num_feature()} features, features.json {n}")
+            threads = int(self.manifest.options.get("threads", 1))
+            self._predict = lambda x: booster.predict(x, num_threads=threads)
+        else:
+            raise ValueError(f"features.json: unknown model {model!r} (lightgbm or linear)")
 
     def run(self, inputs: list[Any]) -> list[msgspec.Struct]:
         import numpy as np
@@ -113,7 +125,7 @@ class TabularRunner(Runner):
         features: list[str] = self.spec["features"]
         rows = [r for i in inputs for r in ([i.record] if i.record is not None else i.records)]
         x = np.array([[row.get(f, np.nan) for f in features] for row in rows], dtype=np.float64)
-        raw = self.booster.predict(x, num_threads=self.threads)  # every call's rows in one pass
+        raw = self._predict(x)  # every call's rows in one pass
         preds = [self._prediction(p) for p in raw]
         out: list[msgspec.Struct] = []
         start = 0
