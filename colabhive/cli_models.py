@@ -171,21 +171,22 @@ def evaluate_unscored(url: str, out: Callable[[str], None] = print) -> int:
     with httpx.Client(base_url=url, timeout=600) as http:
         catalog = http.get("/v1/fn").json()["functions"]
         failed = 0
-        for f in catalog:
-            for v in f["versions"]:
-                ev, spec = v.get("evaluation"), v.get("eval_spec")
-                if spec is None or not v["nodes"] or v["lifecycle"] == "retired":
-                    continue
-                if ev and ev.get("artifact_sha256") == v["artifact"]["sha256"]:
-                    continue
-                r = http.post(f"/v1/registry/{v['ref']}/eval")
-                if r.status_code != 200:
-                    out(f"  eval {v['ref']}: {r.json().get('error', {}).get('message', r.text)}")
-                    continue
-                rep = r.json()
-                failed += not rep["passed"]
-                verdict = "passes" if rep["passed"] else "FAILS"
-                cmp = "<=" if rep["lower_is_better"] else ">="
-                out(f"  eval {v['ref']:<32} {rep['metric']} {rep['score']:.4g} ({verdict} {cmp} {rep['threshold']}, "
-                    f"n={rep['n']}, {rep['duration_s']:.1f} s)")
+        # ensembles last: a score-weighted one weighs its members by the scores evaluated first
+        versions = sorted((v for f in catalog for v in f["versions"]), key=lambda v: "ensemble" in v)
+        for v in versions:
+            ev, spec = v.get("evaluation"), v.get("eval_spec")
+            if spec is None or not v["nodes"] or v["lifecycle"] == "retired":
+                continue
+            if ev and ev.get("artifact_sha256") == v["artifact"]["sha256"]:
+                continue
+            r = http.post(f"/v1/registry/{v['ref']}/eval")
+            if r.status_code != 200:
+                out(f"  eval {v['ref']}: {r.json().get('error', {}).get('message', r.text)}")
+                continue
+            rep = r.json()
+            failed += not rep["passed"]
+            verdict = "passes" if rep["passed"] else "FAILS"
+            cmp = "<=" if rep["lower_is_better"] else ">="
+            out(f"  eval {v['ref']:<32} {rep['metric']} {rep['score']:.4g} ({verdict} {cmp} {rep['threshold']}, "
+                f"n={rep['n']}, {rep['duration_s']:.1f} s)")
         return failed

@@ -17,10 +17,12 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from .ensemble import COMBINABLE, Ensemble
 from .errors import ConfigError
 
 __all__ = [
     "Batching",
+    "Ensemble",
     "Evaluation",
     "Hardware",
     "Manifest",
@@ -108,6 +110,8 @@ class Manifest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     examples: list[str] = []
     """Typical requests in words; /auto matches callers' requests against them."""
     eval: Evaluation | None = None
+    ensemble: Ensemble | None = None
+    """Set: this function combines its members' answers on the gateway (no source, no node)."""
     file: str = ""
 
     @property
@@ -168,6 +172,8 @@ def check_manifest(m: Manifest) -> list[ManifestProblem]:
     from .runners import RUNNERS
 
     problems: list[ManifestProblem] = []
+    if m.ensemble is not None:
+        return [*_check_ensemble(m), *_check_eval(m)]
     if m.task not in RUNNERS:
         problems.append(ManifestProblem(m.file, "task", f"unknown task {m.task!r}; known: {sorted(RUNNERS)}"))
     else:
@@ -180,8 +186,7 @@ def check_manifest(m: Manifest) -> list[ManifestProblem]:
         problems.append(
             ManifestProblem(m.file, "source.package", f"package {m.source.package!r} is not installed")
         )
-    if m.eval is not None and not m.eval_path().exists():
-        problems.append(ManifestProblem(m.file, "eval.dataset", f"{m.eval_path()} does not exist"))
+    problems.extend(_check_eval(m))
     if m.source.path:
         p = Path(m.source.path)
         if not p.is_absolute():
@@ -190,6 +195,59 @@ def check_manifest(m: Manifest) -> list[ManifestProblem]:
             problems.append(
                 ManifestProblem(m.file, "source.path", f"{p} does not exist (trained models are built by `make models`)")
             )
+    return problems
+
+
+def _check_eval(m: Manifest) -> list[ManifestProblem]:
+    if m.eval is not None and not m.eval_path().exists():
+        return [ManifestProblem(m.file, "eval.dataset", f"{m.eval_path()} does not exist")]
+    return []
+
+
+def _check_ensemble(m: Manifest) -> list[ManifestProblem]:
+    """What one file can say about an ensemble; its members are checked against the catalog."""
+    assert m.ensemble is not None
+    rules = COMBINABLE.get(m.task)
+    if rules is None:
+        return [ManifestProblem(m.file, "task", f"an ensemble of {m.task!r} outputs cannot be combined; "
+                                f"ensembles exist for {', '.join(sorted(COMBINABLE))}")]
+    problems = []
+    if m.ensemble.combine not in rules:
+        problems.append(ManifestProblem(m.file, "ensemble.combine", f"{m.ensemble.combine!r} does not apply to "
+                                        f"{m.task} outputs; use {' or '.join(sorted(rules))}"))
+    if m.source.package or m.source.path:
+        problems.append(ManifestProblem(m.file, "source", "an ensemble has no weights of its own; drop [source]"))
+    if m.ensemble.quorum > len(m.ensemble.members):
+        problems.append(ManifestProblem(m.file, "ensemble.quorum",
+                                        f"quorum {m.ensemble.quorum} exceeds the {len(m.ensemble.members)} members"))
+    if len(set(m.ensemble.members)) < len(m.ensemble.members):
+        problems.append(ManifestProblem(m.file, "ensemble.members", "a member is listed twice"))
+    return problems
+
+
+def check_members(manifests: list[Manifest]) -> list[ManifestProblem]:
+    """Every ensemble's members exist, share its task and are not ensembles themselves."""
+    by_ref = {m.ref: m for m in manifests}
+    by_name: dict[str, list[Manifest]] = {}
+    for m in manifests:
+        by_name.setdefault(m.name, []).append(m)
+    problems = []
+    for m in manifests:
+        if m.ensemble is None:
+            continue
+        for i, member in enumerate(m.ensemble.members):
+            key = f"ensemble.members.{i}"
+            found = [by_ref[member]] if member in by_ref else by_name.get(member, [])
+            if not found:
+                problems.append(ManifestProblem(m.file, key, f"no manifest declares {member!r}"))
+            elif member.split("@", 1)[0] == m.name:
+                problems.append(ManifestProblem(m.file, key, "an ensemble cannot include itself"))
+            elif any(f.ensemble is not None for f in found):
+                problems.append(
+                    ManifestProblem(m.file, key, f"{member!r} is an ensemble; list its members instead"))
+            elif any(f.task != m.task for f in found):
+                problems.append(ManifestProblem(m.file, key, f"{member!r} is a {found[0].task} function; "
+                                                f"this ensemble combines {m.task} answers"))
     return problems
 
 
@@ -216,6 +274,7 @@ def load_manifests(dirs: list[Path]) -> list[Manifest]:
                 continue
             seen[m.ref] = m.file
             manifests.append(m)
+    problems.extend(check_members(manifests))
     if problems:
         raise ConfigError("invalid manifests:\n" + "\n".join(f"  {p}" for p in problems))
     return manifests

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from colabhive.auto.experts import ExpertIndex
+from colabhive.ensemble import Ensemble
 from colabhive.manifests import Manifest
 
 VECS = {"ask": [1.0, 0.0, 0.0], "a": [0.99, 0.14, 0.0], "b": [0.99, 0.0, 0.14], "chat": [0.0, 0.0, 1.0]}
@@ -40,3 +41,42 @@ def test_no_confident_expert_falls_back_to_the_general_model() -> None:
     experts = [_m("a", "classification", "a"), _m("chat", "generation", "chat", True)]
     name, why = _choose(ExpertIndex(experts, _embed), "something unrelated")
     assert name == "chat" and "general model" in why
+
+
+FEATURES = ["radius", "texture", "perimeter", "area", "smoothness"]
+RECORD = "radius=17.9, texture=10.4, perimeter=122.8, area=1001, smoothness=0.118"
+
+
+def _tabular(name: str, ensemble: bool = False) -> Manifest:
+    spec = Ensemble(members=["trees", "linear"], combine="mean") if ensemble else None
+    return Manifest(name=name, task="tabular", examples=[name], ensemble=spec)
+
+
+def _pick_record(quality: dict[str, float], text: str = RECORD) -> tuple[str, str]:
+    experts = [_tabular("trees"), _tabular("both", ensemble=True), _tabular("linear")]
+    index = ExpertIndex(experts, _embed, quality=quality.get, features_of=lambda m: FEATURES)
+    c = asyncio.run(index.choose("record", text, {}))
+    assert c.payload == {"record": {"radius": 17.9, "texture": 10.4, "perimeter": 122.8, "area": 1001.0,
+                                    "smoothness": 0.118}}
+    return c.manifest.name, c.why
+
+
+def test_experts_on_the_same_features_are_chosen_by_evaluation() -> None:
+    assert _pick_record({"trees@1.0.0": 0.944, "linear@1.0.0": 0.958, "both@1.0.0": 0.972})[0] == "both"
+    assert _pick_record({"trees@1.0.0": 0.944, "linear@1.0.0": 0.958, "both@1.0.0": 0.95})[0] == "linear"
+    # nothing evaluated yet: a single model (one call) before the ensemble, in catalog order
+    name, why = _pick_record({})
+    assert name == "trees" and "of the 3 experts on them" in why
+
+
+def test_asking_for_combined_models_picks_the_ensemble() -> None:
+    name, why = _pick_record({"trees@1.0.0": 0.99}, "combine several models on this row: " + RECORD)
+    assert name == "both" and "several models combined" in why
+    experts = [_m("a", "forecasting", "a"), _m("b", "forecasting", "b"),
+               Manifest(name="ab", task="forecasting", examples=["chat"],
+                        ensemble=Ensemble(members=["a", "b"], combine="mean"))]
+    index = ExpertIndex(experts, _embed)
+    c = asyncio.run(index.choose("series", "ask for an ensemble forecast", {"series": [1.0] * 8, "horizon": 2}))
+    assert c.manifest.name == "ab" and "several models combined" in c.why
+    c = asyncio.run(index.choose("series", "ask", {"series": [1.0] * 8, "horizon": 2}))
+    assert c.manifest.name != "ab"  # not asked for: the closest forecaster

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..manifests import Manifest
-from .parse import instruction_of, record_for, target_language, wants_translation
+from .parse import instruction_of, record_for, target_language, wants_ensemble, wants_translation
 
-__all__ = ["Choice", "ExpertIndex", "SHAPE_TASKS"]
+__all__ = ["Choice", "ExpertIndex", "SHAPE_TASKS", "same_records", "tabular_features"]
 
 SHAPE_TASKS = {"series": {"forecasting"}, "record": {"tabular"}, "ranking": {"rerank"}}
 """Payload shapes that fix the task before any model looks at the words."""
@@ -57,7 +57,7 @@ def _texts(m: Manifest) -> list[str]:
     return [*m.examples, m.description, *(f"{d} {m.task}" for d in m.domains)]
 
 
-def _features(m: Manifest) -> list[str]:
+def tabular_features(m: Manifest) -> list[str]:
     """A tabular expert's feature names, from its model directory (the gateway's view of it)."""
     if not m.source.path:
         return []
@@ -65,6 +65,21 @@ def _features(m: Manifest) -> list[str]:
         return list(json.loads((m.resolve(m.source.path) / "features.json").read_text())["features"])
     except (OSError, ValueError, KeyError):
         return []
+
+
+def same_records(manifests: list[Manifest]) -> dict[str, frozenset[str]]:
+    """Tabular function → every tabular function taking exactly its features (itself included):
+    a model, its alternatives and their ensembles. A record cannot tell them apart, so /auto
+    picks among them by evaluation; the routing evaluation counts any of them as the right expert."""
+    by_name = {m.name: m for m in manifests}
+    feats: dict[str, tuple[str, ...]] = {}
+    for m in manifests:
+        if m.task != "tabular":
+            continue
+        src = by_name.get(m.ensemble.members[0].split("@", 1)[0]) if m.ensemble else m
+        if src is not None and (f := tabular_features(src)):
+            feats[m.name] = tuple(sorted(f))
+    return {n: frozenset(o for o, g in feats.items() if g == f) for n, f in feats.items()}
 
 
 class ExpertIndex:
@@ -75,6 +90,7 @@ class ExpertIndex:
         served: Callable[[str], bool] = lambda ref: True,
         language: Callable[[str], Awaitable[str | None]] | None = None,
         quality: Callable[[str], float | None] = lambda ref: None,
+        features_of: Callable[[Manifest], list[str]] = tabular_features,
     ) -> None:
         self.quality = quality
         """An expert's latest evaluation, normalised so higher is better (None: not evaluated)."""
@@ -85,7 +101,7 @@ class ExpertIndex:
         """Whether a node holds that version now: experts nobody serves are passed over."""
         self.embed = embed
         self.vectors: dict[str, list[list[float]]] = {}
-        self.features = {m.name: _features(m) for m in self.experts if m.task == "tabular"}
+        self.features = {m.name: features_of(m) for m in self.experts if m.task == "tabular"}
 
     async def warm(self) -> None:
         if self.vectors:
@@ -107,20 +123,31 @@ class ExpertIndex:
 
     def _by_features(self, text: str) -> Choice | None:
         """A record whose field names are a tabular expert's features picks that expert."""
-        best: tuple[float, Manifest, dict[str, float]] | None = None
+        found: list[tuple[float, Manifest, dict[str, float]]] = []
         for m in self.experts:
             feats = self.features.get(m.name)
             if not feats:
                 continue
             record = record_for(text, feats)
-            share = len(record) / len(feats)
-            if len(record) >= min(MIN_FEATURES, len(feats)) and (best is None or share > best[0]):
-                best = (share, m, record)
-        if best is None:
+            if len(record) >= min(MIN_FEATURES, len(feats)):
+                found.append((len(record) / len(feats), m, record))
+        if not found:
             return None
-        share, m, record = best
-        return Choice(m, round(share, 3), False, f"the request carries {len(record)} of {m.name}'s "
-                      f"{len(self.features[m.name])} features", {m.name: round(share, 3)}, {"record": record})
+        share = max(f[0] for f in found)
+        tied = [f for f in found if f[0] == share]
+        served = [f for f in tied if self.served(f[1].ref)] or tied
+        asked = wants_ensemble(text) and [f for f in served if f[1].ensemble is not None]
+        # experts on the same features (a model, an alternative, their ensemble): the best evaluated,
+        # a single model before an ensemble while none is (one call, not several)
+        _, m, record = max(asked or served, key=lambda f: (
+            q if (q := self.quality(f[1].ref)) is not None else float("-inf"), f[1].ensemble is None))
+        why = f"the request carries {len(record)} of {m.name}'s {len(self.features[m.name])} features"
+        if asked:
+            why += "; it asks for several models combined, so the ensemble"
+        elif len(served) > 1:
+            why += f"; of the {len(served)} experts on them, the best evaluated"
+        return Choice(m, round(share, 3), False, why, {f[1].name: round(f[0], 3) for f in served},
+                      {"record": record})
 
     def _by_quality(self, best: str, m: Manifest, scores: dict[str, float]) -> tuple[str, Manifest]:
         """Experts of the same task that match about as well (within TIE): the better-evaluated one."""
@@ -160,6 +187,12 @@ class ExpertIndex:
                                          {k: round(v, 3) for k, v in scores.items()})
         if not scores:
             raise LookupError(f"no expert in the catalog handles {shape} requests")
+        ensembles = [m for m in pool if m.ensemble is not None and m.name in scores]
+        if ensembles and wants_ensemble(text):  # said in so many words, like a translation
+            m = max(ensembles, key=lambda e: scores[e.name])
+            return Choice(m, round(scores[m.name], 3), False, f"the request asks for several models combined; "
+                          f"{m.name} is the closest ensemble (cosine {scores[m.name]:.2f})",
+                          {k: round(v, 3) for k, v in sorted(scores.items(), key=lambda kv: -kv[1])[:5]})
         best = max(scores, key=lambda n: scores[n])
         m = next(e for e in self.experts if e.name == best)
         best, m = self._by_quality(best, m, scores)

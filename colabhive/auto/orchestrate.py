@@ -39,6 +39,8 @@ class PlannedPart(msgspec.Struct, kw_only=True):
     why: str
     scores: dict[str, float]
     input: dict[str, Any]
+    members: list[Any] | None = None
+    """An ensemble's members: their names when planned, then what each answered (no outputs)."""
     node: str | None = None
     status: str = "planned"
     ms: float | None = None
@@ -75,7 +77,7 @@ async def plan_request(index: ExpertIndex, text: str | None, parts: list[Any] | 
         body = body_for(m.task, part, dict(m.options))
         planned.append(PlannedPart(index=i, text=part.text, shape=part.kind, task=m.task, expert=m.ref,
                                    confidence=c.confidence, fallback=c.fallback, why=c.why, scores=c.scores,
-                                   input=body))
+                                   input=body, members=list(m.ensemble.members) if m.ensemble else None))
     return planned
 
 
@@ -103,6 +105,8 @@ async def run_parts(planned: list[PlannedPart], invoke: Invoke) -> AsyncIterator
             out, headers = await invoke(p.expert, msgspec.json.encode(p.input), {})
             p.output, p.status = msgspec.json.decode(out), "ok"
             p.node = headers.get("x-hive-node")
+            if isinstance(p.output, dict) and isinstance(ens := p.output.get("ensemble"), dict):
+                p.members = [{k: v for k, v in row.items() if k != "output"} for row in ens["members"]]
             if "x-hive-energy-j" in headers:
                 p.energy_j = float(headers["x-hive-energy-j"])
             if "x-hive-carbon-g" in headers:

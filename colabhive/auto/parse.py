@@ -153,6 +153,21 @@ def wants_translation(text: str) -> bool:
     return bool(_TRANSLATE.search(instr) or _TARGET.search(instr) or _ARROW.search(text))
 
 
+_MODELS = r"(?:models?|forecasters?|experts?|classifiers?|predictors?)"
+_ENSEMBLE = re.compile(
+    r"\bensembles?\b|\bmodel[- ]averag"
+    rf"|\b(?:several|multiple|more than one|a couple of|two|three|many|different)\s+(?:[\w-]+\s+){{0,2}}{_MODELS}\b"
+    r"|\b(?:combin|blend|pool|averag|merg|mix)\w*\b[^.:;]{0,60}"
+    r"\b(?:models|forecasters|experts|classifiers|predictors|forecasts|predictions)\b",
+    re.I,
+)
+
+
+def wants_ensemble(text: str) -> bool:
+    """The request asks, in so many words, for several models' answers combined."""
+    return bool(_ENSEMBLE.search(text))
+
+
 def target_language(text: str, payload: str, payload_language: str | None = None) -> str:
     """The language a translation request wants: an en→pt arrow, a language named after
     into/to/para/em, the other one than a language named after "from", else the one the

@@ -42,7 +42,7 @@ __all__ = ["create_app", "create_asgi", "from_env"]
 @get("/healthz", tags=["ops"], summary="Liveness and what is ready")
 async def healthz(request: Request) -> dict[str, Any]:
     hive: Hive = request.app.state.hive
-    versions = sorted(ref for ref in hive.catalog if hive.registry.serving(ref))
+    versions = sorted(ref for ref in hive.catalog if hive.serving(ref))
     # a name is ready when the version a plain call runs is served
     ready = sorted(n for n in hive.lifecycle.names if (d := hive.lifecycle.default_ref(n)) and d in versions)
     return {

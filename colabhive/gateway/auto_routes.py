@@ -17,7 +17,8 @@ from litestar import Request, Response, post
 from litestar.response import Stream
 from msgspec import Meta
 
-from ..auto.experts import ExpertIndex
+from ..auto.experts import ExpertIndex, tabular_features
+from ..manifests import Manifest
 from ..auto.orchestrate import PlannedPart, plan_request, run_parts
 from ..errors import HiveError, InvalidInput, NoCapacity
 from ..telemetry import context_from_traceparent, traceparent_of
@@ -43,7 +44,7 @@ def _embedder(hive: Hive) -> str:
     refs = [hive.lifecycle.default_ref(n) for n in hive.lifecycle.names]
     emb = [r for r in refs if r and hive.catalog[r].manifest.task == "embedding"]
     emb.sort(key=lambda r: (not r.startswith("minilm-embed@"), r))
-    served = [r for r in emb if hive.registry.serving(r)]
+    served = [r for r in emb if hive.serving(r)]
     if not served:
         raise NoCapacity(
             f"/auto embeds requests with the catalog's embedding function ({', '.join(emb) or 'none declared'}), "
@@ -74,7 +75,7 @@ def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
                    and hive.catalog[r].manifest.task == "language"), None)
 
     async def language(text: str) -> str | None:
-        if langid is None or not hive.registry.serving(langid):
+        if langid is None or not hive.serving(langid):
             return None
         try:
             reply = await invoke_core(hive, langid, msgspec.json.encode({"text": text[:2000]}), headers, tenant)
@@ -89,7 +90,14 @@ def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
         score = float(ev["score"])
         return -score if ev.get("lower_is_better") else score / 100 if ev.get("metric") == "chrf" else score
 
-    index = ExpertIndex(experts, embed, hive.registry.serving, language, quality)
+    def features_of(m: Manifest) -> list[str]:
+        """A tabular ensemble takes the features of its members (they share them)."""
+        if m.ensemble is None:
+            return tabular_features(m)
+        refs = hive.member_refs(hive.catalog[m.ref])
+        return tabular_features(hive.catalog[refs[0]].manifest) if refs else []
+
+    index = ExpertIndex(experts, embed, hive.serving, language, quality, features_of)
     hive.auto_index = (key, index)
     return index
 

@@ -48,17 +48,21 @@ def _entry(hive: Hive, name: str, tenant: str = "") -> FunctionEntry:
 def _version_summary(hive: Hive, entry: FunctionEntry) -> dict[str, Any]:
     m, ref = entry.manifest, entry.ref
     live = hive.registry.live()
-    return {
+    held = hive.member_refs(entry) if m.ensemble is not None else [ref]  # an ensemble runs where its members do
+    out = {
         "version": m.version,
         "ref": ref,
         "lifecycle": hive.lifecycle.state(ref),
         "artifact": msgspec.to_builtins(entry.artifact),
         "evaluation": hive.evaluations.get(ref),
         "eval_spec": msgspec.to_builtins(m.eval) if m.eval else None,
-        "nodes": [n.id for n in live if ref in n.functions],
-        "loading_on": [n.id for n in live if ref in n.loading],
+        "nodes": [n.id for n in live if any(r in n.functions for r in held)],
+        "loading_on": [n.id for n in live if any(r in n.loading for r in held)],
         "queue_depth": hive.dispatcher.depth(ref),
     }
+    if m.ensemble is not None:
+        out["ensemble"] = msgspec.to_builtins(m.ensemble) | {"running": held}
+    return out
 
 
 def _summary(hive: Hive, name: str, tenant: str) -> dict[str, Any] | None:
@@ -83,15 +87,17 @@ def _summary(hive: Hive, name: str, tenant: str) -> dict[str, Any] | None:
         "domains": m.domains,
         "languages": m.languages,
         "examples": m.examples,
-        "hardware": msgspec.to_builtins(m.hardware),
+        "hardware": msgspec.to_builtins(m.hardware) if m.ensemble is None else None,  # its members' apply
         "batching": msgspec.to_builtins(m.batching),
-        "ready": bool(default) and any(v["ref"] == default and v["nodes"] for v in versions),
+        "ready": bool(default) and hive.serving(default),
         "nodes": nodes,
         "loading_on": sorted({n for v in versions for n in v["loading_on"]}),
         "queue_depth": sum(v["queue_depth"] for v in versions),
         "evaluation": hive.evaluations.get(head.ref),
         "versions": versions,
     }
+    if m.ensemble is not None:
+        out["ensemble"] = msgspec.to_builtins(m.ensemble)
     return out
 
 
@@ -125,7 +131,7 @@ async def describe_function(name: str, request: Request) -> dict[str, Any]:
     out = _summary(hive, base, tenant) or {}
     if "@" in name:
         out.update(_version_summary(hive, entry))
-        out["ready"] = bool(out["nodes"])
+        out["ready"] = hive.serving(entry.ref)
     out["manifest"] = msgspec.to_builtins(entry.manifest)
     out.update(hive.schemas(entry))
     return out
@@ -232,8 +238,12 @@ async def invoke_core(
     entry = _entry(hive, name, tenant)
     name = entry.ref  # from here on the task is for this exact version
     inp = decode_input(body, entry.input_type, name)
+    if entry.manifest.ensemble is not None:
+        from .ensembles import invoke_ensemble
+
+        return await invoke_ensemble(hive, entry, body, headers, tenant)
     if wants_stream(entry, inp, headers):
-        if not hive.registry.serving(name):
+        if not hive.serving(name):
             raise _no_capacity(hive, name)
         events = stream_events(hive, entry, body, headers, _timeout_s(headers, hive))
         return Reply(200, b"", {"x-hive-version": name}, stream=sse(events))
@@ -243,7 +253,7 @@ async def invoke_core(
         return await invoke_durable(
             hive, name, body, headers, tenant, respond_async=respond_async, timeout_s=_timeout_s(headers, hive)
         )
-    if not hive.registry.serving(name):
+    if not hive.serving(name):
         raise _no_capacity(hive, name)
     timeout = _timeout_s(headers, hive)
     prefer = _prefer(headers)

@@ -165,12 +165,32 @@ class Hive:
             )
         return self.catalog[ref]
 
+    def serving(self, ref: str) -> bool:
+        """A plain version: some node holds it. An ensemble: at least ``quorum`` members are held."""
+        entry = self.catalog.get(ref)
+        if entry is None or entry.manifest.ensemble is None:
+            return self.registry.serving(ref)
+        held = sum(1 for r in self.member_refs(entry) if self.registry.serving(r))
+        return held >= entry.manifest.ensemble.quorum
+
+    def member_refs(self, entry: FunctionEntry) -> list[str]:
+        """The version each of an ensemble's members runs now (preferred unless pinned); a member
+        with no callable version is left out (it shows up as a failure when called)."""
+        refs = []
+        for member in entry.manifest.ensemble.members if entry.manifest.ensemble else ():
+            try:
+                refs.append(self.resolve(member).ref)
+            except HiveError:
+                continue
+        return refs
+
     def current_plan(self) -> Plan:
         """The placement for the hive as it is now; recomputed only when nodes or states changed."""
         live = [n for n in self.registry.live() if not n.draining]
         key = (self.lifecycle.generation, tuple((n.id, n.devices is not None) for n in live))
         if key != self._plan_key:
-            versions = [(e.manifest, self.lifecycle.state(ref)) for ref, e in self.catalog.items()]
+            versions = [(e.manifest, self.lifecycle.state(ref)) for ref, e in self.catalog.items()
+                        if e.manifest.ensemble is None]  # ensembles run on the gateway
             wants = {n.id: frozenset(getattr(n, "allowed", ()) or ()) for n in live}
             self._plan = plan_hive(live, versions, wants)
             self._plan_key = key
@@ -200,7 +220,7 @@ class Hive:
         out = []
         for ref, e in self.catalog.items():
             state = self.lifecycle.state(ref)
-            if state == "retired":
+            if state == "retired" or e.manifest.ensemble is not None:
                 continue
             m = e.manifest if e.manifest.lifecycle == state else msgspec.structs.replace(e.manifest, lifecycle=state)
             out.append(msgspec.json.encode(m))

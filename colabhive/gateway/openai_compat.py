@@ -177,7 +177,7 @@ async def chat_completions(request: Request) -> Response | Stream:
         decode_input(body, entry.input_type, "chat.completions")
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if req.stream:
-            if not hive.registry.serving(entry.ref):
+            if not hive.serving(entry.ref):
                 from .functions import _no_capacity
 
                 raise _no_capacity(hive, entry.ref)

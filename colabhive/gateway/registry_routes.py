@@ -47,7 +47,7 @@ async def evaluate(hive: Hive, entry: FunctionEntry) -> EvalReport:
     m, ref = entry.manifest, entry.ref
     if m.eval is None:
         raise InvalidInput(f"{ref} declares no [eval] in {m.file}; nothing to evaluate it with", field="eval")
-    if not hive.registry.serving(ref):
+    if not hive.serving(ref):
         raise NoCapacity(f"{ref} is not loaded on any node, so it cannot be evaluated; start a node that hosts it",
                          retry_after=5)
     headers = {"x-timeout-ms": str(min(EVAL_TIMEOUT_MS, hive.cfg.limits.max_timeout_ms))}

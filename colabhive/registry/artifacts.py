@@ -114,7 +114,14 @@ def _root(m: Manifest) -> Path | None:
 
 
 def artifact_of(m: Manifest) -> Artifact:
-    """The recorded digest of what ``m`` serves (cheap: no file is hashed)."""
+    """The recorded digest of what ``m`` serves (cheap: no file is hashed).
+
+    An ensemble has no files: its artifact is its declaration (members and rule), so changing
+    either makes a new digest while each member keeps its own."""
+    if m.ensemble is not None:
+        decl = msgspec.json.encode(m.ensemble)
+        return Artifact(sha256=hashlib.sha256(decl).hexdigest(), source="ensemble:" + ",".join(m.ensemble.members),
+                        recorded_by="manifest", files=0)
     if m.source.path:
         root = m.resolve(m.source.path)
         return _from_provenance(root) or Artifact(sha256="", source=f"path:{root}", recorded_by="none", files=0)
@@ -132,6 +139,8 @@ def verify(m: Manifest) -> tuple[Artifact, str]:
     ``__pycache__`` are not part of the artifact).
     """
     recorded = artifact_of(m)
+    if m.ensemble is not None:  # its declaration is all there is, and it was just read
+        return recorded, recorded.sha256
     root = _root(m)
     if root is None:
         return recorded, ""

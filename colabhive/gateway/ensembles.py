@@ -1,0 +1,114 @@
+"""Calling an ensemble: every member answers the same input, the declared rule combines them.
+
+Each member is an ordinary call (``invoke_core``): validated by its own schema, queued,
+routed by the caller's preference and traced under the ensemble's span, so a member on a
+far node is as visible as a direct call. Members that fail are listed with their error and
+the rest are combined, as long as ``quorum`` of them answered; below that the call is a 502
+naming every member's failure. The reply is the members' own output shape plus an
+``ensemble`` object: the rule, the weights and where they came from, and each member's
+version, node, time and answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from ..ensemble import EnsembleError, combine, weights_for
+from ..errors import HiveError, InvalidInput, NoCapacity, TaskFailed
+from ..telemetry import context_from_traceparent, traceparent_of
+from .hive import FunctionEntry, Hive, Reply
+
+__all__ = ["invoke_ensemble"]
+
+_PASSED = ("x-timeout-ms", "x-hive-prefer")
+"""Caller headers every member call gets (deadline and routing preference)."""
+
+
+async def invoke_ensemble(
+    hive: Hive, entry: FunctionEntry, body: bytes, headers: Mapping[str, str], tenant: str
+) -> Reply:
+    from .functions import invoke_core
+
+    spec = entry.manifest.ensemble
+    assert spec is not None
+    if "respond-async" in headers.get("prefer", "") or "idempotency-key" in headers:
+        raise InvalidInput(
+            f"{entry.ref} is an ensemble and answers synchronously; call its members "
+            f"({', '.join(spec.members)}) with Prefer: respond-async instead",
+            field="Prefer" if "respond-async" in headers.get("prefer", "") else "Idempotency-Key",
+        )
+    if not hive.serving(entry.ref):
+        raise NoCapacity(
+            f"{entry.ref} needs {spec.quorum} of its members served ({', '.join(spec.members)}); "
+            "too few are loaded on a node right now", retry_after=5)
+    parent = context_from_traceparent(headers.get("traceparent"))
+    span = hive.tracer.start_span(f"ensemble {entry.ref}", context=parent)
+    passed = {k: v for k in _PASSED if (v := headers.get(k)) is not None} | {"traceparent": traceparent_of(span)}
+
+    async def one(member: str) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        row: dict[str, Any] = {"member": member}
+        try:
+            reply = await invoke_core(hive, member, body, passed, tenant)
+        except HiveError as exc:
+            return row | {"status": "failed", "error": exc.to_body()["error"],
+                          "ms": round((time.perf_counter() - t0) * 1000, 2)}
+        h = reply.headers or {}
+        row |= {"expert": h.get("x-hive-version", member), "status": "ok", "node": h.get("x-hive-node"),
+                "ms": round((time.perf_counter() - t0) * 1000, 2), "output": msgspec.json.decode(reply.body)}
+        for key, header in (("energy_j", "x-hive-energy-j"), ("carbon_g", "x-hive-carbon-g")):
+            if header in h:
+                row[key] = float(h[header])
+        return row
+
+    try:
+        rows = await asyncio.gather(*(one(m) for m in spec.members))
+        ok = [r for r in rows if r["status"] == "ok"]
+        refused = [r for r in rows if r["status"] != "ok" and r["error"]["code"] == "invalid_input"]
+        if len(ok) < spec.quorum and refused:  # the caller's input, not the hive, is at fault
+            err = refused[0]["error"]
+            raise InvalidInput(f"{refused[0]['member']} (a member of {entry.ref}) refused the input: "
+                               f"{err['message']}", field=err.get("field"))
+        if len(ok) < spec.quorum:
+            failures = "; ".join(f"{r['member']}: {r['error']['message']}" for r in rows if r["status"] != "ok")
+            raise TaskFailed(f"{entry.ref}: only {len(ok)} of {len(rows)} members answered "
+                             f"(quorum {spec.quorum}): {failures}")
+        weights, why = _weights(hive, spec.combine, ok)
+        try:
+            out = combine(entry.manifest.task, spec.combine, [r["output"] for r in ok], weights)
+        except EnsembleError as exc:
+            raise TaskFailed(f"{entry.ref}: cannot combine its members' answers by {spec.combine}: {exc}") from None
+        for r, w in zip(ok, _share(weights)):
+            r["weight"] = round(w, 4)
+        span.set_attribute("hive.ensemble.combine", spec.combine)
+        span.set_attribute("hive.ensemble.answered", len(ok))
+        span.set_attribute("hive.ensemble.members", [r.get("expert", r["member"]) for r in rows])
+    finally:
+        span.end()
+    out["ensemble"] = {"combine": spec.combine, "weights_from": why, "answered": len(ok), "members": rows}
+    reply_headers = {"x-hive-version": entry.ref, "x-hive-node": ",".join(sorted({r["node"] for r in ok}))}
+    for key, header in (("energy_j", "x-hive-energy-j"), ("carbon_g", "x-hive-carbon-g")):
+        if all(key in r for r in ok):  # the ensemble's cost is what all of its members spent
+            reply_headers[header] = f"{sum(r[key] for r in ok):.6g}"
+    return Reply(200, msgspec.json.encode(out), reply_headers)
+
+
+def _weights(hive: Hive, rule: str, ok: list[dict[str, Any]]) -> tuple[list[float], str]:
+    if rule != "score_weighted":
+        return [1.0] * len(ok), "equal (the rule is " + rule + ")"
+    scores: list[tuple[float, bool] | None] = []
+    for r in ok:
+        ev = hive.evaluations.get(r["expert"])
+        known = ev is not None and ev.get("score") is not None
+        scores.append((float(ev["score"]), bool(ev["lower_is_better"])) if known and ev else None)
+    return weights_for(scores)
+
+
+def _share(weights: list[float]) -> list[float]:
+    total = sum(weights)
+    return [w / total for w in weights] if total else weights
