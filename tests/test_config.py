@@ -169,6 +169,20 @@ def test_validate_cli_passes_repo_manifests() -> None:
     assert "0 problem(s)" in r.stdout
 
 
+def test_validate_cli_checks_one_ensemble_file_against_its_neighbours(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text('name = "a"\ntask = "language"\n[source]\npackage = "py3langid"\n')
+    (tmp_path / "b.toml").write_text('name = "b"\ntask = "language"\n[source]\npackage = "py3langid"\n')
+    good = tmp_path / "ab.toml"
+    good.write_text('name = "ab"\ntask = "language"\n[ensemble]\nmembers = ["a", "b"]\ncombine = "vote"\n')
+    r = _validate(good)  # the members are in other files of the same directory
+    assert r.returncode == 0 and "1 manifest(s), 0 problem(s)" in r.stdout, r.stdout + r.stderr
+    bad = tmp_path / "ax.toml"
+    bad.write_text('name = "ax"\ntask = "language"\n[ensemble]\nmembers = ["a", "x"]\ncombine = "vote"\n')
+    r = _validate(bad)
+    assert r.returncode == 1
+    assert f"{bad}: ensemble.members.1: no manifest declares 'x'" in r.stdout, r.stdout
+
+
 def test_validate_cli_fails_on_missing_path(tmp_path: Path) -> None:
     r = _validate(tmp_path / "nowhere")
     assert r.returncode == 1
