@@ -2,13 +2,16 @@
 
 The shipped ``forecast-ensemble`` (Fracast-0 + PatchTST, score-weighted) and test-only
 ensembles over the breast-cancer models (a vote of three, a partial one whose second member
-no node hosts) are called directly and through /auto. Each combined answer is checked
-against the members' own answers to the same input, called directly.
+no node hosts) are called directly, asynchronously and through /auto. Each combined answer is
+checked against the members' own answers to the same input, called directly; a journaled call
+that waits for a member survives a gateway kill -9 and runs when the member's node joins.
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,13 +155,44 @@ def test_input_one_member_refuses_is_the_callers_422(ens_hive: Hive) -> None:
     assert r.status_code == 422, r.text
     err = r.json()["error"]
     assert err["field"] == "horizon" and "patchtst-co2" in err["message"] and "at most 24" in err["message"]
+
+
+def _settled(h: Hive, tid: str, timeout: float = 60) -> dict[str, Any]:
+    end = time.monotonic() + timeout
+    while True:
+        t = ok(h.http.get(f"/v1/tasks/{tid}"))
+        if t["status"] not in ("queued", "running") or time.monotonic() > end:
+            return t
+        time.sleep(0.1)
+
+
+def test_an_async_ensemble_call_is_journaled_and_answers_like_a_sync_one(ens_hive: Hive) -> None:
+    sync = _forecast(ens_hive, "forecast-ensemble")
     r = ens_hive.http.post("/v1/fn/forecast-ensemble", json=FORECAST, headers={"Prefer": "respond-async"})
-    assert r.status_code == 422 and r.json()["error"]["field"] == "Prefer"
+    assert r.status_code == 202, r.text
+    task = _settled(ens_hive, r.json()["id"])
+    assert task["status"] == "succeeded", task
+    assert task["result"]["forecast"] == sync["forecast"]
+    assert [m["expert"] for m in task["result"]["ensemble"]["members"]] == ["fracast@1.0.0", "patchtst-co2@1.0.0"]
+    key = {"Idempotency-Key": "ensemble-once"}
+    first = ens_hive.http.post("/v1/fn/tabular-breast-cancer-ensemble", json={"record": BC_ROWS[1]}, headers=key)
+    again = ens_hive.http.post("/v1/fn/tabular-breast-cancer-ensemble", json={"record": BC_ROWS[1]}, headers=key)
+    assert ok(first)["predictions"] == ok(again)["predictions"]
+    assert again.headers.get("idempotent-replayed") == "true"
+
+
+def test_an_async_call_waits_for_its_members_and_can_be_cancelled(ens_hive: Hive) -> None:
+    r = ens_hive.http.post("/v1/fn/bc-strict", json={"record": BC_ROWS[0]}, headers={"Prefer": "respond-async"})
+    assert r.status_code == 202, r.text  # not a 503: an async call waits for capacity like a queued task
+    tid = r.json()["id"]
+    time.sleep(1.5)
+    assert ok(ens_hive.http.get(f"/v1/tasks/{tid}"))["status"] == "queued"
+    assert ok(ens_hive.http.delete(f"/v1/tasks/{tid}"))["status"] == "cancelled"
+    time.sleep(1.2)  # past its next look: a cancelled call stays cancelled
+    assert ok(ens_hive.http.get(f"/v1/tasks/{tid}"))["status"] == "cancelled"
 
 
 def test_one_trace_covers_the_ensemble_and_each_member_on_its_node(ens_hive: Hive) -> None:
-    import time
-
     trace_id, client_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     r = ens_hive.http.post("/v1/fn/forecast-ensemble", json=FORECAST,
                            headers={"traceparent": f"00-{trace_id}-{client_span}-01"}, timeout=120)
@@ -176,3 +210,24 @@ def test_one_trace_covers_the_ensemble_and_each_member_on_its_node(ens_hive: Hiv
     assert set(invokes) == {"invoke fracast@1.0.0", "invoke patchtst-co2@1.0.0"}
     assert all(s["parent_id"] == ens["span_id"] for s in invokes.values())
     assert {s["parent_id"] for s in executes} == {s["span_id"] for s in invokes.values()}
+
+
+def test_a_waiting_ensemble_call_survives_a_gateway_kill_and_runs_when_its_member_joins(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    extra = _extra_manifests(tmp_path_factory.mktemp("restart-manifests"))
+    with _running(Hive(tmp_path_factory.mktemp("restart-hive"), [MANIFESTS, extra])) as h:
+        h.start_gateway()
+        linear = "tabular-breast-cancer-linear"
+        h.start_node("node-a", "--functions", linear, wait_for=[linear])
+        r = h.http.post("/v1/fn/bc-strict", json={"record": BC_ROWS[0]}, headers={"Prefer": "respond-async"})
+        assert r.status_code == 202, r.text
+        tid = r.json()["id"]
+        h.kill("gateway", signal.SIGKILL)
+        h.start_gateway()  # same state dir: the journal replays the waiting call
+        assert ok(h.http.get(f"/v1/tasks/{tid}"))["status"] in ("queued", "running")
+        h.start_node("node-b", "--functions", "bc-unhosted", wait_for=["bc-unhosted"])
+        task = _settled(h, tid, timeout=90)
+        assert task["status"] == "succeeded", task
+        members = task["result"]["ensemble"]["members"]
+        assert [m["status"] for m in members] == ["ok", "ok"] and task["result"]["ensemble"]["answered"] == 2

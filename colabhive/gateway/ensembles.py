@@ -19,11 +19,15 @@ from typing import Any
 import msgspec
 
 from ..ensemble import EnsembleError, combine, weights_for
-from ..errors import HiveError, InvalidInput, NoCapacity, TaskFailed
+from ..dispatch import Outcome, Task
+from ..errors import HiveError, InvalidInput, NoCapacity, TaskFailed, TooManyRequests
 from ..telemetry import context_from_traceparent, traceparent_of
 from .hive import FunctionEntry, Hive, Reply
 
-__all__ = ["invoke_ensemble"]
+__all__ = ["invoke_ensemble", "start_durable"]
+
+WAIT_S = 1.0
+"""How often a journaled ensemble call that found too few members served looks again."""
 
 _PASSED = ("x-timeout-ms", "x-hive-prefer")
 """Caller headers every member call gets (deadline and routing preference)."""
@@ -36,12 +40,6 @@ async def invoke_ensemble(
 
     spec = entry.manifest.ensemble
     assert spec is not None
-    if "respond-async" in headers.get("prefer", "") or "idempotency-key" in headers:
-        raise InvalidInput(
-            f"{entry.ref} is an ensemble and answers synchronously; call its members "
-            f"({', '.join(spec.members)}) with Prefer: respond-async instead",
-            field="Prefer" if "respond-async" in headers.get("prefer", "") else "Idempotency-Key",
-        )
     if not hive.serving(entry.ref):
         raise NoCapacity(
             f"{entry.ref} needs {spec.quorum} of its members served ({', '.join(spec.members)}); "
@@ -112,3 +110,39 @@ def _weights(hive: Hive, rule: str, ok: list[dict[str, Any]]) -> tuple[list[floa
 def _share(weights: list[float]) -> list[float]:
     total = sum(weights)
     return [w / total for w in weights] if total else weights
+
+
+def start_durable(hive: Hive, entry: FunctionEntry, task: Task, tenant: str) -> None:
+    """Run a journaled (async or Idempotency-Key) ensemble call on the gateway.
+
+    Like a queued task it waits for capacity instead of failing fast: while too few members
+    are served (or their queues are full) it looks again every ``WAIT_S``. Its journal row is
+    the durable part: a gateway restart replays it here, and DELETE /v1/tasks/{id} cancels it.
+    """
+    run = asyncio.create_task(_run_durable(hive, entry, task, tenant), name=f"ensemble task {task.id}")
+    hive.gateway_tasks[task.id] = (entry.ref, run)
+    run.add_done_callback(lambda _: hive.gateway_tasks.pop(task.id, None))
+
+
+async def _run_durable(hive: Hive, entry: FunctionEntry, task: Task, tenant: str) -> None:
+    headers = {"traceparent": task.traceparent} | ({"x-hive-prefer": task.prefer} if task.prefer else {})
+    while True:
+        if hive.serving(entry.ref):
+            hive.journal.running(task.id, "gateway", task.attempts)
+            t0 = time.perf_counter()
+            try:
+                reply = await invoke_ensemble(hive, entry, task.input, headers, tenant)
+            except (NoCapacity, TooManyRequests):
+                pass  # a member went away or is full between the check and the call: wait
+            except HiveError as exc:
+                hive.finish_task(task, None, exc)
+                return
+            else:
+                h = reply.headers or {}
+                energy, carbon = h.get("x-hive-energy-j"), h.get("x-hive-carbon-g")
+                hive.finish_task(task, Outcome(
+                    output=reply.body, error=None, node_id=h.get("x-hive-node", ""), batch_size=1, queued_ms=0.0,
+                    run_ms=(time.perf_counter() - t0) * 1000, energy_j=float(energy) if energy else None,
+                    carbon_g=float(carbon) if carbon else None), None)
+                return
+        await asyncio.sleep(WAIT_S)

@@ -238,10 +238,6 @@ async def invoke_core(
     entry = _entry(hive, name, tenant)
     name = entry.ref  # from here on the task is for this exact version
     inp = decode_input(body, entry.input_type, name)
-    if entry.manifest.ensemble is not None:
-        from .ensembles import invoke_ensemble
-
-        return await invoke_ensemble(hive, entry, body, headers, tenant)
     if wants_stream(entry, inp, headers):
         if not hive.serving(name):
             raise _no_capacity(hive, name)
@@ -253,6 +249,10 @@ async def invoke_core(
         return await invoke_durable(
             hive, name, body, headers, tenant, respond_async=respond_async, timeout_s=_timeout_s(headers, hive)
         )
+    if entry.manifest.ensemble is not None:  # its members are called from the gateway
+        from .ensembles import invoke_ensemble
+
+        return await invoke_ensemble(hive, entry, body, headers, tenant)
     if not hive.serving(name):
         raise _no_capacity(hive, name)
     timeout = _timeout_s(headers, hive)

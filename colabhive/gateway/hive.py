@@ -88,10 +88,12 @@ class Hive:
         self.lifecycle = Lifecycle(self.store)
         self.evaluations: dict[str, dict[str, Any]] = {}
         """ref → its latest evaluation report (kept in SQLite, shown in the catalog)."""
+        self.gateway_tasks: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        """Journaled calls the gateway runs itself (ensembles), by task id: (ref, the running call)."""
         self.watchers: dict[str, list[asyncio.Future[Outcome]]] = {}
         """Sync callers waiting on a durable task (a retried Idempotency-Key)."""
         self.dispatcher.on_handout = self._handed_out
-        self.dispatcher.on_finish = self._finished
+        self.dispatcher.on_finish = self.finish_task
         self.tracer = setup_tracing(cfg, "gateway")
         self._reaper: asyncio.Task[None] | None = None
         self.draining = False
@@ -273,13 +275,21 @@ class Hive:
                 attempts=json.loads(row["attempts"] or "[]"),
                 durable=True,
             )
-            self.dispatcher.submit(task, force=True)
+            entry = self.catalog[row["fn"]]
+            if entry.manifest.ensemble is not None:
+                from .ensembles import start_durable
+
+                start_durable(self, entry, task, row["tenant"])
+            else:
+                self.dispatcher.submit(task, force=True)
         return len(rows)
 
     def _handed_out(self, task: Task) -> None:
         self.journal.running(task.id, task.node_id or "", task.attempts)
 
-    def _finished(self, task: Task, outcome: Outcome | None, error: HiveError | None) -> None:
+    def finish_task(self, task: Task, outcome: Outcome | None, error: HiveError | None) -> None:
+        """Record how a journaled task ended and wake sync callers waiting on it (the dispatcher's
+        ``on_finish``, and the gateway's own ensemble calls)."""
         err = error or (outcome.error if outcome else None)
         if err is not None:
             self.journal.finish(
@@ -301,6 +311,8 @@ class Hive:
                 fut.set_exception(err)
 
     async def stop(self) -> None:
+        for _, run in list(self.gateway_tasks.values()):  # journaled: replayed at the next start
+            run.cancel()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

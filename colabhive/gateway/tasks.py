@@ -17,7 +17,7 @@ from litestar import Request, Response, delete, get
 from litestar.params import Parameter
 
 from ..dispatch import Outcome, Task
-from ..errors import Conflict, DeadlineExceeded, InvalidInput, NotFound, TaskFailed
+from ..errors import Conflict, DeadlineExceeded, InvalidInput, NotFound, TaskFailed, TooManyRequests
 from ..telemetry import context_from_traceparent, traceparent_of
 from .hive import Hive, Reply
 from .tenants import client_tenant
@@ -87,6 +87,10 @@ async def invoke_durable(
     )
     try:
         with hive.dispatcher.reserve(name):  # the slot is held across the journal write
+            ensemble = hive.catalog[name].manifest.ensemble is not None
+            if ensemble and sum(fn == name for fn, _ in hive.gateway_tasks.values()) >= hive.queue_limit(name):
+                raise TooManyRequests(f"{name!r} has {hive.queue_limit(name)} calls waiting; retry later",
+                                      retry_after=1)
             row, created = await hive.journal.insert(name, body, tenant, key, traceparent_of(span))
             span.set_attribute("hive.task_id", row["id"])
             if created:
@@ -94,8 +98,13 @@ async def invoke_durable(
 
                 task = Task(fn=name, input=body, traceparent=row["traceparent"], id=row["id"], durable=True,
                             prefer=_prefer(headers))
-                hive.dispatcher.submit(task, force=True)
-                record_route(span, task)
+                if ensemble:
+                    from .ensembles import start_durable
+
+                    start_durable(hive, hive.catalog[name], task, tenant)
+                else:
+                    hive.dispatcher.submit(task, force=True)
+                    record_route(span, task)
     finally:
         span.end()
     if respond_async:
@@ -150,6 +159,8 @@ async def cancel_task(task_id: str, request: Request) -> Response:
     if row["status"] not in ("queued", "running"):
         raise Conflict(f"task {task_id} already {row['status']}; nothing to cancel")
     hive.dispatcher.cancel(task_id)
+    if (on_gateway := hive.gateway_tasks.pop(task_id, None)) is not None:  # an ensemble call
+        on_gateway[1].cancel()
     await hive.journal.cancel(task_id)
     for fut in hive.watchers.pop(task_id, []):  # sync callers waiting on it by Idempotency-Key
         if not fut.done():

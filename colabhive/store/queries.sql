@@ -49,7 +49,7 @@ UPDATE tasks SET status = 'cancelled', finished_at = :finished_at
 WHERE id = :id AND status IN ('queued', 'running');
 
 -- name: unfinished_tasks
-SELECT id, fn, input, traceparent, attempts, created_at FROM tasks
+SELECT id, fn, input, traceparent, attempts, tenant, created_at FROM tasks
 WHERE status IN ('queued', 'running') ORDER BY created_at;
 
 -- name: purge_tasks
