@@ -13,7 +13,6 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 from .config import HiveConfig, config_to_json, load_config
 from .errors import ConfigError
@@ -249,40 +248,9 @@ def _evaluate_in_background(url: str) -> None:
 
 # ---- manifest validate -----------------------------------------------------------------
 def cmd_manifest_validate(args: argparse.Namespace) -> int:
-    from .manifests import manifest_paths, read_manifest
+    from .manifests import validate_paths
 
-    problems = []
-    count = 0
-    for target in args.paths:
-        p = Path(target)
-        if not p.exists():
-            print(f"{p}: no such file or directory")
-            problems.append(p)
-            continue
-        for path in manifest_paths(p):
-            count += 1
-            m, probs = read_manifest(path)
-            for prob in probs:
-                print(prob)
-            problems.extend(probs)
-            if not probs and m is not None:
-                print(f"{path}: ok ({m.ref}, task {m.task})")
-    for prob in _member_problems([Path(t) for t in args.paths]):
-        print(prob)
-        problems.append(prob)
-    print(f"{count} manifest(s), {len(problems)} problem(s)")
-    return 1 if problems else 0
-
-
-def _member_problems(targets: list[Path]) -> list[Any]:
-    """Ensembles' members, looked up among the manifests beside each file given (so one
-    ensemble file can be validated on its own)."""
-    from .manifests import check_members, manifest_paths, read_manifest
-
-    dirs = {t if t.is_dir() else t.parent for t in targets if t.exists()}
-    pool = [m for d in sorted(dirs) for path in manifest_paths(d) if (m := read_manifest(path)[0]) is not None]
-    given = {str(path) for t in targets if t.exists() for path in manifest_paths(t)}
-    return [p for p in check_members(pool) if p.file in given]
+    return validate_paths([Path(t) for t in args.paths])
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ __all__ = [
     "check_manifest",
     "load_manifests",
     "read_manifest",
+    "validate_paths",
 ]
 
 Name = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Lowercase function name.")]
@@ -278,3 +279,37 @@ def load_manifests(dirs: list[Path]) -> list[Manifest]:
     if problems:
         raise ConfigError("invalid manifests:\n" + "\n".join(f"  {p}" for p in problems))
     return manifests
+
+
+def validate_paths(targets: list[Path]) -> int:
+    """``colabhive manifest validate``: a line per problem (file: key: reason), a summary, and
+    exit status 1 when anything is wrong."""
+    problems: list[object] = []
+    count = 0
+    for p in targets:
+        if not p.exists():
+            print(f"{p}: no such file or directory")
+            problems.append(p)
+            continue
+        for path in manifest_paths(p):
+            count += 1
+            m, probs = read_manifest(path)
+            for prob in probs:
+                print(prob)
+            problems.extend(probs)
+            if not probs and m is not None:
+                print(f"{path}: ok ({m.ref}, task {m.task})")
+    for prob in _members_beside(targets):
+        print(prob)
+        problems.append(prob)
+    print(f"{count} manifest(s), {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _members_beside(targets: list[Path]) -> list[ManifestProblem]:
+    """Ensembles' members, looked up among the manifests beside each file given (so one
+    ensemble file can be validated on its own)."""
+    dirs = {t if t.is_dir() else t.parent for t in targets if t.exists()}
+    pool = [m for d in sorted(dirs) for path in manifest_paths(d) if (m := read_manifest(path)[0]) is not None]
+    given = {str(path) for t in targets if t.exists() for path in manifest_paths(t)}
+    return [p for p in check_members(pool) if p.file in given]
