@@ -1,10 +1,9 @@
-"""Per-function queues, long-poll hand-out, leases and the waiters of sync calls.
+"""Per-function queues, long-poll hand-out and the waiters of sync calls.
 
 The hot path is in memory: a sync call puts a Task on its function's deque, wakes one
 parked long-poll that serves the function, and awaits a future; the node's next request
-carries the result, which resolves that future. Every handed-out task holds a lease;
-the reaper requeues tasks whose lease ran out or whose node went silent, up to
-``max_attempts`` times, and drops results that arrive after that.
+carries the result, which resolves that future (``leases.py``: results, leases and the
+reaper; ``targeting.py``: which node each task waits for).
 """
 
 from __future__ import annotations
@@ -18,10 +17,11 @@ from dataclasses import dataclass
 
 import msgspec
 
-from ..errors import DeadlineExceeded, HiveError, InvalidInput, NoCapacity, TaskFailed, TooManyRequests
-from ..wire import TaskAssignment, TaskResult
+from ..errors import HiveError, TooManyRequests
+from ..wire import TaskAssignment
 from .registry import NodeRecord, Registry
 from .routing import Router
+from .leases import Leases
 from .targeting import Targeting
 from .task import Outcome, Task
 
@@ -35,7 +35,7 @@ class _Poller:
     wake: asyncio.Future[None]
 
 
-class Dispatcher(Targeting):
+class Dispatcher(Leases, Targeting):
     def __init__(
         self,
         registry: Registry,
@@ -273,127 +273,6 @@ class Dispatcher(Targeting):
             stream=t.chunks is not None,
         )
 
-    def chunk(self, node: NodeRecord, task_id: str, text: str) -> bool:
-        """A piece of a streamed task's output; False when it is not that node's streamed task."""
-        t = self.in_flight.get(task_id)
-        if t is None or t.node_id != node.id or t.chunks is None or t.abandoned:
-            return False
-        t.streamed += 1
-        t.lease_until = time.monotonic() + self.lease_s  # producing output: clearly alive
-        t.chunks.put_nowait(text)
-        return True
-
-    def complete(self, node: NodeRecord, result: TaskResult) -> Task | None:
-        """Record a node's result; None when it is not (or no longer) that node's task."""
-        t = self.in_flight.get(result.id)
-        if t is None or t.node_id != node.id:
-            self.dropped_results += 1
-            return None
-        del self.in_flight[result.id]
-        node.in_flight = max(0, node.in_flight - 1)
-        self._stalled.discard(node.id)
-        if result.batch_size > node.max_batch_seen:
-            node.max_batch_seen = result.batch_size
-        if t.abandoned and not t.durable:
-            return t
-        if result.error is not None and result.error.code == "not_loaded":
-            # the node dropped the model (a new placement) after it was routed there: not the
-            # task's fault, so it goes to a node that holds it, without spending an attempt
-            node.functions = node.functions - {t.fn}
-            t.node_id = None
-            t.attempts.pop()
-            self._route(t)
-            self.queues.setdefault(t.fn, deque()).appendleft(t)
-            self._wake_one(t)
-            return None
-        err = None
-        if result.error is not None and result.error.code == InvalidInput.code:
-            # the runner's own check (a feature the model lacks): the caller's fault, a 422
-            err = InvalidInput(result.error.message, field=result.error.field)
-        elif result.error is not None:
-            err = TaskFailed(f"{t.fn} failed on node {node.name}: {result.error.message}")
-        if err is None and self.router is not None:
-            # an estimated figure is power × time again: the router does that itself, without the noise
-            measured = None if result.energy_estimated else result.energy_j
-            self.router.observe(node.id, t.fn, result.run_ms, result.batch_size, measured)
-        outcome = Outcome(
-            output=bytes(result.output) if err is None else None,
-            error=err,
-            node_id=node.id,
-            run_ms=result.run_ms,
-            batch_size=result.batch_size,
-            queued_ms=(t.handed_at - t.enqueued_at) * 1000,
-            energy_j=result.energy_j,
-            energy_estimated=result.energy_estimated,
-            carbon_g=node.carbon_g(result.energy_j),
-        )
-        if t.durable:
-            self.durable.pop(t.id, None)
-            if not t.cancelled:
-                self.on_finish(t, outcome, None)
-        if t.future is not None and not t.future.done():
-            t.future.set_result(outcome)
-        return t
-
-    # ---- the reaper --------------------------------------------------------------------
-    def reap(self, now: float) -> None:
-        """Expire silent nodes, requeue lapsed leases, fail what can no longer be served."""
-        for node in self.registry.expire(now):
-            for p in self._pollers:
-                if p.node is node and not p.wake.done():
-                    p.wake.set_result(None)
-        requeue = [
-            t
-            for t in self.in_flight.values()
-            if t.lease_until < now or (self.registry.get(t.node_id or "") is None)
-        ]
-        for t in requeue:
-            del self.in_flight[t.id]
-            rec = self.registry.nodes.get(t.node_id or "")
-            if rec is not None:
-                rec.in_flight = max(0, rec.in_flight - 1)
-                if not rec.gone:
-                    self._stalled.add(rec.id)
-            t.node_id = None
-            if t.abandoned:
-                continue
-            if t.streamed:  # the caller already holds part of an answer; a re-run would repeat it
-                _fail(t, TaskFailed(f"{t.fn}: node {rec.name if rec else t.attempts[-1]} was lost mid-stream"))
-                continue
-            if len(t.attempts) >= self.max_attempts:
-                self._give_up(
-                    t, TaskFailed(f"{t.fn}: gave up after {len(t.attempts)} attempts on nodes {t.attempts}")
-                )
-                continue
-            self._route(t)  # elsewhere, if another node holds it
-            self.queues.setdefault(t.fn, deque()).appendleft(t)
-            self._wake_one(t)
-        for fn, q in self.queues.items():
-            if not q:
-                continue
-            self._reroute_orphans(q)
-            served = self.registry.serving(fn) or self.registry.loading(fn)
-            # durable tasks wait for a node to come back; sync callers are told at once
-            expired = [
-                t
-                for t in q
-                if t.abandoned or (not t.durable and ((t.deadline and t.deadline < now) or not served))
-            ]
-            for t in expired:
-                q.remove(t)
-                self._untarget(t)
-                if not t.abandoned:
-                    if not served:
-                        _fail(t, NoCapacity(f"no live node serves {fn!r} any more"))
-                    else:
-                        _fail(t, DeadlineExceeded(f"{fn}: deadline passed while queued"))
-
-    def _give_up(self, t: Task, err: HiveError) -> None:
-        if t.durable:
-            self.durable.pop(t.id, None)
-            self.on_finish(t, None, err)
-        _fail(t, err)
-
     def depth(self, fn: str) -> int:
         q = self.queues.get(fn)
         return len(q) if q else 0
@@ -403,7 +282,3 @@ def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
 
-
-def _fail(t: Task, err: HiveError) -> None:
-    if t.future is not None and not t.future.done():
-        t.future.set_exception(err)
