@@ -21,7 +21,7 @@ from typing import Any
 from ..manifests import Manifest
 from .parse import instruction_of, record_for, target_language, wants_ensemble, wants_translation
 
-__all__ = ["Choice", "ExpertIndex", "SHAPE_TASKS", "same_records", "tabular_features"]
+__all__ = ["Choice", "ExpertIndex", "SHAPE_TASKS", "record_features", "same_records", "tabular_features"]
 
 SHAPE_TASKS = {"series": {"forecasting"}, "record": {"tabular"}, "ranking": {"rerank"}}
 """Payload shapes that fix the task before any model looks at the words."""
@@ -72,14 +72,17 @@ def same_records(manifests: list[Manifest]) -> dict[str, frozenset[str]]:
     a model, its alternatives and their ensembles. A record cannot tell them apart, so /auto
     picks among them by evaluation; the routing evaluation counts any of them as the right expert."""
     by_name = {m.name: m for m in manifests}
-    feats: dict[str, tuple[str, ...]] = {}
-    for m in manifests:
-        if m.task != "tabular":
-            continue
-        src = by_name.get(m.ensemble.members[0].split("@", 1)[0]) if m.ensemble else m
-        if src is not None and (f := tabular_features(src)):
-            feats[m.name] = tuple(sorted(f))
+    feats = {m.name: tuple(sorted(f))
+             for m in manifests if m.task == "tabular" and (f := record_features(m, by_name))}
     return {n: frozenset(o for o, g in feats.items() if g == f) for n, f in feats.items()}
+
+
+def record_features(m: Manifest, by_name: dict[str, Manifest]) -> list[str]:
+    """The features a tabular expert takes; an ensemble takes its (first) member's."""
+    if m.ensemble is None:
+        return tabular_features(m)
+    member = by_name.get(m.ensemble.members[0].split("@", 1)[0])
+    return tabular_features(member) if member is not None else []
 
 
 class ExpertIndex:
@@ -90,7 +93,7 @@ class ExpertIndex:
         served: Callable[[str], bool] = lambda ref: True,
         language: Callable[[str], Awaitable[str | None]] | None = None,
         quality: Callable[[str], float | None] = lambda ref: None,
-        features_of: Callable[[Manifest], list[str]] = tabular_features,
+        features_of: Callable[[Manifest], list[str]] | None = None,
     ) -> None:
         self.quality = quality
         """An expert's latest evaluation, normalised so higher is better (None: not evaluated)."""
@@ -101,6 +104,8 @@ class ExpertIndex:
         """Whether a node holds that version now: experts nobody serves are passed over."""
         self.embed = embed
         self.vectors: dict[str, list[list[float]]] = {}
+        by_name = {m.name: m for m in experts}
+        features_of = features_of or (lambda m: record_features(m, by_name))
         self.features = {m.name: features_of(m) for m in self.experts if m.task == "tabular"}
 
     async def warm(self) -> None:

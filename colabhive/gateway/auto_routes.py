@@ -17,8 +17,7 @@ from litestar import Request, Response, post
 from litestar.response import Stream
 from msgspec import Meta
 
-from ..auto.experts import ExpertIndex, tabular_features
-from ..manifests import Manifest
+from ..auto.experts import ExpertIndex
 from ..auto.orchestrate import PlannedPart, plan_request, run_parts
 from ..errors import HiveError, InvalidInput, NoCapacity
 from ..telemetry import context_from_traceparent, traceparent_of
@@ -90,14 +89,7 @@ def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
         score = float(ev["score"])
         return -score if ev.get("lower_is_better") else score / 100 if ev.get("metric") == "chrf" else score
 
-    def features_of(m: Manifest) -> list[str]:
-        """A tabular ensemble takes the features of its members (they share them)."""
-        if m.ensemble is None:
-            return tabular_features(m)
-        refs = hive.member_refs(hive.catalog[m.ref])
-        return tabular_features(hive.catalog[refs[0]].manifest) if refs else []
-
-    index = ExpertIndex(experts, embed, hive.serving, language, quality, features_of)
+    index = ExpertIndex(experts, embed, hive.serving, language, quality)
     hive.auto_index = (key, index)
     return index
 
