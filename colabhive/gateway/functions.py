@@ -58,7 +58,8 @@ def _version_summary(hive: Hive, entry: FunctionEntry) -> dict[str, Any]:
         "eval_spec": msgspec.to_builtins(m.eval) if m.eval else None,
         "nodes": [n.id for n in live if any(r in n.functions for r in held)],
         "loading_on": [n.id for n in live if any(r in n.loading for r in held)],
-        "queue_depth": hive.dispatcher.depth(ref),
+        "queue_depth": hive.dispatcher.depth(ref) if m.ensemble is None  # an ensemble's wait on the gateway
+        else sum(fn == ref for fn, _ in hive.gateway_tasks.values()),
     }
     if m.ensemble is not None:
         out["ensemble"] = msgspec.to_builtins(m.ensemble) | {"running": held}
@@ -239,7 +240,7 @@ async def invoke_core(
     name = entry.ref  # from here on the task is for this exact version
     inp = decode_input(body, entry.input_type, name)
     if wants_stream(entry, inp, headers):
-        if not hive.serving(name):
+        if not hive.registry.serving(name):  # only a model streams, never an ensemble
             raise _no_capacity(hive, name)
         events = stream_events(hive, entry, body, headers, _timeout_s(headers, hive))
         return Reply(200, b"", {"x-hive-version": name}, stream=sse(events))
@@ -253,7 +254,7 @@ async def invoke_core(
         from .ensembles import invoke_ensemble
 
         return await invoke_ensemble(hive, entry, body, headers, tenant)
-    if not hive.serving(name):
+    if not hive.registry.serving(name):  # a plain version: some node holds it
         raise _no_capacity(hive, name)
     timeout = _timeout_s(headers, hive)
     prefer = _prefer(headers)
