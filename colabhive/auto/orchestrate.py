@@ -1,6 +1,6 @@
 """The plan and its execution: parts → experts → nodes → results, merged in request order.
 
-Each part becomes an ordinary call of its expert (``invoke_core``: the same validation,
+Each part becomes an ordinary call of its expert (``call_function``: the same validation,
 queues, routing and traces as a direct call), so a part that fails fails alone: its slot
 in the answer says what failed and why, and the other parts still answer. Independent
 parts run concurrently. The whole request is one trace: the ``auto`` span is the parent

@@ -80,9 +80,8 @@ class Dispatcher(Leases, Targeting):
     # ---- client side -------------------------------------------------------------------
     def submit(self, task: Task, *, force: bool = False) -> None:
         """Queue a task; ``force`` skips the size limit (replaying the journal after a restart)."""
-        held = self.depth(task.fn) + self._reserved.get(task.fn, 0)
-        if not force and held >= (limit := self.queue_limit(task.fn)):
-            raise TooManyRequests(f"the queue of {task.fn!r} is full ({limit} tasks); retry later", retry_after=1)
+        if not force:
+            self.check_room(task.fn)
         q = self.queues.get(task.fn)
         if q is None:
             q = self.queues[task.fn] = deque()
@@ -92,6 +91,12 @@ class Dispatcher(Leases, Targeting):
         q.append(task)
         self._wake_one(task)
 
+    def check_room(self, fn: str) -> None:
+        """429 when ``fn``'s queue (counting slots held by journal writes) is at its limit."""
+        limit = self.queue_limit(fn)
+        if self.depth(fn) + self._reserved.get(fn, 0) >= limit:
+            raise TooManyRequests(f"the queue of {fn!r} is full ({limit} tasks); retry later", retry_after=1)
+
     @contextmanager
     def reserve(self, fn: str) -> Iterator[None]:
         """Hold one queue slot across an await (the journal write of a durable call).
@@ -99,9 +104,7 @@ class Dispatcher(Leases, Targeting):
         Without it, every call that checked the depth before any of them reached ``submit``
         would pass, and the queue would overshoot its limit by the number in flight.
         """
-        limit = self.queue_limit(fn)
-        if self.depth(fn) + self._reserved.get(fn, 0) >= limit:
-            raise TooManyRequests(f"the queue of {fn!r} is full ({limit} tasks); retry later", retry_after=1)
+        self.check_room(fn)
         self._reserved[fn] = self._reserved.get(fn, 0) + 1
         try:
             yield

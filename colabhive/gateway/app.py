@@ -16,8 +16,9 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from .. import __version__
 from ..config import HiveConfig, config_from_json
 from .errors import EXCEPTION_HANDLERS, error_response
-from .fastpath import FastPath
-from .functions import describe_function, invoke, list_functions
+from .durable import replay
+from .front import FrontDoor, document
+from .functions import describe_function, list_functions
 from .auto_routes import auto
 from .openai_compat import chat_completions, embeddings, models
 from .registry_routes import evaluate_version, history, promote_version, retire_version, rollback_function
@@ -27,7 +28,6 @@ from .nodes import (
     heartbeat,
     leave,
     list_nodes,
-    poll,
     post_calibration,
     post_chunk,
     post_results,
@@ -37,6 +37,8 @@ from .admin import drain, drain_status
 from .tasks import cancel_task, get_task, list_tasks
 
 __all__ = ["create_app", "create_asgi", "from_env"]
+
+log = logging.getLogger("colabhive.gateway")
 
 
 @get("/healthz", tags=["ops"], summary="Liveness and what is ready")
@@ -58,6 +60,8 @@ def _lifespan(hive: Hive):  # -> a Litestar lifespan context manager
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await hive.start()
+        replayed = await replay(hive)
+        log.info("gateway ready: %d functions, %d async tasks replayed", len(hive.catalog), replayed)
         try:
             yield
         finally:
@@ -69,6 +73,8 @@ def _lifespan(hive: Hive):  # -> a Litestar lifespan context manager
 async def _json_not_found(response: Response) -> Response:
     """Litestar's OpenAPI router answers unknown /docs/<page> with an HTML page of its own;
     every error of this gateway is JSON, that one included."""
+    if not isinstance(response, Response):  # an ASGI app (a streamed reply) writes its own errors
+        return response
     if response.status_code == 404 and (response.media_type or "").startswith("text/html"):
         return error_response(404, "not_found", "no such documentation page; the docs are at /docs")
     return response
@@ -92,9 +98,7 @@ def create_app(cfg: HiveConfig) -> Litestar:
             healthz,
             list_functions,
             describe_function,
-            invoke,
             register,
-            poll,
             post_results,
             post_chunk,
             heartbeat,
@@ -126,6 +130,8 @@ def create_app(cfg: HiveConfig) -> Litestar:
         debug=False,
     )
     app.state.hive = hive
+    if openapi is not None:  # the front door's routes have no Litestar handler to document them
+        document(app.openapi_schema)
     return app
 
 
@@ -140,13 +146,13 @@ def _die_with_parent() -> None:
         pass
 
 
-def create_asgi(cfg: HiveConfig) -> FastPath:
-    """The served application: Litestar behind the fast path for invoke and poll."""
+def create_asgi(cfg: HiveConfig) -> FrontDoor:
+    """The served application: the front door (invoke and poll), Litestar behind it."""
     app = create_app(cfg)
-    return FastPath(app, app.state.hive)
+    return FrontDoor(app, app.state.hive)
 
 
-def from_env() -> FastPath:
+def from_env() -> FrontDoor:
     """Granian's factory target: the CLI passes the resolved config in COLABHIVE_CONFIG_JSON."""
     _die_with_parent()
     logging.basicConfig(level=os.environ.get("COLABHIVE_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s")

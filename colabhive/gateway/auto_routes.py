@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, post
-from litestar.response import Stream
 from msgspec import Meta
 
 from ..auto.experts import ExpertIndex
@@ -22,9 +21,11 @@ from ..auto.orchestrate import PlannedPart, plan_request, run_parts
 from ..errors import HiveError, InvalidInput, NoCapacity
 from ..telemetry import context_from_traceparent, traceparent_of
 from .errors import decode_input
-from .functions import _visible, invoke_core
+from .call import visible
+from .invoke import call_function
 from .hive import Hive
 from .tenants import client_tenant
+from .transport import PieceStream, Reply, ReplyResponse
 
 __all__ = ["auto"]
 
@@ -59,14 +60,14 @@ def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
     experts = []
     for name in hive.lifecycle.names:
         ref = hive.lifecycle.default_ref(name)
-        if ref and _visible(hive.catalog[ref], tenant, hive):
+        if ref and visible(hive.catalog[ref], tenant, hive):
             experts.append(hive.catalog[ref].manifest)
     embedder = _embedder(hive)
 
     async def embed(texts: list[str]) -> list[list[float]]:
         import asyncio
 
-        replies = await asyncio.gather(*(invoke_core(hive, embedder, msgspec.json.encode({"text": t[:2000]}),
+        replies = await asyncio.gather(*(call_function(hive, embedder, msgspec.json.encode({"text": t[:2000]}),
                                                      headers, tenant) for t in texts))
         return [msgspec.json.decode(r.body)["embedding"] for r in replies]
 
@@ -77,7 +78,7 @@ def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
         if langid is None or not hive.serving(langid):
             return None
         try:
-            reply = await invoke_core(hive, langid, msgspec.json.encode({"text": text[:2000]}), headers, tenant)
+            reply = await call_function(hive, langid, msgspec.json.encode({"text": text[:2000]}), headers, tenant)
         except HiveError:
             return None  # the direction then comes from the text's own hints
         return msgspec.json.decode(reply.body).get("language")
@@ -110,7 +111,7 @@ def _plan_doc(parts: list[PlannedPart], trace_id: str, prefer: str, dry_run: boo
 
 @post("/v1/auto", tags=["auto"], status_code=200,
       summary="One request, many experts: classify, split, route, run in parallel, merge (dry_run: the plan only)")
-async def auto(request: Request, dry_run: bool = False) -> Response | Stream:
+async def auto(request: Request, dry_run: bool = False) -> Response:
     hive: Hive = request.app.state.hive
     t0 = time.perf_counter()
     tenant = await client_tenant(hive, request)
@@ -141,12 +142,12 @@ async def auto(request: Request, dry_run: bool = False) -> Response | Stream:
                         media_type="application/json")
 
     async def invoke(ref: str, body: bytes, _: dict[str, str]) -> tuple[bytes, dict[str, str]]:
-        reply = await invoke_core(hive, ref, body, headers, tenant)
+        reply = await call_function(hive, ref, body, headers, tenant)
         return reply.body, reply.headers or {}
 
     if "text/event-stream" in request.headers.get("accept", ""):
-        return Stream(_events(planned, invoke, trace_id, prefer, t0, span), media_type="text/event-stream",
-                      headers={"cache-control": "no-cache"})
+        events = PieceStream(_events(planned, invoke, trace_id, prefer, t0), cleanup=span.end)
+        return ReplyResponse(Reply(200, b"", stream=events))
     try:
         async for _ in run_parts(planned, invoke):
             pass
@@ -156,8 +157,8 @@ async def auto(request: Request, dry_run: bool = False) -> Response | Stream:
     return Response(content=msgspec.json.encode(doc), media_type="application/json")
 
 
-async def _events(planned: list[PlannedPart], invoke: Any, trace_id: str, prefer: str, t0: float,
-                  span: Any) -> AsyncIterator[bytes]:
+async def _events(planned: list[PlannedPart], invoke: Any, trace_id: str, prefer: str,
+                  t0: float) -> AsyncIterator[bytes]:
     def frame(event: str, data: Any) -> bytes:
         return b"event: " + event.encode() + b"\ndata: " + msgspec.json.encode(data) + b"\n\n"
 
@@ -169,5 +170,3 @@ async def _events(planned: list[PlannedPart], invoke: Any, trace_id: str, prefer
                              "plan": _plan_doc(planned, trace_id, prefer, False, t0)})
     except HiveError as exc:
         yield frame("error", exc.to_body())
-    finally:
-        span.end()

@@ -1,6 +1,6 @@
 """Calling an ensemble: every member answers the same input, the declared rule combines them.
 
-Each member is an ordinary call (``invoke_core``): validated by its own schema, queued,
+Each member is an ordinary plain call (``prepare`` then ``run_plain``): validated by its own schema, queued,
 routed by the caller's preference and traced under the ensemble's span, so a member on a
 far node is as visible as a direct call. Members that fail are listed with their error and
 the rest are combined, as long as ``quorum`` of them answered; below that the call is a 502
@@ -22,37 +22,49 @@ from ..ensemble import EnsembleError, combine, weights_for
 from ..dispatch import Outcome, Task
 from ..errors import HiveError, InvalidInput, NoCapacity, TaskFailed, TooManyRequests
 from ..telemetry import context_from_traceparent, traceparent_of
-from .hive import FunctionEntry, Hive, Reply
+from .call import Call, prepare, result_headers
+from .hive import FunctionEntry, Hive
+from .plain import run_plain
+from .transport import Reply
 
-__all__ = ["invoke_ensemble", "start_durable"]
+__all__ = ["combine_members", "run_ensemble", "start_durable"]
 
 WAIT_S = 1.0
 """How often a journaled ensemble call that found too few members served looks again."""
 
-_PASSED = ("x-timeout-ms", "x-hive-prefer")
-"""Caller headers every member call gets (deadline and routing preference)."""
+
+async def run_ensemble(hive: Hive, call: Call) -> Reply:
+    """The ensemble strategy: its members answer on the gateway's behalf, the rule combines them."""
+    return await combine_members(hive, call.entry, call.body, _passed(call), call.tenant)
 
 
-async def invoke_ensemble(
+def _passed(call: Call) -> dict[str, str]:
+    headers = {"x-timeout-ms": str(int(call.timeout_s * 1000))}
+    if call.prefer is not None:
+        headers["x-hive-prefer"] = call.prefer
+    if call.traceparent is not None:
+        headers["traceparent"] = call.traceparent
+    return headers
+
+
+async def combine_members(
     hive: Hive, entry: FunctionEntry, body: bytes, headers: Mapping[str, str], tenant: str
 ) -> Reply:
-    from .functions import invoke_core
-
     spec = entry.manifest.ensemble
     assert spec is not None
-    if not hive.serving(entry.ref):
-        raise NoCapacity(
-            f"{entry.ref} needs {spec.quorum} of its members served ({', '.join(spec.members)}); "
-            "too few are loaded on a node right now", retry_after=5)
     parent = context_from_traceparent(headers.get("traceparent"))
     span = hive.tracer.start_span(f"ensemble {entry.ref}", context=parent)
-    passed = {k: v for k in _PASSED if (v := headers.get(k)) is not None} | {"traceparent": traceparent_of(span)}
+    # members get the caller's deadline and routing preference, under this span
+    passed = {k: v for k in ("x-timeout-ms", "x-hive-prefer") if (v := headers.get(k)) is not None}
+    passed["traceparent"] = traceparent_of(span)
+
+    estimated: set[str] = set()
 
     async def one(member: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         row: dict[str, Any] = {"member": member}
         try:
-            reply = await invoke_core(hive, member, body, passed, tenant)
+            reply = await run_plain(hive, await prepare(hive, member, body, passed, tenant))
         except HiveError as exc:
             return row | {"status": "failed", "error": exc.to_body()["error"],
                           "ms": round((time.perf_counter() - t0) * 1000, 2)}
@@ -62,6 +74,8 @@ async def invoke_ensemble(
         for key, header in (("energy_j", "x-hive-energy-j"), ("carbon_g", "x-hive-carbon-g")):
             if header in h:
                 row[key] = float(h[header])
+        if h.get("x-hive-energy-estimated") == "true":
+            estimated.add(member)
         return row
 
     try:
@@ -89,11 +103,11 @@ async def invoke_ensemble(
     finally:
         span.end()
     out["ensemble"] = {"combine": spec.combine, "weights_from": why, "answered": len(ok), "members": rows}
-    reply_headers = {"x-hive-version": entry.ref, "x-hive-node": ",".join(sorted({r["node"] for r in ok}))}
-    for key, header in (("energy_j", "x-hive-energy-j"), ("carbon_g", "x-hive-carbon-g")):
-        if all(key in r for r in ok):  # the ensemble's cost is what all of its members spent
-            reply_headers[header] = f"{sum(r[key] for r in ok):.6g}"
-    return Reply(200, msgspec.json.encode(out), reply_headers)
+    # the ensemble's cost is what all of its members spent
+    spent = {key: sum(r[key] for r in ok) if all(key in r for r in ok) else None for key in ("energy_j", "carbon_g")}
+    headers = result_headers(entry.ref, ",".join(sorted({r["node"] for r in ok})), energy_j=spent["energy_j"],
+                             carbon_g=spent["carbon_g"], energy_estimated=bool(estimated))
+    return Reply(200, msgspec.json.encode(out), headers)
 
 
 def _weights(hive: Hive, rule: str, ok: list[dict[str, Any]]) -> tuple[list[float], str]:
@@ -131,7 +145,7 @@ async def _run_durable(hive: Hive, entry: FunctionEntry, task: Task, tenant: str
             hive.journal.running(task.id, "gateway", task.attempts)
             t0 = time.perf_counter()
             try:
-                reply = await invoke_ensemble(hive, entry, task.input, headers, tenant)
+                reply = await combine_members(hive, entry, task.input, headers, tenant)
             except (NoCapacity, TooManyRequests):
                 pass  # a member went away or is full between the check and the call: wait
             except HiveError as exc:

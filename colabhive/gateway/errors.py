@@ -15,6 +15,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from ..errors import HiveError, InvalidInput
+from .transport import INTERNAL_MESSAGE, TOO_LARGE_MESSAGE, error_body, error_reply, not_allowed_message
 
 __all__ = ["EXCEPTION_HANDLERS", "decode_input", "error_response"]
 
@@ -33,33 +34,24 @@ _HTTP_CODES = {
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None, **headers: str) -> Response:
-    err: dict[str, str] = {"code": code, "message": message}
-    if field is not None:
-        err["field"] = field
-    return Response(
-        content=msgspec.json.encode({"error": err}),
-        status_code=status,
-        media_type="application/json",
-        headers=headers or None,
-    )
+    return Response(content=error_body(code, message, field), status_code=status, media_type="application/json",
+                    headers=headers or None)
 
 
 def _hive_error(_: Request, exc: HiveError) -> Response:
-    headers = {"retry-after": str(exc.retry_after)} if getattr(exc, "retry_after", None) else None
-    return Response(
-        content=msgspec.json.encode(exc.to_body()), status_code=exc.status, media_type="application/json",
-        headers=headers,
-    )
+    reply = error_reply(exc)
+    return Response(content=reply.body, status_code=reply.status, media_type="application/json",
+                    headers=reply.headers)
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response:
     status = exc.status_code
     if status == 413:
-        message = "the request body is larger than this gateway accepts"
+        message = TOO_LARGE_MESSAGE
     elif status == 404:
         message = f"no route {request.url.path!r}; see /docs for the API"
     elif status == 405:
-        message = f"{request.method} is not allowed on {request.url.path!r}"
+        message = not_allowed_message(request.method, request.url.path)
     else:
         message = exc.detail or "request rejected"
     return error_response(status, _HTTP_CODES.get(status, "http_error"), message)
@@ -67,7 +59,7 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
 
 def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal", "the gateway hit an unexpected error; it is logged")
+    return error_response(500, "internal", INTERNAL_MESSAGE)
 
 
 EXCEPTION_HANDLERS = {HiveError: _hive_error, HTTPException: _http_error, Exception: _unexpected}

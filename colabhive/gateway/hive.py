@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,20 +31,9 @@ from .sites import load_sites
 from ..wire import Placement
 from .placement import Plan, plan_hive
 
-__all__ = ["FunctionEntry", "Hive", "Reply"]
+__all__ = ["FunctionEntry", "Hive"]
 
 log = logging.getLogger("colabhive.gateway")
-
-
-@dataclass(slots=True)
-class Reply:
-    """A response computed without Litestar's Request/Response (shared by the routes and the fast path)."""
-
-    status: int
-    body: bytes
-    headers: dict[str, str] | None = None
-    stream: AsyncIterator[bytes] | None = None
-    """When set, the body is sent as these pieces (Server-Sent Events) instead of ``body``."""
 
 
 @dataclass(slots=True)
@@ -252,37 +240,7 @@ class Hive:
                 },
             )
         await self.journal.start()
-        replayed = await self._replay()
         self._reaper = asyncio.create_task(self._reap_loop())
-        log.info("gateway ready: %d functions, %d async tasks replayed", len(self.catalog), replayed)
-
-    async def _replay(self) -> int:
-        """Put every unfinished async task back on its queue (after a restart or a crash)."""
-        rows = await self.journal.unfinished()
-        for row in rows:
-            if row["fn"] not in self.catalog and "@" not in row["fn"] and row["fn"] in self.lifecycle.names:
-                row["fn"] = self.lifecycle.default_ref(row["fn"]) or row["fn"]  # journaled before versioning
-            if row["fn"] not in self.catalog:
-                self.journal.finish(
-                    row["id"], "failed", error={"code": "unknown_function", "message": f"{row['fn']} left the catalog"}
-                )
-                continue
-            task = Task(
-                fn=row["fn"],
-                input=bytes(row["input"]),
-                traceparent=row["traceparent"],
-                id=row["id"],
-                attempts=json.loads(row["attempts"] or "[]"),
-                durable=True,
-            )
-            entry = self.catalog[row["fn"]]
-            if entry.manifest.ensemble is not None:
-                from .ensembles import start_durable
-
-                start_durable(self, entry, task, row["tenant"])
-            else:
-                self.dispatcher.submit(task, force=True)
-        return len(rows)
 
     def _handed_out(self, task: Task) -> None:
         self.journal.running(task.id, task.node_id or "", task.attempts)

@@ -18,12 +18,13 @@ from ..auth import bearer, digest, new_secret
 from ..errors import Forbidden, InvalidInput, NotFound, Unauthorized, UnknownNode
 from ..wire import Calibration, Chunk, Heartbeat, HeartbeatReply, PollReply, PollRequest, RegisterReply, RegisterRequest
 from .errors import decode_input
-from .hive import Hive, Reply
+from .hive import Hive
 from .sites import site_for
 from .tenants import client_tenant
+from .transport import Reply
 
 __all__ = [
-    "authenticate_node", "calibrate_node", "heartbeat", "leave", "list_nodes", "poll", "poll_core",
+    "authenticate_node", "calibrate_node", "heartbeat", "leave", "list_nodes", "poll_core",
     "post_calibration", "post_chunk", "post_results", "register",
 ]
 
@@ -95,15 +96,6 @@ def _apply_results(hive: Hive, rec: Any, req: PollRequest) -> None:
         complete(rec, r)
     if req.results:
         rec.batches += 1
-
-
-@post("/v1/nodes/{node_id:str}/poll", tags=["nodes"], request_max_body_size=NODE_BODY_LIMIT, status_code=200)
-async def poll(node_id: str, request: Request) -> Response:
-    """Post the last batch's results and wait for the next one."""
-    hive: Hive = request.app.state.hive
-    authenticate_node(hive, node_id, request.headers)  # credentials before the body is read
-    reply = await poll_core(hive, node_id, await request.body(), request.headers, request.receive)
-    return Response(content=reply.body, media_type=JSON, headers=reply.headers)
 
 
 async def poll_core(

@@ -15,20 +15,20 @@ import base64
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.response import Stream
 from msgspec import Meta
 
 from ..errors import HiveError, InvalidInput
 from .errors import decode_input
-from .functions import _entry, _timeout_s, invoke_core
+from .call import entry_for, prepare
 from .hive import FunctionEntry, Hive
-from .streaming import stream_events
+from .invoke import call_function
+from .streaming import TaskStream
 from .tenants import client_tenant
+from .transport import Reply, ReplyResponse
 
 __all__ = ["chat_completions", "embeddings", "models"]
 
@@ -84,7 +84,7 @@ def _openai_error(exc: HiveError) -> Response:
 async def _function(hive: Hive, request: Request, model: str, task: str) -> tuple[FunctionEntry, str]:
     tenant = await client_tenant(hive, request)
     try:
-        entry = _entry(hive, model, tenant)
+        entry = entry_for(hive, model, tenant)
     except HiveError as exc:
         exc.field = "model"
         raise
@@ -123,7 +123,7 @@ async def embeddings(request: Request) -> Response:
         bodies = [msgspec.json.encode({"text": t}) for t in texts]
         for i, b in enumerate(bodies):  # all or nothing: validate before queueing any
             decode_input(b, entry.input_type, f"input[{i}]")
-        replies = await asyncio.gather(*(invoke_core(hive, entry.ref, b, request.headers, tenant) for b in bodies))
+        replies = await asyncio.gather(*(call_function(hive, entry.ref, b, request.headers, tenant) for b in bodies))
     except HiveError as exc:
         return _openai_error(exc)
     data, tokens = [], 0
@@ -168,7 +168,7 @@ def _completion(cid: str, created: int, model: str, out: dict[str, Any]) -> dict
 
 
 @post("/v1/chat/completions", tags=["openai"], status_code=200, summary="OpenAI-compatible chat (stream: SSE)")
-async def chat_completions(request: Request) -> Response | Stream:
+async def chat_completions(request: Request) -> Response:
     hive: Hive = request.app.state.hive
     try:
         req = decode_input(await request.body(), ChatRequest, "chat.completions")
@@ -176,44 +176,43 @@ async def chat_completions(request: Request) -> Response | Stream:
         body = msgspec.json.encode(_generation_input(req))
         decode_input(body, entry.input_type, "chat.completions")
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        if req.stream:
-            if not hive.serving(entry.ref):
-                from .functions import _no_capacity
-
-                raise _no_capacity(hive, entry.ref)
-            events = stream_events(hive, entry, body, request.headers, _timeout_s(request.headers, hive))
+        if req.stream:  # every check runs before the stream starts: a 429 or 503 is a status line
+            call = await prepare(hive, entry.ref, body, request.headers, tenant, stream=True)
             usage = req.stream_options is not None and req.stream_options.include_usage
-            return Stream(_chat_chunks(events, cid, created, entry.ref, usage), media_type="text/event-stream",
-                          headers={"cache-control": "no-cache"})
-        reply = await invoke_core(hive, entry.ref, body, request.headers, tenant)
+            frames = _ChatFrames(cid, created, entry.ref, usage)
+            stream = TaskStream(hive, call, frames, prologue=[frames.frame({"role": "assistant", "content": ""})],
+                                epilogue=[b"data: [DONE]\n\n"])
+            return ReplyResponse(Reply(200, b"", stream=stream))
+        reply = await call_function(hive, entry.ref, body, request.headers, tenant)
     except HiveError as exc:
         return _openai_error(exc)
     out = _completion(cid, created, entry.ref, msgspec.json.decode(reply.body))
     return Response(content=msgspec.json.encode(out), media_type=JSON)
 
 
-async def _chat_chunks(events: AsyncIterator[Any], cid: str, created: int, model: str, usage: bool) -> AsyncIterator[bytes]:
-    def frame(delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None) -> bytes:
-        chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+class _ChatFrames:
+    """OpenAI's chunk framing of a streamed task's events (a :data:`~.streaming.Framer`)."""
+
+    def __init__(self, cid: str, created: int, model: str, usage: bool) -> None:
+        self.cid, self.created, self.model, self.usage = cid, created, model, usage
+
+    def frame(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        chunk = {"id": self.cid, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                  "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
-        if extra:
-            chunk.update(extra)
         return b"data: " + msgspec.json.encode(chunk) + b"\n\n"
 
-    yield frame({"role": "assistant", "content": ""})
-    async for kind, value in events:
+    def __call__(self, kind: str, value: Any) -> list[bytes]:
         if kind == "chunk":
-            yield frame({"content": value})
-        elif kind == "result":
+            return [self.frame({"content": value})]
+        if kind == "result":
             out = msgspec.json.decode(value)
-            yield frame({}, out.get("finish_reason", "stop"))
-            if usage:
-                u = _completion(cid, created, model, out)["usage"]
-                chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                         "choices": [], "usage": u}
-                yield b"data: " + msgspec.json.encode(chunk) + b"\n\n"
-        else:
-            exc: HiveError = value
-            err = {"error": {"message": exc.message, "type": "server_error", "param": exc.field, "code": exc.code}}
-            yield b"data: " + msgspec.json.encode(err) + b"\n\n"
-    yield b"data: [DONE]\n\n"
+            frames = [self.frame({}, out.get("finish_reason", "stop"))]
+            if self.usage:
+                u = _completion(self.cid, self.created, self.model, out)["usage"]
+                chunk = {"id": self.cid, "object": "chat.completion.chunk", "created": self.created,
+                         "model": self.model, "choices": [], "usage": u}
+                frames.append(b"data: " + msgspec.json.encode(chunk) + b"\n\n")
+            return frames
+        exc: HiveError = value
+        err = {"error": {"message": exc.message, "type": "server_error", "param": exc.field, "code": exc.code}}
+        return [b"data: " + msgspec.json.encode(err) + b"\n\n"]

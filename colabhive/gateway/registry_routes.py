@@ -1,6 +1,6 @@
 """Registry routes: evaluate a version on the hive, promote it through its gate, roll back, retire.
 
-Evaluations run through :func:`invoke_core`, the same path as any call, so a version is
+Evaluations run through :func:`~.invoke.call_function`, the same path as any call, so a version is
 judged by what the hive really serves: its queue, its node, its batching.
 """
 
@@ -16,6 +16,7 @@ from ..errors import Forbidden, GateFailed, InvalidInput, NoCapacity, UnknownFun
 from ..registry.evaluation import DatasetError, EvalReport, run_evaluation
 from .errors import decode_input
 from .hive import FunctionEntry, Hive
+from .invoke import call_function
 from .tenants import client_tenant
 
 __all__ = ["evaluate_version", "history", "promote_version", "retire_version", "rollback_function"]
@@ -53,9 +54,7 @@ async def evaluate(hive: Hive, entry: FunctionEntry) -> EvalReport:
     headers = {"x-timeout-ms": str(min(EVAL_TIMEOUT_MS, hive.cfg.limits.max_timeout_ms))}
 
     async def run_one(body: bytes) -> bytes:
-        from .functions import invoke_core
-
-        return (await invoke_core(hive, ref, body, headers, tenant="")).body
+        return (await call_function(hive, ref, body, headers, tenant="")).body
 
     try:
         report = await run_evaluation(ref, m.eval, m.eval_path(), run_one)

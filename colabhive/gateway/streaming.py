@@ -1,110 +1,149 @@
-"""Streamed calls: the node posts output text as it is produced; the caller reads SSE.
+"""The streamed strategy: the node posts output text as it is produced; the caller reads SSE.
 
 A streamed task is queued like any other; it differs in carrying a chunk queue that the
 node fills through ``/v1/nodes/{id}/tasks/{task}/chunks`` while it runs. Chunks arrive
 before the final result (the node posts them synchronously, the result rides its next
 poll), so a caller sees every piece and then the whole output. A caller that goes away
 withdraws the task; the node is told on its next chunk and stops generating.
+
+The task is queued when the stream is made, before the response starts: a full queue is
+a 429 status line, not a 200 that drops. The span ends and the log row is written in
+:meth:`TaskStream.aclose`, which the transport calls however the stream ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Callable
 
 import msgspec
 
-from ..dispatch import Outcome, Task
+from ..dispatch import Outcome
 from ..errors import DeadlineExceeded, HiveError
-from ..telemetry import context_from_traceparent, traceparent_of
-from .hive import FunctionEntry, Hive
+from .call import Call, close_task, open_task, result_headers
+from .hive import Hive
+from .transport import Reply
 
-__all__ = ["Event", "sse", "stream_events", "wants_stream"]
+__all__ = ["Event", "Framer", "TaskStream", "run_stream", "sse_frames"]
 
 Event = tuple[str, bytes | str | HiveError]
 """("chunk", text) | ("result", output JSON) | ("error", HiveError)."""
 
-
-def wants_stream(entry: FunctionEntry, inp: object, headers: Mapping[str, str]) -> bool:
-    if not entry.runner.streams:
-        return False
-    return bool(getattr(inp, "stream", False)) or "text/event-stream" in headers.get("accept", "")
-
-
-async def stream_events(hive: Hive, entry: FunctionEntry, body: bytes, headers: Mapping[str, str],
-                        timeout_s: float) -> AsyncIterator[Event]:
-    """Queue the task and yield its chunks, then its result or error; always ends."""
-    loop = asyncio.get_running_loop()
-    span = hive.tracer.start_span(f"invoke {entry.ref}", context=context_from_traceparent(headers.get("traceparent")))
-    span.set_attribute("hive.stream", True)
-    from .functions import _prefer
-
-    task = Task(fn=entry.ref, input=body, traceparent=traceparent_of(span), future=loop.create_future(),
-                prefer=_prefer(headers))
-    task.chunks = asyncio.Queue()
-    task.deadline = task.enqueued_at + timeout_s
-    t0 = time.perf_counter()
-    status, code = "failed", "internal"
-    hive.dispatcher.submit(task)
-    future = task.future
-    assert future is not None
-    getter: asyncio.Future[str] | None = None
-    try:
-        while True:
-            getter = getter or asyncio.ensure_future(task.chunks.get())
-            left = task.deadline - time.monotonic()
-            done, _ = await asyncio.wait({getter, future}, timeout=max(left, 0), return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                yield "chunk", getter.result()
-                getter = None
-                continue
-            if future in done:
-                while not task.chunks.empty():  # chunks posted just before the result
-                    yield "chunk", task.chunks.get_nowait()
-                exc = future.exception()
-                if exc is not None:
-                    code = getattr(exc, "code", "internal")
-                    yield "error", exc if isinstance(exc, HiveError) else HiveError(str(exc))
-                    return
-                outcome: Outcome = future.result()
-                if outcome.error is not None:
-                    code = outcome.error.code
-                    yield "error", outcome.error
-                    return
-                status, code = "succeeded", ""
-                yield "result", outcome.output or b"null"
-                return
-            hive.dispatcher.withdraw(task)
-            status, code = "timeout", DeadlineExceeded.code
-            yield "error", DeadlineExceeded(f"{entry.ref} did not finish within its deadline")
-            return
-    finally:
-        if getter is not None:
-            getter.cancel()
-        if not future.done():  # the caller went away: the task is abandoned, the node is told
-            future.cancel()
-            hive.dispatcher.withdraw(task)
-        hive.store.log_invocation(
-            id=task.id, fn=task.fn, node_id=task.node_id, status=status, error_code=code or None, queued_ms=None,
-            run_ms=None, total_ms=(time.perf_counter() - t0) * 1000, batch_size=1, trace_id=task.traceparent[3:35] or None,
-        )
-        span.set_attribute("hive.chunks", task.streamed)
-        span.end()
+Framer = Callable[[str, "bytes | str | HiveError"], list[bytes]]
+"""Turns one event into the bytes a caller reads (ColabHive's SSE, or OpenAI's)."""
 
 
 def _frame(event: str, data: bytes) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
 
 
-async def sse(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
+def sse_frames(kind: str, value: bytes | str | HiveError) -> list[bytes]:
     """ColabHive's own SSE: ``chunk`` events ``{"text"}``, then ``result`` (the output) or ``error``."""
-    async for kind, value in events:
-        if kind == "chunk":
-            yield _frame("chunk", msgspec.json.encode({"text": value}))
-        elif kind == "result":
-            assert isinstance(value, bytes)
-            yield _frame("result", value)
-        else:
-            assert isinstance(value, HiveError)
-            yield _frame("error", msgspec.json.encode(value.to_body()))
+    if kind == "chunk":
+        return [_frame("chunk", msgspec.json.encode({"text": value}))]
+    if kind == "result":
+        assert isinstance(value, bytes)
+        return [_frame("result", value)]
+    assert isinstance(value, HiveError)
+    return [_frame("error", msgspec.json.encode(value.to_body()))]
+
+
+class TaskStream:
+    """One streamed task as a :class:`~.transport.ReplyStream`: framed events, then the end."""
+
+    def __init__(self, hive: Hive, call: Call, framer: Framer = sse_frames,
+                 prologue: list[bytes] | None = None, epilogue: list[bytes] | None = None) -> None:
+        self.hive = hive
+        self.call = call
+        self.framer = framer
+        self.task, self.span = open_task(hive, call, **{"hive.stream": True})
+        self.task.chunks = asyncio.Queue()
+        self.task.future = asyncio.get_running_loop().create_future()
+        self._t0 = time.perf_counter()
+        self._outcome: Outcome | None = None
+        self._error: HiveError | None = None
+        self._out: list[bytes] = list(prologue or [])
+        self._epilogue = list(epilogue or [])
+        self._ended = False
+        self._closed = False
+        self._getter: asyncio.Future[str] | None = None
+        try:
+            hive.dispatcher.submit(self.task)  # 429 here, before any response exists
+        except HiveError as exc:
+            self._closed = True
+            close_task(hive, self.task, self.span, None, exc, self._t0)
+            raise
+
+    def __aiter__(self) -> TaskStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._out:
+            if self._ended:
+                raise StopAsyncIteration
+            kind, value = await self._next_event()
+            self._out.extend(self.framer(kind, value))
+            if self._ended:  # the last event is out: the framing's own end follows it
+                self._out.extend(self._epilogue)
+        return self._out.pop(0)
+
+    async def _next_event(self) -> Event:
+        task, future = self.task, self.task.future
+        assert task.chunks is not None and future is not None
+        if future.done() and self._getter is None:
+            return self._ending()
+        self._getter = self._getter or asyncio.ensure_future(task.chunks.get())
+        left = task.deadline - time.monotonic()
+        done, _ = await asyncio.wait({self._getter, future}, timeout=max(left, 0),
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if self._getter in done:
+            text = self._getter.result()
+            self._getter = None
+            return "chunk", text
+        if future in done:
+            self._getter.cancel()
+            self._getter = None
+            return self._ending()
+        self.hive.dispatcher.withdraw(task)
+        self._error = DeadlineExceeded(f"{task.fn} did not finish within its deadline")
+        self._ended = True
+        return "error", self._error
+
+    def _ending(self) -> Event:
+        """The last event, once the task's future holds its end."""
+        future = self.task.future
+        assert future is not None and self.task.chunks is not None
+        if not self.task.chunks.empty():  # chunks posted just before the result
+            return "chunk", self.task.chunks.get_nowait()
+        self._ended = True
+        exc = future.exception()
+        if exc is not None:
+            self._error = exc if isinstance(exc, HiveError) else HiveError(str(exc))
+            return "error", self._error
+        outcome: Outcome = future.result()
+        self._outcome = outcome
+        if outcome.error is not None:
+            self._error = outcome.error
+            return "error", outcome.error
+        return "result", outcome.output or b"null"
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._getter is not None:
+            self._getter.cancel()
+        future = self.task.future
+        assert future is not None
+        status = None
+        if not future.done():  # the caller went away: the task is abandoned, the node is told
+            future.cancel()
+            self.hive.dispatcher.withdraw(self.task)
+            status = "failed"
+        outcome = self._outcome if self._error is None else None
+        close_task(self.hive, self.task, self.span, outcome, self._error, self._t0, status=status)
+
+
+async def run_stream(hive: Hive, call: Call) -> Reply:
+    return Reply(200, b"", result_headers(call.ref, None), stream=TaskStream(hive, call))

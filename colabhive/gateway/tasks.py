@@ -1,31 +1,24 @@
-"""Durable invocations: ``Prefer: respond-async`` (202 + /v1/tasks/{id}) and
-``Idempotency-Key`` (the same key returns the same task, never a second execution).
+"""The async task routes: status, attempts, timings and result of a journaled call, cancel, list.
 
-The task row is committed before the 202 is sent, so a crash after the 202 loses
-nothing: the gateway replays unfinished rows at start (see Hive._replay).
+The calls themselves are made by the durable strategy (``durable.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get
 from litestar.params import Parameter
 
-from ..dispatch import Outcome, Task
-from ..errors import Conflict, DeadlineExceeded, InvalidInput, NotFound, TaskFailed, TooManyRequests
-from ..telemetry import context_from_traceparent, traceparent_of
-from .hive import Hive, Reply
+from ..errors import Conflict, InvalidInput, NotFound, TaskFailed
+from .hive import Hive
 from .tenants import client_tenant
 
-__all__ = ["cancel_task", "get_task", "invoke_durable", "list_tasks"]
+__all__ = ["cancel_task", "get_task", "list_tasks"]
 
 JSON = "application/json"
-MAX_KEY = 200
 
 
 def _view(row: dict[str, Any], with_result: bool = True) -> dict[str, Any]:
@@ -49,88 +42,6 @@ def _view(row: dict[str, Any], with_result: bool = True) -> dict[str, Any]:
         if row.get("error"):
             out["error"] = json.loads(row["error"])
     return out
-
-
-def _accepted(row: dict[str, Any], replayed: bool) -> Reply:
-    headers = {"location": f"/v1/tasks/{row['id']}"}
-    if replayed:
-        headers["idempotent-replayed"] = "true"
-    return Reply(202, msgspec.json.encode({"id": row["id"], "status": row["status"]}), headers)
-
-
-async def invoke_durable(
-    hive: Hive,
-    name: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    tenant: str,
-    *,
-    respond_async: bool,
-    timeout_s: float,
-) -> Reply:
-    key = headers.get("idempotency-key")
-    if key is not None and not 0 < len(key) <= MAX_KEY:
-        raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY} characters", field="Idempotency-Key")
-    if key is not None:  # a retry is answered even when the queue is full: it adds nothing to it
-        existing = await hive.journal.find_idem(tenant, key)
-        if existing is not None and (existing["fn"] != name or bytes(existing["input"]) != body):
-            raise InvalidInput(
-                "this Idempotency-Key was already used for a different request; use a new key",
-                field="Idempotency-Key",
-            )
-        if existing is not None:
-            return _accepted(existing, replayed=True) if respond_async else await _wait_durable(
-                hive, existing, timeout_s
-            )
-    span = hive.tracer.start_span(
-        f"invoke {name} (durable)", context=context_from_traceparent(headers.get("traceparent"))
-    )
-    try:
-        with hive.dispatcher.reserve(name):  # the slot is held across the journal write
-            ensemble = hive.catalog[name].manifest.ensemble is not None
-            if ensemble and sum(fn == name for fn, _ in hive.gateway_tasks.values()) >= hive.queue_limit(name):
-                raise TooManyRequests(f"{name!r} has {hive.queue_limit(name)} calls waiting; retry later",
-                                      retry_after=1)
-            row, created = await hive.journal.insert(name, body, tenant, key, traceparent_of(span))
-            span.set_attribute("hive.task_id", row["id"])
-            if created:
-                from .functions import _prefer, record_route
-
-                task = Task(fn=name, input=body, traceparent=row["traceparent"], id=row["id"], durable=True,
-                            prefer=_prefer(headers))
-                if ensemble:
-                    from .ensembles import start_durable
-
-                    start_durable(hive, hive.catalog[name], task, tenant)
-                else:
-                    hive.dispatcher.submit(task, force=True)
-                    record_route(span, task)
-    finally:
-        span.end()
-    if respond_async:
-        return _accepted(row, replayed=not created)
-    return await _wait_durable(hive, row, timeout_s)
-
-
-async def _wait_durable(hive: Hive, row: dict[str, Any], timeout_s: float) -> Reply:
-    """A sync call with an Idempotency-Key: wait on the one task that key names."""
-    if row["status"] == "succeeded":
-        return Reply(200, bytes(row["output"]), {"idempotent-replayed": "true"})
-    if row["status"] in ("failed", "cancelled"):
-        err = json.loads(row.get("error") or "{}")
-        raise TaskFailed(err.get("message") or f"task {row['id']} was {row['status']}")
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[Outcome] = loop.create_future()
-    hive.watchers.setdefault(row["id"], []).append(fut)
-    try:
-        outcome = await asyncio.wait_for(fut, timeout_s)
-    except asyncio.TimeoutError:
-        raise DeadlineExceeded(
-            f"task {row['id']} is still running; the same Idempotency-Key returns its result later"
-        ) from None
-    if outcome.error is not None:
-        raise outcome.error
-    return Reply(200, outcome.output or b"null", {"x-hive-task": row["id"]})
 
 
 async def _row(hive: Hive, request: Request, task_id: str) -> dict[str, Any]:
