@@ -181,9 +181,20 @@ def _cell(text: str) -> Any:
     return text
 
 
+def _text_lines(f: Any) -> Iterator[str]:
+    """Decode line by line, so a bad byte is reported on its own line (a text-mode file decodes
+    ahead in large blocks and would fail before the reader reached it)."""
+    for line_no, raw in enumerate(f, 1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _bad(line_no, "is not valid UTF-8") from None
+        yield text.removeprefix("\ufeff") if line_no == 1 else text
+
+
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open("r", encoding="utf-8-sig", newline="", buffering=1 << 20) as f:
-        reader = csv.reader(f)
+    with path.open("rb", buffering=1 << 20) as f:
+        reader = csv.reader(_text_lines(f))
         header: list[str] | None = None
         start = 1
         while True:
@@ -192,8 +203,6 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 record = next(reader)
             except StopIteration:
                 break
-            except UnicodeDecodeError:
-                raise _bad(reader.line_num + 1, "is not valid UTF-8") from None
             except csv.Error as exc:
                 raise _bad(start, f"is not valid CSV ({exc})") from None
             if not record:
