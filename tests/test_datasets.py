@@ -187,6 +187,7 @@ BAD = [
     ("jsonl", b'{"a": 1}\n{"a": 2}\n{"a": 3,}\n', 3, None, "is not valid JSON"),
     ("jsonl", b'{"a": 1, "label": "x"}\n\n{"a": 2, "label": ["y"]}\n', 3, "label", "holds a list"),
     ("jsonl", b'{"a": 1}\n[1, 2]\n', 2, None, "one JSON object"),
+    ("jsonl", b'{"a": "ok"}\n{"a": "\xff"}\n', 2, None, "not valid UTF-8"),
     ("csv", b"text,label\nfine,1\nalso fine,0\nmissing\n", 4, "label", "is missing"),
     ("csv", b"text,label\nfine,1\none,two,three\n", 3, None, "has 3 values"),
     ("csv", b"text,label,text\n1,2,3\n", 1, "text", "appears twice"),

@@ -157,6 +157,8 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 row = _decode.decode(raw)
             except msgspec.DecodeError as exc:
                 raise _bad(line_no, f"is not valid JSON ({exc})") from None
+            except UnicodeDecodeError:
+                raise _bad(line_no, "is not valid UTF-8") from None
             if not isinstance(row, dict):
                 raise _bad(line_no, f"holds a JSON {type(row).__name__}; each line must be one JSON object")
             yield line_no, row
