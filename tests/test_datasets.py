@@ -439,3 +439,14 @@ def test_widening_ladder(tmp_path: Path) -> None:
                          {"b": False, "i": 3, "f": 2.5, "s": "x", "n": None}]))
     cols = {c.name: c.type for c in inspect(f, "jsonl").columns}
     assert cols == {"b": "bool", "i": "int", "f": "float", "s": "str", "n": "null"}
+
+
+def test_a_column_absent_from_some_rows_is_nullable(tmp_path: Path) -> None:
+    f = tmp_path / "sparse.jsonl"
+    f.write_bytes(jsonl([{"a": 1, "gone": "x"}, {"a": 2, "late": 0.5}, {"a": 3, "late": 1.5, "gone": "y"}]))
+    cols = {c.name: (c.type, c.nullable) for c in inspect(f, "jsonl").columns}
+    assert cols == {"a": ("int", False), "gone": ("str", True), "late": ("float", True)}
+    g = tmp_path / "empty-col.csv"
+    g.write_bytes(b"a,blank\n1,\n2,\n")
+    cols = {c.name: (c.type, c.nullable) for c in inspect(g, "csv").columns}
+    assert cols == {"a": ("int", False), "blank": ("null", True)}

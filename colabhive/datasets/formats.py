@@ -87,56 +87,58 @@ def _bad(line: int | None, message: str, column: str | None = None) -> InvalidIn
                         detail={"line": line, "column": column})
 
 
-def _type_of(value: Any, line: int | None, column: str) -> ColumnType:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
+_TYPE_NAMES: dict[type, ColumnType] = {type(None): "null", bool: "bool", int: "int", float: "float", str: "str"}
+
+
+def _not_a_cell(value: Any, line: int | None, column: str) -> InvalidInput:
     kind = "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
-    raise _bad(line, f"holds {kind}; a dataset cell is a number, a string, true/false or null", column)
+    return _bad(line, f"holds {kind}; a dataset cell is a number, a string, true/false or null", column)
 
 
 class _Schema:
-    """Widest type per column, in first-seen order, plus the first rows as a sample."""
+    """Widest type per column, in first-seen order, plus the first rows as a sample.
+
+    ``add`` runs once per row of files of millions of rows, so it looks types up by
+    ``type(value)`` and only works out which columns a row lacks when it has fewer keys."""
 
     def __init__(self) -> None:
         self.types: dict[str, ColumnType] = {}
-        self.seen: dict[str, int] = {}  # rows that had the column at all
-        self.nulls: set[str] = set()
+        self.nulls: set[str] = set()  # null somewhere, or absent from some row
         self.rows = 0
         self.sample: list[dict[str, Any]] = []
 
     def add(self, row: dict[str, Any], line: int | None) -> None:
+        types, rank = self.types, _RANK
         for name, value in row.items():
-            t = _type_of(value, line, name)
-            have = self.types.get(name)
+            t = _TYPE_NAMES.get(type(value))
+            if t is None:
+                raise _not_a_cell(value, line, name)
+            have = types.get(name)
             if have is None:
-                if not name:
-                    raise _bad(line, "a column has an empty name")
-                if len(self.types) >= MAX_COLUMNS:
-                    raise _bad(line, f"more than {MAX_COLUMNS} columns", name)
-                self.types[name] = t
-                self.seen[name] = 0
-            elif _RANK[t] > _RANK[have]:
-                self.types[name] = t
+                self._new_column(name, line)
+                types[name] = t
+            elif have != t and rank[t] > rank[have]:
+                types[name] = t
             if t == "null":
                 self.nulls.add(name)
-            self.seen[name] += 1
+        if len(row) < len(types):
+            self.nulls.update(n for n in types if n not in row)
         self.rows += 1
         if len(self.sample) < SAMPLE_ROWS:
             self.sample.append({k: _cut(v) for k, v in row.items()})
 
+    def _new_column(self, name: str, line: int | None) -> None:
+        if not name:
+            raise _bad(line, "a column has an empty name")
+        if len(self.types) >= MAX_COLUMNS:
+            raise _bad(line, f"more than {MAX_COLUMNS} columns", name)
+        if self.rows:  # the rows before this one lacked it
+            self.nulls.add(name)
+
     def result(self) -> Inspection:
         if self.rows == 0:
             raise _bad(None, "the dataset has no rows")
-        columns = [Column(name=n, type=t, nullable=n in self.nulls or self.seen[n] < self.rows)
-                   for n, t in self.types.items()]
+        columns = [Column(name=n, type=t, nullable=n in self.nulls) for n, t in self.types.items()]
         return Inspection(columns=columns, rows=self.rows, sample=self.sample)
 
 
@@ -173,6 +175,8 @@ def _cell(text: str) -> Any:
     """A CSV cell as the value it spells: empty → null, true/false, integers, decimals, else text."""
     if text == "":
         return None
+    if text.isdigit() and text.isascii():  # the common case, without a regex
+        return int(text)
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
@@ -194,7 +198,8 @@ def _text_lines(f: Any) -> Iterator[str]:
         yield text.removeprefix("\ufeff") if line_no == 1 else text
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_records(path: Path) -> Iterator[tuple[int, list[str], list[str]]]:
+    """(line the record starts on, the header, the record's cells), each checked against the header."""
     with path.open("rb", buffering=1 << 20) as f:
         reader = csv.reader(_text_lines(f))
         header: list[str] | None = None
@@ -218,9 +223,57 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                                   f"{len(record)})", missing)
             if len(record) > len(header):
                 raise _bad(start, f"has {len(record)} values but the header names {len(header)} columns")
-            yield start, {name: _cell(text) for name, text in zip(header, record)}
+            yield start, header, record
         if header is None:
             raise _bad(None, "the CSV is empty; its first line must name the columns")
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    for line, header, record in _csv_records(path):
+        yield line, {name: _cell(text) for name, text in zip(header, record)}
+
+
+def _cell_type(text: str) -> ColumnType:
+    """The type :func:`_cell` would give, without making the value."""
+    if text == "":
+        return "null"
+    if text.isdigit() and text.isascii():
+        return "int"
+    if text.lower() in ("true", "false"):
+        return "bool"
+    if _INT.fullmatch(text):
+        return "int"
+    if _FLOAT.fullmatch(text):
+        return "float"
+    return "str"
+
+
+def _inspect_csv(path: Path) -> Inspection:
+    """Column by column on the raw cells: a column already ``str`` needs no more parsing."""
+    types: list[ColumnType] = []
+    nulls: list[bool] = []
+    rows = 0
+    sample: list[dict[str, Any]] = []
+    header: list[str] = []
+    rank = _RANK
+    for _, header, record in _csv_records(path):
+        if not types:
+            types, nulls = ["null"] * len(header), [False] * len(header)
+        for i, text in enumerate(record):
+            have = types[i]
+            if text == "":
+                nulls[i] = True
+            elif have != "str":
+                t = _cell_type(text)
+                if rank[t] > rank[have]:
+                    types[i] = t
+        rows += 1
+        if len(sample) < SAMPLE_ROWS:
+            sample.append({name: _cut(_cell(text)) for name, text in zip(header, record)})
+    if rows == 0:
+        raise _bad(None, "the dataset has no rows")
+    columns = [Column(name=n, type=t, nullable=z or t == "null") for n, t, z in zip(header, types, nulls)]
+    return Inspection(columns=columns, rows=rows, sample=sample)
 
 
 def _header(record: list[str], line: int) -> list[str]:
@@ -312,9 +365,10 @@ def inspect(path: Path, fmt: Format) -> Inspection:
     """Validate the whole file and describe it; InvalidInput at its first bad row."""
     if fmt == "parquet":
         return _inspect_parquet(path)
+    if fmt == "csv":
+        return _inspect_csv(path)
     schema = _Schema()
-    rows = _jsonl_rows(path) if fmt == "jsonl" else _csv_rows(path)
-    for line, row in rows:
+    for line, row in _jsonl_rows(path):
         schema.add(row, line)
     return schema.result()
 
