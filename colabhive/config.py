@@ -83,6 +83,11 @@ class TelemetryConfig(_Section):
 class LimitsConfig(_Section):
     max_body_bytes: Annotated[Positive, Meta(description="Largest request body accepted (413 above).")] = 1_048_576
     max_text_chars: Annotated[Positive, Meta(description="Longest text field accepted (422 above).")] = 20_000
+    max_dataset_bytes: Annotated[
+        Positive,
+        Meta(description="Largest dataset upload (POST /v1/datasets, streamed to disk; 413 above). "
+             "Separate from max_body_bytes, which bounds the JSON bodies held in memory."),
+    ] = 268_435_456
     default_timeout_ms: Annotated[Positive, Meta(description="Deadline of a sync call without X-Timeout-Ms.")] = (
         30_000
     )

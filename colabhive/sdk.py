@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .errors import HiveError, error_for_code
+
+if TYPE_CHECKING:
+    from .datasets.client import DatasetsClient
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -160,6 +163,13 @@ class Client:
         resp = self._http.get("/v1/nodes")
         _raise_for(resp)
         return resp.json()["nodes"]
+
+    @property
+    def datasets(self) -> DatasetsClient:
+        """Upload, list, show and delete datasets (see :mod:`colabhive.datasets.client`)."""
+        from .datasets.client import DatasetsClient
+
+        return DatasetsClient(self._http)
 
     def close(self) -> None:
         self._http.close()

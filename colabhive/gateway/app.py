@@ -34,6 +34,7 @@ from .nodes import (
     register,
 )
 from .admin import drain, drain_status
+from .dataset_routes import delete_dataset, get_dataset, list_datasets, node_dataset, push_dataset
 from .tasks import cancel_task, get_task, list_tasks
 
 __all__ = ["create_app", "create_asgi", "from_env"]
@@ -120,6 +121,11 @@ def create_app(cfg: HiveConfig) -> Litestar:
             embeddings,
             chat_completions,
             auto,
+            push_dataset,
+            list_datasets,
+            get_dataset,
+            delete_dataset,
+            node_dataset,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         after_request=_json_not_found,

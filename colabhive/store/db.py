@@ -49,6 +49,8 @@ class Store:
         await self.db.execute("PRAGMA synchronous=NORMAL")
         await self.db.execute("PRAGMA busy_timeout=5000")
         await self.db.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
+        # TEMPORARY (datasets branch): until the numbered-migrations runner lands, apply 0002 here.
+        await self.db.executescript(resources.files(__package__).joinpath("migrations/0002_datasets.sql").read_text())
         await self._add_missing_columns()
         await self.db.commit()
         self._flusher = asyncio.create_task(self._flush_loop())

@@ -107,3 +107,32 @@ JOIN (SELECT ref, max(id) AS id FROM evaluations GROUP BY ref) last ON last.id =
 -- name: insert_calibration
 INSERT INTO calibrations (node_id, node_name, site, device, score, measured_at, received_at, body)
 VALUES (:node_id, :node_name, :site, :device, :score, :measured_at, :received_at, :body);
+
+-- name: insert_dataset
+INSERT INTO datasets (id, tenant, name, format, bytes, rows, schema, sample, created_at)
+VALUES (:id, :tenant, :name, :format, :bytes, :rows, :schema, :sample, :created_at)
+ON CONFLICT (tenant, id) DO NOTHING;
+
+-- name: get_dataset
+SELECT * FROM datasets WHERE tenant = :tenant AND id = :id;
+
+-- name: dataset_exists
+SELECT format FROM datasets WHERE id = :id LIMIT 1;
+
+-- name: list_datasets
+SELECT id, tenant, name, format, bytes, rows, schema, created_at FROM datasets
+WHERE tenant = :tenant AND (created_at < :after_created OR (created_at = :after_created AND id < :after_id))
+ORDER BY created_at DESC, id DESC LIMIT :limit;
+
+-- name: delete_unused_dataset
+DELETE FROM datasets WHERE tenant = :tenant AND id = :id
+  AND NOT EXISTS (SELECT 1 FROM dataset_uses WHERE dataset_id = :id AND tenant = :tenant);
+
+-- name: dataset_users
+SELECT job_id FROM dataset_uses WHERE dataset_id = :id AND tenant = :tenant ORDER BY job_id LIMIT 10;
+
+-- name: insert_dataset_use
+INSERT OR IGNORE INTO dataset_uses (dataset_id, job_id, tenant) VALUES (:dataset_id, :job_id, :tenant);
+
+-- name: delete_dataset_use
+DELETE FROM dataset_uses WHERE dataset_id = :dataset_id AND job_id = :job_id;
