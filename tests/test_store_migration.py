@@ -175,6 +175,13 @@ def test_the_cli_refuses_a_newer_database_in_one_sentence(tmp_path: Path, comman
     assert p.stdout == ""  # no key was minted
 
 
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "hive.sqlite3"
+    path.write_bytes(b"this is not SQLite, " * 100)
+    with pytest.raises(StoreError, match=f"cannot open the state database {path}: file is not a database"):
+        _open_close(path)
+
+
 def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path: Path) -> None:
     path = tmp_path / "hive.sqlite3"
     _open_close(path)

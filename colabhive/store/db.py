@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import time
 from importlib import resources
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import aiosqlite
 
+from ..errors import StoreError
 from .migrate import migrate
 
 __all__ = ["Store", "load_queries"]
@@ -45,14 +47,21 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = await aiosqlite.connect(self.path)
         self.db.row_factory = aiosqlite.Row
-        await self.db.executescript(self.q["connection_settings"])
         try:
+            await self.db.executescript(self.q["connection_settings"])
             self.version = await migrate(self.db, self.q, str(self.path))
+        except sqlite3.Error as exc:  # not a database, locked past busy_timeout, read-only, ...
+            await self._close_connection()
+            raise StoreError(f"cannot open the state database {self.path}: {exc}") from exc
         except BaseException:
-            await self.db.close()
-            self.db = None
+            await self._close_connection()
             raise
         self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def _close_connection(self) -> None:
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -62,9 +71,7 @@ class Store:
             except asyncio.CancelledError:
                 pass
         await self.flush()
-        if self.db is not None:
-            await self.db.close()
-            self.db = None
+        await self._close_connection()
 
     async def execute(self, name: str, params: dict[str, Any] | None = None) -> None:
         assert self.db is not None

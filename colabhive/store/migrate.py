@@ -124,8 +124,8 @@ def _too_new(where: str, found: int, known: int) -> str:
 
 
 async def _apply(db: aiosqlite.Connection, q: dict[str, str], where: str, m: Migration, newest: int) -> None:
-    await db.execute(q["begin_immediate"])
     try:
+        await db.execute(q["begin_immediate"])  # waits up to busy_timeout for another writer
         current = await _version(db, q)  # again, under the write lock: another process may have moved it
         if current > newest:
             raise SchemaTooNew(_too_new(where, current, newest))
