@@ -270,14 +270,20 @@ class GatewayUnreachable(HiveError, ConnectionError):
 class GatewayError(HiveError):
     """The gateway answered a node's request with an error.
 
-    ``http_status`` and ``remote_code`` are the gateway's answer (e.g. 404 ``unknown_node``);
-    the class's own status and code stay those of this error, as for every class here."""
+    ``http_status``, ``remote_code`` and ``remote_message`` are the gateway's answer (e.g.
+    404 ``unknown_node``); the class's own status and code stay those of this error, as for
+    every class here, and it is built like every other (the SDK rebuilds errors by code)."""
 
     code = "gateway_error"
+    http_status: int = 0
+    remote_code: str = ""
+    remote_message: str = ""
 
-    def __init__(self, http_status: int, remote_code: str, message: str) -> None:
-        super().__init__(f"{http_status} {remote_code}: {message}")
-        self.http_status, self.remote_code, self.remote_message = http_status, remote_code, message
+    @classmethod
+    def of_reply(cls, http_status: int, remote_code: str, message: str) -> GatewayError:
+        exc = cls(f"{http_status} {remote_code}: {message}")
+        exc.http_status, exc.remote_code, exc.remote_message = http_status, remote_code, message
+        return exc
 
 
 class ConnectionClosed(HiveError):

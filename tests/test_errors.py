@@ -101,6 +101,13 @@ def test_codes_are_unique_and_classes_are_exported() -> None:
     assert all(errors.error_for_code(c.code) is c for c in tree)
 
 
+def test_every_class_is_built_the_way_the_sdk_rebuilds_it() -> None:
+    for cls in _tree():
+        exc = cls("a message", field="f", detail={"k": 1})
+        assert (exc.message, exc.field, exc.to_body()["error"]["code"]) == ("a message", "f", cls.code)
+        assert cls().message == (cls.__doc__ or "").strip().splitlines()[0]  # the docstring is the default
+
+
 def test_old_import_names_still_work() -> None:
     from colabhive.ensemble import EnsembleError
     from colabhive.node.client import GatewayError, GatewayUnreachable
@@ -109,7 +116,7 @@ def test_old_import_names_still_work() -> None:
     assert EnsembleError is errors.EnsembleError and DatasetError is errors.DatasetError
     assert GatewayError is errors.GatewayError and GatewayUnreachable is errors.GatewayUnreachable
     assert issubclass(GatewayUnreachable, ConnectionError)  # network handlers still catch it
-    e = GatewayError(404, "unknown_node", "register again")
+    e = GatewayError.of_reply(404, "unknown_node", "register again")
     assert (e.http_status, e.remote_code, e.remote_message) == (404, "unknown_node", "register again")
     assert e.code == "gateway_error" and str(e) == "404 unknown_node: register again"
     assert colabhive.HiveError is HiveError

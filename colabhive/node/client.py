@@ -104,7 +104,7 @@ class GatewayClient:
                     err = msgspec.json.decode(data, type=_Err).error
                 except msgspec.MsgspecError:
                     err = _ErrBody("http_error", data[:200].decode("utf-8", "replace"))
-                raise GatewayError(status, err.code, err.message)
+                raise GatewayError.of_reply(status, err.code, err.message)
             return data
         raise AssertionError("unreachable")
 
