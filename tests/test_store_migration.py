@@ -47,7 +47,8 @@ def _shape(path: Path) -> dict[str, object]:
     try:
         objects = sorted(db.execute("SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"))
         tables = [name for kind, name, _ in objects if kind == "table"]
-        columns = {t: sorted(tuple(r[1:]) for r in db.execute("SELECT * FROM pragma_table_info(?)", (t,))) for t in tables}
+        info = "SELECT * FROM pragma_table_info(?)"
+        columns = {t: sorted(tuple(r[1:]) for r in db.execute(info, (t,))) for t in tables}
         return {"objects": objects, "columns": columns}
     finally:
         db.close()
