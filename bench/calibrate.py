@@ -23,7 +23,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from hivectl import Hive  # noqa: E402
+from hivectl import HiveProcess  # noqa: E402
 
 COLUMNS = [
     ("node", lambda n, c: n["name"]),
@@ -91,7 +91,7 @@ def main() -> int:
                 httpx.post(f"{args.url}/v1/nodes/{n['id']}/calibrate", timeout=5).raise_for_status()
         print(table(wait_calibrated(args.url, since, args.timeout)))
         return 0
-    h = Hive(Path(tempfile.mkdtemp(prefix="calibrate-")), site_dirs=[ROOT / "nodes"],
+    h = HiveProcess(Path(tempfile.mkdtemp(prefix="calibrate-")), site_dirs=[ROOT / "nodes"],
              node={"torch_threads": args.threads}, telemetry={"exporter": "none"})
     try:
         h.start_gateway()

@@ -29,7 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from hivectl import Hive  # noqa: E402
+from hivectl import HiveProcess  # noqa: E402
 
 from colabhive.manifests import Manifest, load_manifests  # noqa: E402
 
@@ -81,7 +81,7 @@ async def closed_loop(url: str, fn: str, bodies: list[bytes], conc: int, seconds
 
 
 def bench_one(m: Manifest, seconds: float, tmp: Path) -> dict[str, Any]:
-    h = Hive(tmp / m.name, limits={"max_text_chars": 20000, "max_body_bytes": 1 << 20, "node_timeout_s": 10.0})
+    h = HiveProcess(tmp / m.name, limits={"max_text_chars": 20000, "max_body_bytes": 1 << 20, "node_timeout_s": 10.0})
     try:
         h.start_gateway()
         t0 = time.perf_counter()

@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 from chaos_report import report  # noqa: E402
-from hivectl import Hive, port_open  # noqa: E402
+from hivectl import HiveProcess, port_open  # noqa: E402
 
 
 @dataclass
@@ -73,7 +73,7 @@ class Chaos:
         self.args = args
         self.rng = random.Random(args.seed)
         self.run_id = uuid.uuid4().hex[:8]
-        self.hive = Hive(
+        self.hive = HiveProcess(
             tmp,
             node={"torch_threads": 0, "heartbeat_s": 0.5},
             limits={

@@ -35,10 +35,10 @@ LATENCY_CALLS = 30
 @contextlib.contextmanager
 def own_hive(functions: list[str]) -> Iterator[str]:
     sys.path.insert(0, str(ROOT / "tests"))
-    from hivectl import Hive  # noqa: PLC0415
+    from hivectl import HiveProcess  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="colabhive-ensembles-") as tmp:
-        h = Hive(Path(tmp))
+        h = HiveProcess(Path(tmp))
         try:
             h.start_gateway()
             h.start_node("node-a", "--functions", ",".join(functions), wait_for=functions)

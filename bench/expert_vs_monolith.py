@@ -306,10 +306,10 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.start:
         sys.path.insert(0, str(ROOT / "tests"))
-        from hivectl import Hive
+        from hivectl import HiveProcess
 
         with tempfile.TemporaryDirectory(prefix="colabhive-evm-") as tmp:
-            h = Hive(Path(tmp))
+            h = HiveProcess(Path(tmp))
             try:
                 h.start_gateway()
                 # the node serves the whole catalog, so /auto has every expert to choose from (and to get wrong)

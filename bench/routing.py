@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from delayproxy import DelayProxy  # noqa: E402
-from hivectl import MANIFESTS, Hive  # noqa: E402
+from hivectl import MANIFESTS, HiveProcess  # noqa: E402
 
 import netns  # noqa: E402
 
@@ -45,7 +45,7 @@ def run(calls: int, delay_ms: float) -> None:
         for name, text in SITES.items():
             (sdir / f"{name}.toml").write_text(text)
         use_ns, why = netns.available()
-        h = Hive(root / "hive", [mdir], site_dirs=[sdir], gateway={"host": "0.0.0.0"})
+        h = HiveProcess(root / "hive", [mdir], site_dirs=[sdir], gateway={"host": "0.0.0.0"})
         net_cm = netns.sites(["near", "far"]) if use_ns else contextlib.nullcontext(None)
         with net_cm as net:
             try:

@@ -80,6 +80,4 @@ class Auth:
             return False
         if self.config_token_hashes:
             return False
-        assert self.store.db is not None
-        async with self.store.db.execute("SELECT 1 FROM join_tokens WHERE revoked_at IS NULL LIMIT 1") as cur:
-            return await cur.fetchone() is None
+        return not await self.store.fetch("any_join_token")

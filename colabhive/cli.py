@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from .config import HiveConfig, config_to_json, load_config
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 
 __all__ = ["main"]
 
@@ -53,6 +53,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     cfg = _config(args)
     _logging(args.log_level)
     from .gateway.supervisor import serve_granian
+
+    # open (and migrate) the state database here, where a refusal (e.g. a schema newer than
+    # this colabhive) reaches main() and prints as one sentence, not inside Granian's worker
+    _with_store(args, _nothing)
 
     if args.no_supervise:
         serve_granian(cfg, args.log_level)
@@ -146,9 +150,7 @@ def _local_join_token(args: argparse.Namespace, cfg: HiveConfig) -> str:
     async def mint(store) -> str:  # store: Store
         from .auth import create_join_token
 
-        assert store.db is not None
-        async with store.db.execute("SELECT 1 FROM join_tokens WHERE revoked_at IS NULL LIMIT 1") as cur:
-            closed = await cur.fetchone() is not None
+        closed = bool(await store.fetch("any_join_token"))
         return await create_join_token(store, "local node (colabhive up)") if closed else ""
 
     return _with_store(args, mint)
@@ -278,6 +280,10 @@ def _with_store(args: argparse.Namespace, make) -> str:  # make: async (Store) -
     return asyncio.run(run())
 
 
+async def _nothing(store) -> str:  # store: Store
+    return ""
+
+
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from .auth import create_api_key
 
@@ -380,6 +386,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
+    except (ConfigError, StoreError) as exc:  # the operator's to fix: one sentence, no traceback
         print(f"colabhive: {exc.message}", file=sys.stderr)
         return 2

@@ -29,6 +29,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from .errors import EnsembleError
+
 __all__ = ["COMBINABLE", "Ensemble", "EnsembleError", "combine", "weights_for"]
 
 Rule = Literal["vote", "mean", "score_weighted"]
@@ -49,10 +51,6 @@ class Ensemble(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ]
     combine: Rule
     quorum: Annotated[int, Meta(ge=1, description="Members that must answer; fewer is a 502.")] = 1
-
-
-class EnsembleError(ValueError):
-    """The members' answers cannot be combined by this rule (e.g. a vote over numbers)."""
 
 
 def weights_for(scores: Sequence[tuple[float, bool] | None]) -> tuple[list[float], str]:

@@ -21,9 +21,23 @@ that body back into the same class, so callers catch one type on both sides of t
     ├── UnsupportedMediaType (415, unsupported_media_type)
     ├── TooManyRequests (429, too_many_requests)
     ├── TaskFailed (502, task_failed)                 the model raised on a node
+    │   └── EnsembleError (502, cannot_combine)       members' answers a rule cannot combine
     ├── NoCapacity (503, no_capacity)                 no live node serves the function
     ├── DeadlineExceeded (504, deadline_exceeded)
-    └── ConfigError (config_error)                    never on the wire: bad hive.toml / manifest
+    │
+    │   never on the wire (the CLI prints the first two as one sentence):
+    ├── ConfigError (config_error)                    bad hive.toml / manifest / node settings
+    │   └── DatasetError (dataset_error)              an evaluation dataset file is unreadable or malformed
+    ├── StoreError (store_error)                      the state database cannot be opened or migrated
+    │   └── SchemaTooNew (schema_too_new)             written by a newer colabhive; names both versions
+    │
+    │   a node's own, raised and caught inside the node process:
+    ├── GatewayUnreachable (gateway_unreachable)      also a ConnectionError: down, restarting, no route
+    ├── GatewayError (gateway_error)                  the gateway answered 4xx/5xx (http_status, remote_code)
+    ├── ConnectionClosed (connection_closed)          a kept-alive connection closed before any answer
+    ├── StreamClosed (stream_closed)                  a streamed task's caller went away
+    ├── DatasetMismatch (dataset_mismatch)            fetched dataset bytes do not hash to its id
+    └── NodeStopping (node_stopping)                  SIGTERM/SIGINT: unwind the poll loop and leave
 """
 
 from __future__ import annotations
@@ -34,17 +48,27 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "Conflict",
+    "ConnectionClosed",
+    "DatasetError",
+    "DatasetMismatch",
     "DeadlineExceeded",
+    "EnsembleError",
     "Forbidden",
     "GateFailed",
-    "LifecycleConflict",
-    "NotPromoted",
-    "Retired",
+    "GatewayError",
+    "GatewayUnreachable",
     "HiveError",
     "InvalidInput",
+    "LifecycleConflict",
     "NoCapacity",
+    "NodeStopping",
     "NotFound",
+    "NotPromoted",
     "PayloadTooLarge",
+    "Retired",
+    "SchemaTooNew",
+    "StoreError",
+    "StreamClosed",
     "TaskFailed",
     "TooManyRequests",
     "Unauthorized",
@@ -192,6 +216,12 @@ class TaskFailed(HiveError):
     code = "task_failed"
 
 
+class EnsembleError(TaskFailed):
+    """The members' answers cannot be combined by this rule (e.g. a vote over numbers)."""
+
+    code = "cannot_combine"
+
+
 class NoCapacity(HiveError):
     """No live node can serve this function right now."""
 
@@ -210,6 +240,76 @@ class ConfigError(HiveError):
     """A configuration or manifest file is invalid."""
 
     code = "config_error"
+
+
+class DatasetError(ConfigError):
+    """An evaluation dataset file is unreadable or has a malformed line."""
+
+    code = "dataset_error"
+
+
+class StoreError(HiveError):
+    """The state database cannot be opened or brought up to date."""
+
+    code = "store_error"
+
+
+class SchemaTooNew(StoreError):
+    """The state database was written by a newer colabhive than this one."""
+
+    code = "schema_too_new"
+
+
+# ---- a node's own: raised and caught inside the node process ---------------------------
+class GatewayUnreachable(HiveError, ConnectionError):
+    """The gateway could not be reached (down, restarting, or the network is out).
+
+    Also a ConnectionError, so code that handles network failures generally catches it."""
+
+    code = "gateway_unreachable"
+
+
+class GatewayError(HiveError):
+    """The gateway answered a node's request with an error.
+
+    ``http_status``, ``remote_code`` and ``remote_message`` are the gateway's answer (e.g.
+    404 ``unknown_node``); the class's own status and code stay those of this error, as for
+    every class here, and it is built like every other (the SDK rebuilds errors by code)."""
+
+    code = "gateway_error"
+    http_status: int = 0
+    remote_code: str = ""
+    remote_message: str = ""
+
+    @classmethod
+    def of_reply(cls, http_status: int, remote_code: str, message: str) -> GatewayError:
+        exc = cls(f"{http_status} {remote_code}: {message}")
+        exc.http_status, exc.remote_code, exc.remote_message = http_status, remote_code, message
+        return exc
+
+
+class ConnectionClosed(HiveError):
+    """The server closed a kept-alive connection before answering."""
+
+    code = "connection_closed"
+
+
+class StreamClosed(HiveError):
+    """The caller of a streamed task went away; generation stops early."""
+
+    code = "stream_closed"
+
+
+class DatasetMismatch(HiveError):
+    """The bytes the gateway sent do not hash to the dataset's id."""
+
+    code = "dataset_mismatch"
+
+
+class NodeStopping(HiveError):
+    """The node was told to stop (SIGTERM/SIGINT): unwind the poll loop, then leave the hive."""
+
+    code = "node_stopping"
 
 
 def _all_subclasses(cls: type[HiveError]) -> list[type[HiveError]]:

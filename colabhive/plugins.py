@@ -7,7 +7,7 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from . import default_cpu, hookspecs
 from .hookspecs import PROJECT, hookimpl
 from .wire import Device
 
@@ -41,6 +41,7 @@ def make_plugin_manager(*extra: object, entry_points: bool = True) -> pluggy.Plu
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(DefaultPlacement(), name="colabhive.defaults")
+    pm.register(default_cpu, name=default_cpu.NAME)  # steps aside for a CPU backend package
     if entry_points:
         pm.load_setuptools_entrypoints(PROJECT)
     for plugin in extra:

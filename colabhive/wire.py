@@ -179,7 +179,7 @@ class SiteProfile(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
 
 
 class DeviceCalibration(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """One device's measured figures (``colabhive.node.calibrate``), normalised to a reference."""
+    """One device's measured figures (``colabhive.node.device_bench``), normalised to a reference."""
 
     device: Annotated[str, Meta(min_length=1, max_length=64)]
     """Device id as the node reported it (``cpu:0``)."""

@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hivectl import Hive  # noqa: E402
+from hivectl import HiveProcess  # noqa: E402
 from taskkit import make  # noqa: E402
 
 # Limits small enough that the bad-input tests can cross them cheaply.
@@ -33,10 +33,10 @@ class HiveFactory:
 
     def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
         self._tmp = tmp_path_factory
-        self.hives: list[Hive] = []
+        self.hives: list[HiveProcess] = []
 
-    def __call__(self, **sections: dict[str, Any]) -> Hive:
-        h = Hive(self._tmp.mktemp("hive"), None, **sections)
+    def __call__(self, **sections: dict[str, Any]) -> HiveProcess:
+        h = HiveProcess(self._tmp.mktemp("hive"), None, **sections)
         self.hives.append(h)
         return h
 
@@ -46,7 +46,7 @@ class HiveFactory:
 
 
 @contextmanager
-def _running(h: Hive) -> Iterator[Hive]:
+def _running(h: HiveProcess) -> Iterator[HiveProcess]:
     """Stop the hive however the block ends; print its logs if start-up failed."""
     try:
         yield h
@@ -60,15 +60,15 @@ def _running(h: Hive) -> Iterator[Hive]:
 @contextmanager
 def serving(
     tmp_path_factory: pytest.TempPathFactory, label: str, functions: list[str], limits: dict[str, Any] | None = None
-) -> Iterator[Hive]:
+) -> Iterator[HiveProcess]:
     """A gateway and one node hosting only ``functions`` (all ready), stopped when the block ends."""
-    with _running(Hive(tmp_path_factory.mktemp(f"{label}-hive"), limits=dict(limits or TEST_LIMITS))) as h:
+    with _running(HiveProcess(tmp_path_factory.mktemp(f"{label}-hive"), limits=dict(limits or TEST_LIMITS))) as h:
         h.start_gateway()
         h.start_node(f"node-{label}", "--functions", ",".join(functions), wait_for=list(functions))
         yield h
 
 
-def _warm(h: Hive, *functions: str) -> None:
+def _warm(h: HiveProcess, *functions: str) -> None:
     """One call per function, so tests measure a hive that has served before."""
     for fn in functions:
         text = "warm-up"
@@ -77,9 +77,9 @@ def _warm(h: Hive, *functions: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     """Gateway + one node hosting echo and minilm-embed (only those: manifests/ holds more), both ready."""
-    with _running(Hive(tmp_path_factory.mktemp("hive"), limits=dict(TEST_LIMITS))) as h:
+    with _running(HiveProcess(tmp_path_factory.mktemp("hive"), limits=dict(TEST_LIMITS))) as h:
         h.start_gateway()
         h.start_node("node-a", "--functions", "echo,minilm-embed", wait_for=["echo", "minilm-embed"])
         _warm(h, "echo", "minilm-embed")
@@ -87,9 +87,9 @@ def hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
 
 
 @pytest.fixture(scope="module")
-def echo_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def echo_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     """Gateway + one node started with ``--functions echo``: minilm-embed has no node (503)."""
-    with _running(Hive(tmp_path_factory.mktemp("echo-hive"), limits=dict(TEST_LIMITS))) as h:
+    with _running(HiveProcess(tmp_path_factory.mktemp("echo-hive"), limits=dict(TEST_LIMITS))) as h:
         h.start_gateway()
         h.start_node("node-echo", "--functions", "echo", wait_for=["echo"])
         _warm(h, "echo")
@@ -106,10 +106,10 @@ def make_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveFactory]
         factory.stop_all()
 
 
-def _hives_of(item: pytest.Item) -> list[Hive]:
-    found: list[Hive] = []
+def _hives_of(item: pytest.Item) -> list[HiveProcess]:
+    found: list[HiveProcess] = []
     for value in getattr(item, "funcargs", {}).values():
-        if isinstance(value, Hive):
+        if isinstance(value, HiveProcess):
             found.append(value)
         elif isinstance(value, HiveFactory):
             found.extend(value.hives)
@@ -131,9 +131,9 @@ def pytest_runtest_makereport(
 @pytest.fixture
 def new_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A factory of private hives (echo-only nodes), all stopped at teardown."""
-    made: list[Hive] = []
+    made: list[HiveProcess] = []
 
-    def factory(**limits: Any) -> Hive:
+    def factory(**limits: Any) -> HiveProcess:
         h = make(tmp_path_factory.mktemp("private-hive"), **limits)
         made.append(h)
         return h

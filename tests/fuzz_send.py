@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 import httpx
 from fuzz_requests import FUNCTIONS, SHORT_TIMEOUT_MS, Req, segment
-from hivectl import Hive
+from hivectl import HiveProcess
 
 __all__ = ["FuzzState", "allowed_5xx", "assert_error_body", "send"]
 
@@ -24,7 +24,7 @@ __all__ = ["FuzzState", "allowed_5xx", "assert_error_body", "send"]
 class FuzzState:
     """What the fuzz has learnt and sent so far (shared by every test of the module)."""
 
-    hive: Hive
+    hive: HiveProcess
     client: httpx.Client
     real_node_id: str
     fake_id: str = ""

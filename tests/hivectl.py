@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = Path(os.environ.get("COLABHIVE_TEST_MANIFESTS", ROOT / "manifests"))
 
 __all__ = [
-    "Hive",
+    "HiveProcess",
     "alive",
     "descendants",
     "free_port",
@@ -118,8 +118,9 @@ def write_config(path: Path, top: dict[str, Any], sections: dict[str, dict[str, 
     return path
 
 
-class Hive:
-    """One hive in a temp dir: ``start_gateway()``, ``start_node()``, ``post()``, ``stop()``."""
+class HiveProcess:
+    """One hive's gateway and node processes in a temp dir: ``start_gateway()``, ``start_node()``, ``post()``,
+    ``stop()`` (not ``colabhive.gateway.hive.Hive``, the gateway's in-process state)."""
 
     def __init__(
         self,
@@ -321,7 +322,7 @@ def ok(r: httpx.Response) -> Any:
     return r.json()
 
 
-def post_all(h: Hive, fn: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
+def post_all(h: HiveProcess, fn: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
     """POST every body to ``/v1/fn/<fn>`` at once (so the node sees them as one batch)."""
 
     async def go() -> list[httpx.Response]:

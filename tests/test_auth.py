@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from fakenode import FakeNode, wait_task
-from hivectl import MANIFESTS, Hive
+from hivectl import MANIFESTS, HiveProcess
 
 JOIN_TOKEN = "tok-1"
 SECRET_FN = "secret-echo"
@@ -36,7 +36,7 @@ dtypes = ["fp32"]
 SECRET_RE = re.compile(r"ch[kjn]_[A-Za-z0-9_-]{20,}")
 
 
-def cli(h: Hive, *args: str) -> str:
+def cli(h: HiveProcess, *args: str) -> str:
     """Run `python -m colabhive <args> --config <hive.toml>`; its first stdout line."""
     p = subprocess.run(
         [sys.executable, "-m", "colabhive", *args, "--config", str(h.config)],
@@ -57,7 +57,7 @@ def bearer(secret: str) -> dict[str, str]:
 
 @dataclass
 class Secured:
-    hive: Hive
+    hive: HiveProcess
     acme: str
     other: str
     cli_token: str
@@ -70,7 +70,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     mdir.mkdir()
     shutil.copy(MANIFESTS / "echo.toml", mdir / "echo.toml")
     (mdir / "secret-echo.toml").write_text(PRIVATE_MANIFEST)
-    h = Hive(
+    h = HiveProcess(
         tmp,
         manifest_dirs=[mdir],
         auth={"api_keys": True, "join_tokens": [JOIN_TOKEN]},
@@ -89,7 +89,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
         h.stop()
 
 
-def start_node_with_token(h: Hive, monkeypatch: pytest.MonkeyPatch, name: str, token: str | None) -> None:
+def start_node_with_token(h: HiveProcess, monkeypatch: pytest.MonkeyPatch, name: str, token: str | None) -> None:
     """Start a node whose environment has COLABHIVE_JOIN_TOKEN=token (or none at all)."""
     with monkeypatch.context() as m:
         if token is None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import serving
-from hivectl import Hive, ok
+from hivectl import HiveProcess, ok
 
 from colabhive import Client
 
@@ -21,12 +21,12 @@ WINE = ("alcohol=13.2, malic_acid=1.78, ash=2.14, alcalinity_of_ash=11.2, magnes
 
 
 @pytest.fixture(scope="module")
-def auto_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def auto_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     with serving(tmp_path_factory, "auto", FUNCTIONS) as h:
         yield h
 
 
-def _auto(h: Hive, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+def _auto(h: HiveProcess, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
     r = h.http.post("/v1/auto", json=body, params={"dry_run": "true"} if dry_run else None, timeout=120)
     return ok(r)
 
@@ -39,7 +39,7 @@ def _auto(h: Hive, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any
     (f"Forecast the next 6 values of this series: {SERIES}", "fracast"),
     (f"Which cultivar is this wine? {WINE}", "tabular-wine"),
 ])
-def test_dry_run_picks_the_expert_without_running_it(auto_hive: Hive, text: str, expert: str) -> None:
+def test_dry_run_picks_the_expert_without_running_it(auto_hive: HiveProcess, text: str, expert: str) -> None:
     plan = _auto(auto_hive, {"input": text}, dry_run=True)["plan"]
     assert plan["dry_run"] is True and len(plan["parts"]) == 1
     (p,) = plan["parts"]
@@ -48,7 +48,7 @@ def test_dry_run_picks_the_expert_without_running_it(auto_hive: Hive, text: str,
     assert p["why"] and p["fallback"] is False and p["confidence"] > 0
 
 
-def test_mixed_request_is_split_run_concurrently_and_merged_in_order(auto_hive: Hive) -> None:
+def test_mixed_request_is_split_run_concurrently_and_merged_in_order(auto_hive: HiveProcess) -> None:
     text = ("Is this review positive or negative: 'Absolutely wonderful stay, the staff were lovely.'\n\n"
             f"Also, forecast the next 4 values: {SERIES}\n\n"
             "Translate into Portuguese: Where is the train station?")
@@ -64,7 +64,7 @@ def test_mixed_request_is_split_run_concurrently_and_merged_in_order(auto_hive: 
     assert slots[2]["output"] == ok(auto_hive.call("translate-en-pt", text="Where is the train station?"))
 
 
-def test_unclear_request_falls_back_to_the_general_model_and_says_so(auto_hive: Hive) -> None:
+def test_unclear_request_falls_back_to_the_general_model_and_says_so(auto_hive: HiveProcess) -> None:
     doc = _auto(auto_hive, {"input": "What is the capital of Peru?"})
     (p,) = doc["plan"]["parts"]
     assert p["fallback"] is True and p["expert"].startswith("smollm2-chat@")
@@ -72,7 +72,7 @@ def test_unclear_request_falls_back_to_the_general_model_and_says_so(auto_hive: 
     assert "lima" in doc["output"][0]["output"]["text"].lower()
 
 
-def test_a_failed_part_fails_alone(auto_hive: Hive) -> None:
+def test_a_failed_part_fails_alone(auto_hive: HiveProcess) -> None:
     doc = _auto(auto_hive, {"parts": [
         "Which language is this: 'Bonjour à tous et bonne journée'",
         {"series": [1, 2, 3], "horizon": 2},  # too short for the forecaster: its slot says why
@@ -83,7 +83,7 @@ def test_a_failed_part_fails_alone(auto_hive: Hive) -> None:
     assert bad["error"]["field"] == "series" and "too short" in bad["error"]["message"]
 
 
-def test_streaming_sends_the_plan_each_part_then_the_whole(auto_hive: Hive) -> None:
+def test_streaming_sends_the_plan_each_part_then_the_whole(auto_hive: HiveProcess) -> None:
     with Client(auto_hive.url) as c:
         events = list(c.auto_stream(parts=["Translate into Portuguese: good morning",
                                            "Which language is this: 'Buenos días a todos'"]))
@@ -96,7 +96,7 @@ def test_streaming_sends_the_plan_each_part_then_the_whole(auto_hive: Hive) -> N
                                                             key=lambda d: d["index"])]
 
 
-def test_one_trace_spans_the_request_and_every_part(auto_hive: Hive) -> None:
+def test_one_trace_spans_the_request_and_every_part(auto_hive: HiveProcess) -> None:
     doc = _auto(auto_hive, {"parts": ["Translate into Portuguese: thank you very much",
                                       "Which language is this: 'Obrigado pela ajuda'"]})
     trace = doc["plan"]["trace_id"]
@@ -115,7 +115,7 @@ def test_one_trace_spans_the_request_and_every_part(auto_hive: Hive) -> None:
     assert len(invokes) == 2 and all(s["parent_id"] == root["span_id"] for s in invokes), names
 
 
-def test_bad_auto_requests_are_422(auto_hive: Hive) -> None:
+def test_bad_auto_requests_are_422(auto_hive: HiveProcess) -> None:
     for body, field in [({}, "input"), ({"input": "x", "parts": ["y"]}, "input"), ({"input": ""}, "input"),
                         ({"input": "hi", "prefer": "slow"}, "prefer"), ({"parts": []}, "parts")]:
         r = auto_hive.http.post("/v1/auto", json=body)

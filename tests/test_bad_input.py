@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hivectl import Hive
+from hivectl import HiveProcess
 
 MAX_TEXT = 1000  # conftest.TEST_LIMITS
 MAX_BODY = 65536
@@ -35,7 +35,7 @@ def assert_error(r: httpx.Response, status: int, code: str, field: Any = NO_FIEL
 
 
 # ---- client routes ------------------------------------------------------------------------
-def test_unknown_function_is_404(hive: Hive) -> None:
+def test_unknown_function_is_404(hive: HiveProcess) -> None:
     err = assert_error(hive.call("no-such-fn", text="x"), 404, "unknown_function")
     assert "no-such-fn" in err["message"]
     assert_error(hive.http.get("/v1/fn/no-such-fn"), 404, "unknown_function")
@@ -62,7 +62,7 @@ def test_unknown_function_is_404(hive: Hive) -> None:
     ],
     ids=lambda v: v.decode()[:24] if isinstance(v, bytes) else str(v),
 )
-def test_invalid_body_is_422(hive: Hive, body: bytes, field: str | None) -> None:
+def test_invalid_body_is_422(hive: HiveProcess, body: bytes, field: str | None) -> None:
     err = assert_error(hive.post("/v1/fn/echo", body), 422, "invalid_input")
     if field is None:
         assert err["field"] in ("text", "txt")
@@ -70,7 +70,7 @@ def test_invalid_body_is_422(hive: Hive, body: bytes, field: str | None) -> None
         assert err["field"] == field
 
 
-def test_text_over_max_text_chars_is_422_and_limit_itself_is_fine(hive: Hive) -> None:
+def test_text_over_max_text_chars_is_422_and_limit_itself_is_fine(hive: HiveProcess) -> None:
     """limits.max_text_chars is inclusive: 1000 chars pass, 1001 are refused naming `text`."""
     assert hive.call("echo", text="a" * MAX_TEXT).json() == {"text": "a" * MAX_TEXT}
     err = assert_error(hive.call("echo", text="a" * (MAX_TEXT + 1)), 422, "invalid_input", "text")
@@ -78,12 +78,12 @@ def test_text_over_max_text_chars_is_422_and_limit_itself_is_fine(hive: Hive) ->
     assert_error(hive.call("minilm-embed", text="é" * (MAX_TEXT + 1)), 422, "invalid_input", "text")
 
 
-def test_invalid_utf8_is_422_not_500(hive: Hive) -> None:
+def test_invalid_utf8_is_422_not_500(hive: HiveProcess) -> None:
     """Bytes that are not UTF-8 are bad input, not a gateway crash."""
     assert_error(hive.post("/v1/fn/echo", b'{"text": "\xff\xfe"}'), 422, "invalid_input", "$")
 
 
-def test_body_over_max_body_bytes_is_413(hive: Hive) -> None:
+def test_body_over_max_body_bytes_is_413(hive: HiveProcess) -> None:
     """Both a declared Content-Length and a chunked body that grows past the limit."""
     big = b'{"text": "' + b"a" * MAX_BODY + b'"}'
     assert_error(hive.post("/v1/fn/echo", big), 413, "payload_too_large")
@@ -98,17 +98,17 @@ def test_body_over_max_body_bytes_is_413(hive: Hive) -> None:
 
 
 @pytest.mark.parametrize("value", ["abc", "", "-5", "0", "nan", "inf", "1e400", "300001", "10 s"])
-def test_bad_timeout_header_is_422(hive: Hive, value: str) -> None:
+def test_bad_timeout_header_is_422(hive: HiveProcess, value: str) -> None:
     r = hive.post("/v1/fn/echo", {"text": "a"}, **{"X-Timeout-Ms": value})
     assert_error(r, 422, "invalid_input", "X-Timeout-Ms")
 
 
-def test_good_timeout_header_is_accepted(hive: Hive) -> None:
+def test_good_timeout_header_is_accepted(hive: HiveProcess) -> None:
     r = hive.post("/v1/fn/echo", {"text": "a"}, **{"X-Timeout-Ms": "30000"})
     assert r.status_code == 200 and r.json() == {"text": "a"}
 
 
-def test_unknown_route_is_404_json(hive: Hive) -> None:
+def test_unknown_route_is_404_json(hive: HiveProcess) -> None:
     err = assert_error(hive.http.get("/v2/nothing/here"), 404, "not_found")
     assert "/v2/nothing/here" in err["message"]
     assert_error(hive.post("/v1/fn", {"text": "a"}), 405, "method_not_allowed")
@@ -118,12 +118,12 @@ def test_unknown_route_is_404_json(hive: Hive) -> None:
     ("method", "path"),
     [("DELETE", "/v1/fn/echo"), ("PUT", "/healthz"), ("PATCH", "/v1/nodes"), ("GET", "/v1/nodes/x/poll")],
 )
-def test_wrong_method_is_405_json(hive: Hive, method: str, path: str) -> None:
+def test_wrong_method_is_405_json(hive: HiveProcess, method: str, path: str) -> None:
     err = assert_error(hive.http.request(method, path), 405, "method_not_allowed")
     assert method in err["message"]
 
 
-def test_function_without_node_is_503_at_once(echo_hive: Hive) -> None:
+def test_function_without_node_is_503_at_once(echo_hive: HiveProcess) -> None:
     """minilm-embed is in the catalog but no node hosts it: a fast 503, never a hang."""
     t0 = time.monotonic()
     r = echo_hive.call("minilm-embed", text="nobody serves me")
@@ -173,7 +173,7 @@ NODE_GARBAGE: list[tuple[str, str, bytes]] = [
 @pytest.mark.parametrize(
     ("method", "path", "body"), NODE_GARBAGE, ids=[f"{m} {p} {b[:30]!r}" for m, p, b in NODE_GARBAGE]
 )
-def test_node_routes_reject_garbage_with_4xx_json(hive: Hive, method: str, path: str, body: bytes) -> None:
+def test_node_routes_reject_garbage_with_4xx_json(hive: HiveProcess, method: str, path: str, body: bytes) -> None:
     r = hive.http.request(method, path, content=body)
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
     err = r.json()["error"]
@@ -181,11 +181,11 @@ def test_node_routes_reject_garbage_with_4xx_json(hive: Hive, method: str, path:
     assert err["message"]
 
 
-def test_poll_for_unknown_node_says_register_again(hive: Hive) -> None:
+def test_poll_for_unknown_node_says_register_again(hive: HiveProcess) -> None:
     assert_error(hive.post("/v1/nodes/0123456789abcdef/poll", b"{}"), 404, "unknown_node")
 
 
-def test_registered_node_gets_field_precise_errors(hive: Hive) -> None:
+def test_registered_node_gets_field_precise_errors(hive: HiveProcess) -> None:
     """Garbage from a node the gateway knows is still a 422 naming the field."""
     reg = hive.post("/v1/nodes/register", {"name": "fake-node"})
     assert reg.status_code == 200, reg.text
@@ -208,7 +208,7 @@ def test_registered_node_gets_field_precise_errors(hive: Hive) -> None:
     assert "fake-node" not in hive.node_names()
 
 
-def test_hive_still_healthy_after_all_of_the_above(hive: Hive) -> None:
+def test_hive_still_healthy_after_all_of_the_above(hive: HiveProcess) -> None:
     """Runs last in this module: nothing above broke the gateway or the node."""
     health = hive.get_json("/healthz")
     assert health is not None and health["status"] == "ok"

@@ -16,22 +16,22 @@ from typing import Any
 
 import pytest
 from fakenode import wait_task
-from hivectl import ROOT, Hive
+from hivectl import ROOT, HiveProcess
 from taskkit import ASYNC
 
 LIMA_G_PER_KWH = 231.0
 LIMA_PRICE = 0.90
 
 
-def _node(h: Hive) -> dict[str, Any]:
+def _node(h: HiveProcess) -> dict[str, Any]:
     nodes = (h.get_json("/v1/nodes") or {}).get("nodes", [])
     assert len(nodes) == 1, nodes
     return nodes[0]
 
 
 @pytest.fixture(scope="module")
-def lima(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
-    h = Hive(tmp_path_factory.mktemp("lima"), site_dirs=[ROOT / "nodes"], limits={"node_timeout_s": 10.0})
+def lima(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
+    h = HiveProcess(tmp_path_factory.mktemp("lima"), site_dirs=[ROOT / "nodes"], limits={"node_timeout_s": 10.0})
     try:
         h.start_gateway()
         h.start_node("node-lima", "--site", "lima", "--functions", "minilm-embed",
@@ -42,7 +42,7 @@ def lima(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
         h.stop()
 
 
-def test_join_calibration_is_shown_per_device(lima: Hive) -> None:
+def test_join_calibration_is_shown_per_device(lima: HiveProcess) -> None:
     node = _node(lima)
     assert node["site_profile"] == {
         "name": "lima", "region": "Lima, PE (SEIN grid)", "carbon_g_per_kwh": LIMA_G_PER_KWH,
@@ -69,12 +69,12 @@ def test_join_calibration_is_shown_per_device(lima: Hive) -> None:
         assert cal["duration_s"] < 10  # ~2 s per CPU device on a quiet box
 
 
-def test_rtt_is_reported(lima: Hive) -> None:
+def test_rtt_is_reported(lima: HiveProcess) -> None:
     lima.wait_for(lambda: _node(lima)["rtt_ms"] is not None, 10, "an RTT")
     assert 0 < _node(lima)["rtt_ms"] < 1000
 
 
-def test_a_durable_task_carries_energy_and_carbon_at_its_sites_intensity(lima: Hive) -> None:
+def test_a_durable_task_carries_energy_and_carbon_at_its_sites_intensity(lima: HiveProcess) -> None:
     # a long text: a run of tens of ms, long enough for the plugin's counters to resolve
     r = lima.http.post("/v1/fn/minilm-embed", json={"text": "energy per task " * 60}, headers=ASYNC)
     assert r.status_code == 202, r.text
@@ -91,7 +91,7 @@ def test_a_durable_task_carries_energy_and_carbon_at_its_sites_intensity(lima: H
     assert span()["attributes"]["hive.energy_j"] > 0  # type: ignore[index]
 
 
-def test_an_operator_can_ask_for_a_fresh_calibration(lima: Hive) -> None:
+def test_an_operator_can_ask_for_a_fresh_calibration(lima: HiveProcess) -> None:
     node = _node(lima)
     before = {c["device"]: c["measured_at"] for c in node["calibration"]}
     r = lima.http.post(f"/v1/nodes/{node['id']}/calibrate")
@@ -113,6 +113,6 @@ def test_an_operator_can_ask_for_a_fresh_calibration(lima: Hive) -> None:
     assert len(rows) == 2 * len(before)  # the join calibration and this one, both kept
 
 
-def test_calibration_posts_are_checked(lima: Hive) -> None:
+def test_calibration_posts_are_checked(lima: HiveProcess) -> None:
     r = lima.http.post(f"/v1/nodes/{_node(lima)['id']}/calibration", json={"devices": []})
     assert r.status_code == 401  # a node's own route: its credential is required

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 from conftest import TEST_LIMITS, serving
-from hivectl import Hive, MANIFESTS, ROOT, ok, post_all
+from hivectl import HiveProcess, MANIFESTS, ROOT, ok, post_all
 from test_bad_input import assert_error
 
 FUNCTIONS = ["sentiment", "intent"]
@@ -41,7 +41,7 @@ SENTIMENTS = {
 
 
 @pytest.fixture(scope="module")
-def cls_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def cls_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     """Gateway + one node hosting only sentiment and intent, both ready."""
     missing = [m for m in MODELS.values() if not (ROOT / "models" / m / "provenance.json").exists()]
     if missing:
@@ -65,7 +65,7 @@ def _assert_shape(out: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(("fn", "cases"), [("intent", INTENTS), ("sentiment", SENTIMENTS)], ids=FUNCTIONS[::-1])
-def test_clear_texts_get_their_label(cls_hive: Hive, fn: str, cases: dict[str, str]) -> None:
+def test_clear_texts_get_their_label(cls_hive: HiveProcess, fn: str, cases: dict[str, str]) -> None:
     texts = list(cases)
     responses = post_all(cls_hive, fn, [{"text": t} for t in texts])
     outs = [ok(r) for r in responses]
@@ -78,7 +78,7 @@ def test_clear_texts_get_their_label(cls_hive: Hive, fn: str, cases: dict[str, s
     assert alone["score"] == pytest.approx(outs[0]["score"], abs=1e-4)
 
 
-def test_sentiment_is_confident_on_plain_praise(cls_hive: Hive) -> None:
+def test_sentiment_is_confident_on_plain_praise(cls_hive: HiveProcess) -> None:
     out = ok(cls_hive.call("sentiment", text="I absolutely love this phone, it works perfectly!"))
     assert out["score"] > 0.9, out
     assert {t["label"] for t in out["top"]} == {"negative", "neutral", "positive"}
@@ -94,7 +94,7 @@ def _eval_rows(fn: str) -> tuple[Any, list[dict[str, Any]]]:
 
 
 @pytest.mark.parametrize(("fn", "metric"), [("sentiment", "eval_jsonl_accuracy"), ("intent", "accuracy")])
-def test_served_head_reproduces_the_recipe(cls_hive: Hive, fn: str, metric: str) -> None:
+def test_served_head_reproduces_the_recipe(cls_hive: HiveProcess, fn: str, metric: str) -> None:
     """The runner in-process scores what the recipe recorded, and the hive agrees with it."""
     from colabhive.runners import RUNNERS, source_path
     from colabhive.wire import Device
@@ -125,5 +125,7 @@ def test_served_head_reproduces_the_recipe(cls_hive: Hive, fn: str, metric: str)
     ],
     ids=["empty", "missing", "not-a-string", "unknown-field", "too-long"],
 )
-def test_bad_input_is_a_422_naming_the_field(cls_hive: Hive, fn: str, body: dict[str, Any], field: str) -> None:
+def test_bad_input_is_a_422_naming_the_field(
+    cls_hive: HiveProcess, fn: str, body: dict[str, Any], field: str
+) -> None:
     assert_error(cls_hive.post(f"/v1/fn/{fn}", body), 422, "invalid_input", field)

@@ -28,7 +28,7 @@ from colabhive.datasets import inspect
 from colabhive.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthorized
 from colabhive.node.datasets import DatasetCache, DatasetMismatch
 from fakenode import FakeNode
-from hivectl import Hive
+from hivectl import HiveProcess
 
 MAX_DATASET = 300_000
 MAX_BODY = 65_536  # the JSON routes' limit; uploads above it still pass (their own limit)
@@ -38,8 +38,8 @@ PARQUET = "application/vnd.apache.parquet"
 
 
 @pytest.fixture(scope="module")
-def hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
-    h = Hive(tmp_path_factory.mktemp("datasets"),
+def hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
+    h = HiveProcess(tmp_path_factory.mktemp("datasets"),
              limits={"max_dataset_bytes": MAX_DATASET, "max_body_bytes": MAX_BODY})
     try:
         h.start_gateway()
@@ -48,7 +48,7 @@ def hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
         h.stop()
 
 
-def cli(h: Hive, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(h: HiveProcess, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     p = subprocess.run([sys.executable, "-m", "colabhive", *args, "--config", str(h.config)],
                        cwd=h.tmp, capture_output=True, text=True, timeout=60)
     assert not check or p.returncode == 0, (p.returncode, p.stdout, p.stderr)
@@ -56,9 +56,9 @@ def cli(h: Hive, *args: str, check: bool = True) -> subprocess.CompletedProcess[
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hive, str, str]]:
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HiveProcess, str, str]]:
     """A hive that requires API keys, with keys for tenants acme and other."""
-    h = Hive(tmp_path_factory.mktemp("datasets-keys"), auth={"api_keys": True})
+    h = HiveProcess(tmp_path_factory.mktemp("datasets-keys"), auth={"api_keys": True})
     try:
         acme = cli(h, "keys", "create", "--tenant", "acme").stdout.split()[0]
         other = cli(h, "keys", "create", "--tenant", "other").stdout.split()[0]
@@ -69,17 +69,17 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hive, str,
         h.stop()
 
 
-def files(h: Hive) -> list[str]:
+def files(h: HiveProcess) -> list[str]:
     d = h.tmp / "var" / "datasets"
     return sorted(p.name for p in d.iterdir()) if d.exists() else []
 
 
-def push(h: Hive, body: bytes, media: str, headers: dict[str, str] | None = None, **params: str) -> httpx.Response:
+def push(h: HiveProcess, body: bytes, media: str, headers: dict[str, str] | None = None, **params: str) -> httpx.Response:
     return h.http.post("/v1/datasets", content=body, params=params,
                        headers={"content-type": media, **(headers or {})})
 
 
-def listed(h: Hive, headers: dict[str, str] | None = None) -> set[str]:
+def listed(h: HiveProcess, headers: dict[str, str] | None = None) -> set[str]:
     r = h.http.get("/v1/datasets", headers=headers, params={"limit": 500})
     assert r.status_code == 200, r.text
     return {d["id"] for d in r.json()["datasets"]}
@@ -94,7 +94,7 @@ def jsonl(rows: list[dict]) -> bytes:
 
 
 # ---- good uploads ------------------------------------------------------------------------------
-def test_jsonl_upload_infers_widest_types(hive: Hive) -> None:
+def test_jsonl_upload_infers_widest_types(hive: HiveProcess) -> None:
     body = (b'{"text": "good film", "label": 1, "score": 1, "ok": true}\n'
             b'\n'  # a blank line is no row
             b'{"text": "bad film", "label": "neg", "score": 0.25, "ok": false, "extra": null}\n'
@@ -115,7 +115,7 @@ def test_jsonl_upload_infers_widest_types(hive: Hive) -> None:
     assert f"{d['id']}.jsonl" in files(hive)
 
 
-def test_csv_upload_types_cells_and_spans_quoted_newlines(hive: Hive) -> None:
+def test_csv_upload_types_cells_and_spans_quoted_newlines(hive: HiveProcess) -> None:
     body = (b"id,price,flag,note,code\r\n"
             b'1,9.5,true,"two\nlines",007\r\n'
             b"2,10,FALSE,,x1\r\n"
@@ -133,7 +133,7 @@ def test_csv_upload_types_cells_and_spans_quoted_newlines(hive: Hive) -> None:
     assert sample[1]["note"] is None
 
 
-def test_parquet_upload_reads_arrow_types_and_nulls(hive: Hive, tmp_path: Path) -> None:
+def test_parquet_upload_reads_arrow_types_and_nulls(hive: HiveProcess, tmp_path: Path) -> None:
     table = pa.table({
         "x": pa.array([1, 2, None, 4], pa.int32()),
         "y": pa.array([0.5, 1.5, 2.5, 3.5], pa.float64()),
@@ -151,7 +151,7 @@ def test_parquet_upload_reads_arrow_types_and_nulls(hive: Hive, tmp_path: Path) 
                                                                              "flag": True}
 
 
-def test_format_from_the_query_and_unknown_content_type_is_415(hive: Hive) -> None:
+def test_format_from_the_query_and_unknown_content_type_is_415(hive: HiveProcess) -> None:
     r = push(hive, b"a,b\n1,2\n", "application/octet-stream", format="csv")
     assert r.status_code == 201 and r.json()["format"] == "csv", r.text
     r = push(hive, b"a,b\n1,2\n", "application/octet-stream")
@@ -161,7 +161,7 @@ def test_format_from_the_query_and_unknown_content_type_is_415(hive: Hive) -> No
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request", r.text
 
 
-def test_upload_above_the_json_body_limit_is_accepted(hive: Hive) -> None:
+def test_upload_above_the_json_body_limit_is_accepted(hive: HiveProcess) -> None:
     body = b"n,text\n" + b"".join(b"%d,row number %d\n" % (i, i) for i in range(8000))
     assert MAX_BODY < len(body) < MAX_DATASET
     r = push(hive, body, CSV)
@@ -169,7 +169,7 @@ def test_upload_above_the_json_body_limit_is_accepted(hive: Hive) -> None:
     assert r.json()["rows"] == 8000
 
 
-def test_same_content_twice_is_the_same_dataset(hive: Hive) -> None:
+def test_same_content_twice_is_the_same_dataset(hive: HiveProcess) -> None:
     body = jsonl([{"q": "same", "n": 1}, {"q": "bytes", "n": 2}])
     first = push(hive, body, JSONL, name="first")
     before = files(hive)
@@ -197,7 +197,7 @@ BAD = [
 
 @pytest.mark.parametrize(("fmt", "body", "line", "column", "says"), BAD)
 def test_malformed_row_is_422_naming_line_and_column(
-    hive: Hive, fmt: str, body: bytes, line: int, column: str | None, says: str
+    hive: HiveProcess, fmt: str, body: bytes, line: int, column: str | None, says: str
 ) -> None:
     before, ids = files(hive), listed(hive)
     r = push(hive, body, JSONL if fmt == "jsonl" else CSV)
@@ -215,14 +215,14 @@ def test_malformed_row_is_422_naming_line_and_column(
     (b"PAR1 this is not parquet", "not a Parquet file"),
     (b"", "empty"),
 ])
-def test_broken_parquet_or_empty_body_is_refused(hive: Hive, body: bytes, says: str) -> None:
+def test_broken_parquet_or_empty_body_is_refused(hive: HiveProcess, body: bytes, says: str) -> None:
     before = files(hive)
     r = push(hive, body, PARQUET)
     assert r.status_code in (400, 422) and says in r.json()["error"]["message"], r.text
     assert files(hive) == before
 
 
-def test_parquet_with_an_unsupported_column_type_names_it(hive: Hive, tmp_path: Path) -> None:
+def test_parquet_with_an_unsupported_column_type_names_it(hive: HiveProcess, tmp_path: Path) -> None:
     path = tmp_path / "nested.parquet"
     pq.write_table(pa.table({"ok": [1, 2], "tags": [[1], [2, 3]]}), path)
     r = push(hive, path.read_bytes(), PARQUET)
@@ -231,7 +231,7 @@ def test_parquet_with_an_unsupported_column_type_names_it(hive: Hive, tmp_path: 
     assert err["field"] == "tags" and err["message"].startswith("column `tags` has Parquet type list")
 
 
-def test_too_large_is_413_and_leaves_nothing(hive: Hive) -> None:
+def test_too_large_is_413_and_leaves_nothing(hive: HiveProcess) -> None:
     before, ids = files(hive), listed(hive)
     body = b"n\n" + b"1\n" * (MAX_DATASET // 2)  # one row over: MAX_DATASET + 2 bytes
     r = push(hive, body, CSV)  # with Content-Length: refused before the body is read
@@ -247,7 +247,7 @@ def test_too_large_is_413_and_leaves_nothing(hive: Hive) -> None:
     assert files(hive) == before and listed(hive) == ids
 
 
-def test_upload_cut_off_midway_leaves_no_file_and_no_row(hive: Hive) -> None:
+def test_upload_cut_off_midway_leaves_no_file_and_no_row(hive: HiveProcess) -> None:
     before, ids = files(hive), listed(hive)
     head = (f"POST /v1/datasets?name=cut HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
             f"Content-Length: 200000\r\n\r\n").encode()
@@ -265,7 +265,7 @@ def test_upload_cut_off_midway_leaves_no_file_and_no_row(hive: Hive) -> None:
     assert hive.http.get("/healthz").status_code == 200
 
 
-def test_pagination_by_cursor(hive: Hive) -> None:
+def test_pagination_by_cursor(hive: HiveProcess) -> None:
     made = [push(hive, jsonl([{"page": i}]), JSONL).json()["id"] for i in range(3)]
     seen: list[str] = []
     cursor = None
@@ -283,7 +283,7 @@ def test_pagination_by_cursor(hive: Hive) -> None:
 
 
 # ---- delete ------------------------------------------------------------------------------------
-def test_delete_refused_while_a_job_uses_it_then_deleted(hive: Hive) -> None:
+def test_delete_refused_while_a_job_uses_it_then_deleted(hive: HiveProcess) -> None:
     d = push(hive, jsonl([{"train": "me"}]), JSONL).json()
     db = sqlite3.connect(hive.tmp / "var" / "hive.sqlite3")
     try:  # what a training job writes when it starts reading the dataset
@@ -307,7 +307,7 @@ def test_delete_refused_while_a_job_uses_it_then_deleted(hive: Hive) -> None:
 
 
 # ---- tenants -----------------------------------------------------------------------------------
-def test_tenants_see_only_their_own_datasets(keyed: tuple[Hive, str, str]) -> None:
+def test_tenants_see_only_their_own_datasets(keyed: tuple[HiveProcess, str, str]) -> None:
     h, acme, other = keyed
     a, o = {"authorization": f"Bearer {acme}"}, {"authorization": f"Bearer {other}"}
     body = jsonl([{"secret": "acme's"}])
@@ -332,7 +332,7 @@ def test_tenants_see_only_their_own_datasets(keyed: tuple[Hive, str, str]) -> No
 
 
 # ---- nodes -------------------------------------------------------------------------------------
-def test_node_download_needs_the_node_credential(hive: Hive) -> None:
+def test_node_download_needs_the_node_credential(hive: HiveProcess) -> None:
     body = jsonl([{"for": "node"}, {"for": "training"}])
     did = push(hive, body, JSONL).json()["id"]
     node = FakeNode(hive.url, "ds-node")
@@ -351,7 +351,7 @@ def test_node_download_needs_the_node_credential(hive: Hive) -> None:
         node.close()
 
 
-def test_node_cache_fetches_once_and_checks_the_hash(hive: Hive, tmp_path: Path) -> None:
+def test_node_cache_fetches_once_and_checks_the_hash(hive: HiveProcess, tmp_path: Path) -> None:
     body = b"a,b\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(2000))
     did = push(hive, body, CSV).json()["id"]
     node = FakeNode(hive.url, "cache-node")
@@ -379,7 +379,7 @@ def test_node_cache_fetches_once_and_checks_the_hash(hive: Hive, tmp_path: Path)
 
 
 # ---- CLI and SDK -------------------------------------------------------------------------------
-def test_cli_push_list_show_rm(hive: Hive, tmp_path: Path) -> None:
+def test_cli_push_list_show_rm(hive: HiveProcess, tmp_path: Path) -> None:
     f = tmp_path / "cli.csv"
     f.write_bytes(b"x,y\n" + b"".join(b"%d,%d\n" % (i, -i) for i in range(50_000)))  # ~600 KB: over the limit
     p = cli(hive, "datasets", "push", str(f), "--gateway", hive.url, check=False)
@@ -400,7 +400,7 @@ def test_cli_push_list_show_rm(hive: Hive, tmp_path: Path) -> None:
     assert p.returncode == 2 and "cannot reach" in p.stderr
 
 
-def test_sdk_push_list_get_delete(hive: Hive, tmp_path: Path) -> None:
+def test_sdk_push_list_get_delete(hive: HiveProcess, tmp_path: Path) -> None:
     f = tmp_path / "sdk.jsonl"
     f.write_bytes(jsonl([{"prompt": f"p{i}", "completion": f"c{i}"} for i in range(100)]))
     seen: list[tuple[int, int]] = []

@@ -1,6 +1,6 @@
 """The dispatcher in isolation: queues, batching caps, leases, requeue and exactly-one results.
 
-These run the real Dispatcher and Registry in one event loop (no processes), so the
+These run the real Dispatcher and NodeRegistry in one event loop (no processes), so the
 edge cases that are hard to provoke over HTTP (a lease lapsing between two lines) are
 pinned down exactly.
 """
@@ -13,19 +13,19 @@ import time
 import msgspec
 import pytest
 
-from colabhive.dispatch import Dispatcher, Registry, Task
+from colabhive.dispatch import Dispatcher, NodeRegistry, Task
 from colabhive.errors import NoCapacity, TaskFailed, TooManyRequests
 from colabhive.wire import Device, ErrorBody, TaskResult
 
 
-def _hive(**kw: object) -> tuple[Dispatcher, Registry]:
-    reg = Registry(node_timeout_s=5.0)
+def _hive(**kw: object) -> tuple[Dispatcher, NodeRegistry]:
+    reg = NodeRegistry(node_timeout_s=5.0)
     opts = {"queue_size": 100, "lease_s": 30.0, "max_attempts": 2}
     opts.update(kw)
     return Dispatcher(reg, **opts), reg  # type: ignore[arg-type]
 
 
-def _node(reg: Registry, fns: set[str]):  # -> NodeRecord
+def _node(reg: NodeRegistry, fns: set[str]):  # -> NodeRecord
     rec = reg.add("n", "local", "h", [Device(kind="cpu")])
     rec.functions = frozenset(fns)
     return rec

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 
-from hivectl import Hive
+from hivectl import HiveProcess
 
 
 def test_sigterm_drains_in_flight_calls_and_keeps_async_tasks(tmp_path: Path) -> None:
-    h = Hive(
+    h = HiveProcess(
         tmp_path,
         node={"torch_threads": 0},
         gateway={"shutdown_grace_s": 20.0},

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 from fakenode import wait_task
-from hivectl import Hive
+from hivectl import HiveProcess
 from taskkit import ECHO_NODE, make, node_record, submit, submit_ok, task
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     """Gateway + one echo node, shared by the tests that do not disturb it."""
     h = make(tmp_path_factory.mktemp("durable-served"))
     try:
@@ -30,7 +30,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
         h.stop()
 
 
-def all_pages(h: Hive, limit: int, **params: Any) -> list[list[dict[str, Any]]]:
+def all_pages(h: HiveProcess, limit: int, **params: Any) -> list[list[dict[str, Any]]]:
     pages: list[list[dict[str, Any]]] = []
     cursor = None
     for _ in range(1000):  # bounded: a cursor loop must end
@@ -49,7 +49,7 @@ def all_pages(h: Hive, limit: int, **params: Any) -> list[list[dict[str, Any]]]:
 
 
 # ---- the async lifecycle -------------------------------------------------------------------
-def test_respond_async_returns_202_then_succeeds(served: Hive) -> None:
+def test_respond_async_returns_202_then_succeeds(served: HiveProcess) -> None:
     text = f"async-{uuid.uuid4().hex[:8]}"
     r = submit(served, text)
     assert r.status_code == 202, r.text
@@ -79,7 +79,7 @@ def test_respond_async_returns_202_then_succeeds(served: Hive) -> None:
     assert tid not in [t["id"] for t in other_fn]
 
 
-def test_delete_finished_task_is_409_and_unknown_is_404(served: Hive) -> None:
+def test_delete_finished_task_is_409_and_unknown_is_404(served: HiveProcess) -> None:
     tid = submit_ok(served, "finish-me")
     wait_task(served.http, tid)
     r = served.http.delete(f"/v1/tasks/{tid}")
@@ -91,7 +91,7 @@ def test_delete_finished_task_is_409_and_unknown_is_404(served: Hive) -> None:
     assert served.http.get(f"/v1/tasks/{uuid.uuid4().hex}").status_code == 404
 
 
-def test_pagination_pages_are_disjoint_and_cover_everything(served: Hive) -> None:
+def test_pagination_pages_are_disjoint_and_cover_everything(served: HiveProcess) -> None:
     mine = [submit_ok(served, f"page-{i}") for i in range(11)]
     for tid in mine:
         wait_task(served.http, tid)
@@ -116,7 +116,7 @@ def test_pagination_pages_are_disjoint_and_cover_everything(served: Hive) -> Non
     assert len(flat_ok) == len(set(flat_ok)) and set(mine) <= set(flat_ok)
 
 
-def test_bad_cursor_and_status_are_rejected(served: Hive) -> None:
+def test_bad_cursor_and_status_are_rejected(served: HiveProcess) -> None:
     r = served.http.get("/v1/tasks", params={"cursor": "not-a-cursor"})
     assert r.status_code in (400, 422), r.text
     r = served.http.get("/v1/tasks", params={"status": "exploded"})
@@ -124,7 +124,7 @@ def test_bad_cursor_and_status_are_rejected(served: Hive) -> None:
 
 
 # ---- idempotency -------------------------------------------------------------------------
-def test_async_idempotency_key_returns_the_same_task_once(served: Hive) -> None:
+def test_async_idempotency_key_returns_the_same_task_once(served: HiveProcess) -> None:
     key = f"idem-{uuid.uuid4().hex}"
     r1 = submit(served, "once", **{"Idempotency-Key": key})
     r2 = submit(served, "once", **{"Idempotency-Key": key})
@@ -151,7 +151,7 @@ def test_async_idempotency_key_returns_the_same_task_once(served: Hive) -> None:
     assert other != tid
 
 
-def test_sync_idempotency_key_replays_the_body(served: Hive) -> None:
+def test_sync_idempotency_key_replays_the_body(served: HiveProcess) -> None:
     key = f"sync-{uuid.uuid4().hex}"
     h = {"Idempotency-Key": key}
     r1 = served.http.post("/v1/fn/echo", json={"text": "sync-once"}, headers=h, timeout=30)
@@ -167,7 +167,7 @@ def test_sync_idempotency_key_replays_the_body(served: Hive) -> None:
     assert len(task(served, tid)["attempts"]) == 1
 
 
-def test_idempotency_key_too_long_is_422(served: Hive) -> None:
+def test_idempotency_key_too_long_is_422(served: HiveProcess) -> None:
     r = submit(served, "x", **{"Idempotency-Key": "k" * 201})
     assert r.status_code == 422, r.text
     assert r.json()["error"]["field"] == "Idempotency-Key"

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import httpx
 import pytest
 from conftest import HiveFactory
-from hivectl import Hive
+from hivectl import HiveProcess
 
 N_CONCURRENT = 64
 
@@ -86,12 +86,12 @@ async def _post_all(url: str, fn: str, texts: list[str]) -> list[httpx.Response]
         return await asyncio.gather(*(client.post(f"/v1/fn/{fn}", json={"text": t}) for t in texts))
 
 
-def concurrent_calls(hive: Hive, fn: str, texts: list[str]) -> list[httpx.Response]:
+def concurrent_calls(hive: HiveProcess, fn: str, texts: list[str]) -> list[httpx.Response]:
     """All of ``texts`` in flight at once, one request each; responses in input order."""
     return asyncio.run(_post_all(hive.url, fn, texts))
 
 
-def test_embedding_is_384_unit_floats_matching_reference(hive: Hive, reference: Embedder) -> None:
+def test_embedding_is_384_unit_floats_matching_reference(hive: HiveProcess, reference: Embedder) -> None:
     """One call returns the same vector the model gives in-process."""
     text = "ColabHive serves right-sized models across a hive of nodes."
     r = hive.call("minilm-embed", text=text)
@@ -104,14 +104,14 @@ def test_embedding_is_384_unit_floats_matching_reference(hive: Hive, reference: 
     assert cosine(vec, reference([text])[0]) > 0.999
 
 
-def test_distinct_texts_give_distinct_embeddings(hive: Hive) -> None:
+def test_distinct_texts_give_distinct_embeddings(hive: HiveProcess) -> None:
     """Guards the reference check: unrelated texts are far apart, so a swap would be seen."""
     a = hive.call("minilm-embed", text=TEXTS[0]).json()["embedding"]
     b = hive.call("minilm-embed", text=TEXTS[1]).json()["embedding"]
     assert cosine(a, b) < 0.9
 
 
-def test_concurrent_embeddings_each_match_their_own_text(hive: Hive, reference: Embedder) -> None:
+def test_concurrent_embeddings_each_match_their_own_text(hive: HiveProcess, reference: Embedder) -> None:
     """64 texts at once: every answer is 200 and is the embedding of its own text, and batches form."""
     responses = concurrent_calls(hive, "minilm-embed", TEXTS)
     expected = reference(TEXTS)
@@ -123,7 +123,7 @@ def test_concurrent_embeddings_each_match_their_own_text(hive: Hive, reference: 
     assert max(batches) > 1, f"no batching under {len(TEXTS)} concurrent calls: {batches}"
 
 
-def test_concurrent_echo_each_returns_its_own_text(hive: Hive) -> None:
+def test_concurrent_echo_each_returns_its_own_text(hive: HiveProcess) -> None:
     """Echo under the same concurrency: each response equals its own (distinct) input."""
     texts = [f"echo #{i} " + "é😀" * (i % 5) + "x" * i for i in range(N_CONCURRENT)]
     responses = concurrent_calls(hive, "echo", texts)
@@ -134,7 +134,7 @@ def test_concurrent_echo_each_returns_its_own_text(hive: Hive) -> None:
     assert {r.headers["x-hive-node"] for r in responses} <= node_ids
 
 
-def test_catalog_reports_both_functions_ready(hive: Hive) -> None:
+def test_catalog_reports_both_functions_ready(hive: HiveProcess) -> None:
     """/healthz and /v1/fn agree that the node serves both functions."""
     health = hive.get_json("/healthz")
     assert health["status"] == "ok" and health["nodes"] == 1

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import _running
-from hivectl import MANIFESTS, ROOT, Hive, ok
+from hivectl import MANIFESTS, ROOT, HiveProcess, ok
 
 FORECAST = json.loads((ROOT / "models" / "patchtst-co2" / "eval.jsonl").read_text().splitlines()[0])["input"]
 BC_ROWS = [json.loads(line)["input"]["record"]
@@ -48,25 +48,25 @@ def _extra_manifests(d: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ens_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def ens_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     tmp = tmp_path_factory.mktemp("ensemble-hive")
     extra = _extra_manifests(tmp_path_factory.mktemp("ensemble-manifests"))
-    with _running(Hive(tmp, [MANIFESTS, extra])) as h:
+    with _running(HiveProcess(tmp, [MANIFESTS, extra])) as h:
         h.start_gateway()
         h.start_node("node-ens", "--functions", ",".join(HOSTED), wait_for=HOSTED)
         yield h
 
 
-def _node_id(h: Hive) -> str:
+def _node_id(h: HiveProcess) -> str:
     (node,) = ok(h.http.get("/v1/nodes"))["nodes"]
     return node["id"]
 
 
-def _forecast(h: Hive, fn: str, body: dict[str, Any] = FORECAST) -> dict[str, Any]:
+def _forecast(h: HiveProcess, fn: str, body: dict[str, Any] = FORECAST) -> dict[str, Any]:
     return ok(h.http.post(f"/v1/fn/{fn}", json=body, timeout=120))
 
 
-def test_auto_plans_the_ensemble_and_reports_every_member(ens_hive: Hive) -> None:
+def test_auto_plans_the_ensemble_and_reports_every_member(ens_hive: HiveProcess) -> None:
     series = ", ".join(str(v) for v in FORECAST["series"])
     text = f"combine several forecasters for the next 12 months of this seasonal series: {series}"
     plan = ok(ens_hive.http.post("/v1/auto", json={"input": text}, params={"dry_run": "true"}))["plan"]
@@ -81,7 +81,7 @@ def test_auto_plans_the_ensemble_and_reports_every_member(ens_hive: Hive) -> Non
     assert len(done["output"][0]["output"]["forecast"]) == 12
 
 
-def test_without_evaluations_the_forecasts_are_averaged_with_equal_weights(ens_hive: Hive) -> None:
+def test_without_evaluations_the_forecasts_are_averaged_with_equal_weights(ens_hive: HiveProcess) -> None:
     a, b = _forecast(ens_hive, "fracast"), _forecast(ens_hive, "patchtst-co2")
     r = ens_hive.http.post("/v1/fn/forecast-ensemble", json=FORECAST, timeout=120)
     out = ok(r)
@@ -95,7 +95,7 @@ def test_without_evaluations_the_forecasts_are_averaged_with_equal_weights(ens_h
     assert [m["output"]["forecast"] for m in members] == [a["forecast"], b["forecast"]]
 
 
-def test_score_weighted_follows_the_members_evaluations(ens_hive: Hive) -> None:
+def test_score_weighted_follows_the_members_evaluations(ens_hive: HiveProcess) -> None:
     scores = {fn: ok(ens_hive.http.post(f"/v1/registry/{fn}@1.0.0/eval", timeout=300))["score"]
               for fn in ("fracast", "patchtst-co2")}
     out = _forecast(ens_hive, "forecast-ensemble")
@@ -108,7 +108,7 @@ def test_score_weighted_follows_the_members_evaluations(ens_hive: Hive) -> None:
     assert out["forecast"] == pytest.approx([wa * x + wb * y for x, y in zip(a, b)], abs=1e-3)
 
 
-def test_the_ensemble_is_evaluated_and_gated_like_any_version(ens_hive: Hive) -> None:
+def test_the_ensemble_is_evaluated_and_gated_like_any_version(ens_hive: HiveProcess) -> None:
     report = ok(ens_hive.http.post("/v1/registry/forecast-ensemble@1.0.0/eval", timeout=300))
     assert report["metric"] == "mae_ratio" and 0 < report["score"] < 2
     assert report["passed"] == (report["score"] <= report["threshold"])
@@ -120,7 +120,7 @@ def test_the_ensemble_is_evaluated_and_gated_like_any_version(ens_hive: Hive) ->
     assert fn["versions"][0]["artifact"]["recorded_by"] == "manifest"
 
 
-def test_a_vote_takes_the_majority_row_by_row(ens_hive: Hive) -> None:
+def test_a_vote_takes_the_majority_row_by_row(ens_hive: HiveProcess) -> None:
     body = {"records": BC_ROWS}
     members = {fn: [p["label"] for p in ok(ens_hive.http.post(f"/v1/fn/{fn}", json=body))["predictions"]]
                for fn in ("tabular-breast-cancer", "bc-twin", "tabular-breast-cancer-linear")}
@@ -136,7 +136,7 @@ def test_a_vote_takes_the_majority_row_by_row(ens_hive: Hive) -> None:
     assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-4 for p in out["predictions"])
 
 
-def test_a_member_no_node_holds_fails_alone_unless_the_quorum_needs_it(ens_hive: Hive) -> None:
+def test_a_member_no_node_holds_fails_alone_unless_the_quorum_needs_it(ens_hive: HiveProcess) -> None:
     row = {"record": BC_ROWS[0]}
     out = ok(ens_hive.http.post("/v1/fn/bc-partial", json=row))
     linear = ok(ens_hive.http.post("/v1/fn/tabular-breast-cancer-linear", json=row))
@@ -150,14 +150,14 @@ def test_a_member_no_node_holds_fails_alone_unless_the_quorum_needs_it(ens_hive:
     assert "needs 2 of its members served" in r.json()["error"]["message"]
 
 
-def test_input_one_member_refuses_is_the_callers_422(ens_hive: Hive) -> None:
+def test_input_one_member_refuses_is_the_callers_422(ens_hive: HiveProcess) -> None:
     r = ens_hive.http.post("/v1/fn/forecast-ensemble", json=FORECAST | {"horizon": 30}, timeout=60)
     assert r.status_code == 422, r.text
     err = r.json()["error"]
     assert err["field"] == "horizon" and "patchtst-co2" in err["message"] and "at most 24" in err["message"]
 
 
-def _settled(h: Hive, tid: str, timeout: float = 60) -> dict[str, Any]:
+def _settled(h: HiveProcess, tid: str, timeout: float = 60) -> dict[str, Any]:
     end = time.monotonic() + timeout
     while True:
         t = ok(h.http.get(f"/v1/tasks/{tid}"))
@@ -166,7 +166,7 @@ def _settled(h: Hive, tid: str, timeout: float = 60) -> dict[str, Any]:
         time.sleep(0.1)
 
 
-def test_an_async_ensemble_call_is_journaled_and_answers_like_a_sync_one(ens_hive: Hive) -> None:
+def test_an_async_ensemble_call_is_journaled_and_answers_like_a_sync_one(ens_hive: HiveProcess) -> None:
     sync = _forecast(ens_hive, "forecast-ensemble")
     r = ens_hive.http.post("/v1/fn/forecast-ensemble", json=FORECAST, headers={"Prefer": "respond-async"})
     assert r.status_code == 202, r.text
@@ -181,7 +181,7 @@ def test_an_async_ensemble_call_is_journaled_and_answers_like_a_sync_one(ens_hiv
     assert again.headers.get("idempotent-replayed") == "true"
 
 
-def test_an_async_call_waits_for_its_members_and_can_be_cancelled(ens_hive: Hive) -> None:
+def test_an_async_call_waits_for_its_members_and_can_be_cancelled(ens_hive: HiveProcess) -> None:
     r = ens_hive.http.post("/v1/fn/bc-strict", json={"record": BC_ROWS[0]}, headers={"Prefer": "respond-async"})
     assert r.status_code == 202, r.text  # not a 503: an async call waits for capacity like a queued task
     tid = r.json()["id"]
@@ -192,7 +192,7 @@ def test_an_async_call_waits_for_its_members_and_can_be_cancelled(ens_hive: Hive
     assert ok(ens_hive.http.get(f"/v1/tasks/{tid}"))["status"] == "cancelled"
 
 
-def test_one_trace_covers_the_ensemble_and_each_member_on_its_node(ens_hive: Hive) -> None:
+def test_one_trace_covers_the_ensemble_and_each_member_on_its_node(ens_hive: HiveProcess) -> None:
     trace_id, client_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     r = ens_hive.http.post("/v1/fn/forecast-ensemble", json=FORECAST,
                            headers={"traceparent": f"00-{trace_id}-{client_span}-01"}, timeout=120)
@@ -216,7 +216,7 @@ def test_a_waiting_ensemble_call_survives_a_gateway_kill_and_runs_when_its_membe
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     extra = _extra_manifests(tmp_path_factory.mktemp("restart-manifests"))
-    with _running(Hive(tmp_path_factory.mktemp("restart-hive"), [MANIFESTS, extra])) as h:
+    with _running(HiveProcess(tmp_path_factory.mktemp("restart-hive"), [MANIFESTS, extra])) as h:
         h.start_gateway()
         linear = "tabular-breast-cancer-linear"
         h.start_node("node-a", "--functions", linear, wait_for=[linear])

@@ -13,13 +13,13 @@ from typing import TypeVar
 
 import httpx
 from conftest import HiveFactory
-from hivectl import Hive, port_open
+from hivectl import HiveProcess, port_open
 
 FAST: dict[str, object] = {"node_timeout_s": 2.0}
 T = TypeVar("T")
 
 
-def _echo_hive(make_hive: HiveFactory, **sections: dict[str, object]) -> Hive:
+def _echo_hive(make_hive: HiveFactory, **sections: dict[str, object]) -> HiveProcess:
     h = make_hive(**sections)
     h.start_gateway()
     h.start_node("node-a", "--functions", "echo", wait_for=["echo"])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from hivectl import Hive, descendants
+from hivectl import HiveProcess, descendants
 
 QUEUE = 50
 FLOOD = 4000
@@ -51,7 +51,7 @@ async def _flood(url: str) -> dict[int, int]:
 
 def test_flood_is_refused_and_memory_stays_bounded(tmp_path: Path) -> None:
     # no node: nothing drains the queue, so everything past QUEUE must be refused
-    h = Hive(tmp_path, limits={"queue_size": QUEUE})
+    h = HiveProcess(tmp_path, limits={"queue_size": QUEUE})
     try:
         h.start_gateway()
         assert h.gateway is not None

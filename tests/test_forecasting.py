@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import serving
-from hivectl import Hive, ok, post_all
+from hivectl import HiveProcess, ok, post_all
 from test_bad_input import assert_error
 
 FUNCTIONS = ["fracast", "patchtst-co2"]
@@ -22,7 +22,7 @@ MAX_HORIZON = {"fracast": 96, "patchtst-co2": 24}  # the manifests' options.max_
 
 
 @pytest.fixture(scope="module")
-def fc_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def fc_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     with serving(tmp_path_factory, "forecast", FUNCTIONS) as h:
         yield h
 
@@ -42,7 +42,7 @@ def _realgdp() -> np.ndarray:
 
 
 
-def _mae_ratio(h: Hive, fn: str, y: np.ndarray, held_out: int, horizon: int, period: int, step: int) -> float:
+def _mae_ratio(h: HiveProcess, fn: str, y: np.ndarray, held_out: int, horizon: int, period: int, step: int) -> float:
     """Model MAE over seasonal-naive MAE on rolling origins in the last ``held_out`` points."""
     origins = range(len(y) - held_out, len(y) - horizon + 1, step)
     bodies = [{"series": y[:o].tolist(), "horizon": horizon} for o in origins]
@@ -56,20 +56,20 @@ def _mae_ratio(h: Hive, fn: str, y: np.ndarray, held_out: int, horizon: int, per
     return float(np.abs(pred - truth).sum() / np.abs(naive - truth).sum())
 
 
-def test_patchtst_beats_seasonal_naive_on_held_out_co2(fc_hive: Hive) -> None:
+def test_patchtst_beats_seasonal_naive_on_held_out_co2(fc_hive: HiveProcess) -> None:
     """The recipe held out the last 10 years (measured ratio 0.27); those are scored here."""
     ratio = _mae_ratio(fc_hive, "patchtst-co2", _co2_monthly(), held_out=120, horizon=24, period=12, step=6)
     assert ratio < 0.5, ratio
 
 
-def test_fracast_beats_seasonal_naive_on_realgdp(fc_hive: Hive) -> None:
+def test_fracast_beats_seasonal_naive_on_realgdp(fc_hive: HiveProcess) -> None:
     """Zero-shot on 12 years of quarterly US GDP it never trained for (measured 0.31)."""
     ratio = _mae_ratio(fc_hive, "fracast", _realgdp(), held_out=48, horizon=8, period=4, step=2)
     assert ratio < 0.6, ratio
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS)
-def test_quantiles_are_monotone_and_as_requested(fc_hive: Hive, fn: str) -> None:
+def test_quantiles_are_monotone_and_as_requested(fc_hive: HiveProcess, fn: str) -> None:
     y = _co2_monthly()[:300]
     levels = [0.9, 0.05, 0.5, 0.25, 0.999, 0.001, 0.75, 0.1]  # unsorted, and beyond both models' tables
     out = ok(fc_hive.call(fn, series=y.tolist(), horizon=12, quantiles=levels))
@@ -87,7 +87,7 @@ def test_quantiles_are_monotone_and_as_requested(fc_hive: Hive, fn: str) -> None
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS)
-def test_default_quantiles_and_shortest_series(fc_hive: Hive, fn: str) -> None:
+def test_default_quantiles_and_shortest_series(fc_hive: HiveProcess, fn: str) -> None:
     """16 values (less than either model's context) still forecast, near the series' level."""
     y = _co2_monthly()[-16:]
     out = ok(fc_hive.call(fn, series=y.tolist(), horizon=MAX_HORIZON[fn]))
@@ -98,7 +98,7 @@ def test_default_quantiles_and_shortest_series(fc_hive: Hive, fn: str) -> None:
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS)
-def test_horizon_beyond_the_manifest_is_422(fc_hive: Hive, fn: str) -> None:
+def test_horizon_beyond_the_manifest_is_422(fc_hive: HiveProcess, fn: str) -> None:
     body = {"series": [float(i % 7) for i in range(40)], "horizon": MAX_HORIZON[fn] + 1}
     err = assert_error(fc_hive.post(f"/v1/fn/{fn}", body), 422, "invalid_input", "horizon")
     assert str(MAX_HORIZON[fn]) in err["message"]
@@ -121,7 +121,7 @@ SERIES = [float(i % 12) for i in range(40)]
     ],
     ids=["too-short", "zero-horizon", "no-horizon", "string", "huge", "level-1", "repeated-level", "unknown"],
 )
-def test_bad_input_is_422_naming_the_field(fc_hive: Hive, body: dict[str, Any], field: str) -> None:
+def test_bad_input_is_422_naming_the_field(fc_hive: HiveProcess, body: dict[str, Any], field: str) -> None:
     assert_error(fc_hive.post("/v1/fn/patchtst-co2", body), 422, "invalid_input", field)
 
 
@@ -143,7 +143,7 @@ def test_at_levels_reproduces_a_normal_table_and_never_crosses() -> None:
 
 
 @pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
-def test_non_finite_values_are_422(fc_hive: Hive, token: bytes) -> None:
+def test_non_finite_values_are_422(fc_hive: HiveProcess, token: bytes) -> None:
     """JSON has no NaN or infinity; what some encoders write for them is refused, not forecast."""
     values = b", ".join([b"1.5"] * 20 + [token] + [b"2.5"] * 5)
     r = fc_hive.post("/v1/fn/fracast", b'{"series": [' + values + b'], "horizon": 4}')

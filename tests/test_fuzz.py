@@ -47,7 +47,7 @@ from fuzz_requests import (  # noqa: E402
     task_requests,
 )
 from fuzz_send import FuzzState, allowed_5xx, assert_error_body, send  # noqa: E402
-from hivectl import Hive  # noqa: E402
+from hivectl import HiveProcess  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ FUZZ = settings(
 # ---- the hive under fuzz ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fuzz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzState]:
-    h = Hive(
+    h = HiveProcess(
         tmp_path_factory.mktemp("fuzz-hive"),
         node={"torch_threads": 0},
         limits={

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 from conftest import TEST_LIMITS, serving
-from hivectl import Hive, MANIFESTS, ok
+from hivectl import HiveProcess, MANIFESTS, ok
 from test_bad_input import assert_error
 
 from colabhive.runners.generation import GenerationRunner, TextStream
@@ -26,7 +26,7 @@ GREEDY = {"messages": QUESTION, "max_tokens": 12}
 
 
 @pytest.fixture(scope="module")
-def gen_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def gen_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     """Gateway + one node hosting only smollm2-chat, ready."""
     with serving(tmp_path_factory, "gen", [FN]) as h:
         yield h
@@ -34,7 +34,7 @@ def gen_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
 
 
 @pytest.fixture(scope="module")
-def greedy(gen_hive: Hive) -> dict[str, Any]:
+def greedy(gen_hive: HiveProcess) -> dict[str, Any]:
     """The greedy answer to QUESTION: the reference the other tests cut and compare."""
     return ok(gen_hive.call(FN, **GREEDY))
 
@@ -50,18 +50,18 @@ def test_greedy_answers_the_question(greedy: dict[str, Any]) -> None:
     assert 1 <= usage["completion_tokens"] <= GREEDY["max_tokens"]
 
 
-def test_greedy_is_deterministic(gen_hive: Hive, greedy: dict[str, Any]) -> None:
+def test_greedy_is_deterministic(gen_hive: HiveProcess, greedy: dict[str, Any]) -> None:
     assert ok(gen_hive.call(FN, **GREEDY)) == greedy
 
 
-def test_max_tokens_ends_with_length(gen_hive: Hive, greedy: dict[str, Any]) -> None:
+def test_max_tokens_ends_with_length(gen_hive: HiveProcess, greedy: dict[str, Any]) -> None:
     out = ok(gen_hive.call(FN, messages=QUESTION, max_tokens=3))
     assert out["finish_reason"] == "length", out
     assert out["usage"]["completion_tokens"] == 3
     assert out["text"] and greedy["text"].startswith(out["text"]), (out, greedy)
 
 
-def test_stop_string_cuts_the_text(gen_hive: Hive, greedy: dict[str, Any]) -> None:
+def test_stop_string_cuts_the_text(gen_hive: HiveProcess, greedy: dict[str, Any]) -> None:
     stop = " is"
     assert stop in greedy["text"], greedy
     out = ok(gen_hive.call(FN, **GREEDY, stop=["zzz", stop]))
@@ -71,7 +71,7 @@ def test_stop_string_cuts_the_text(gen_hive: Hive, greedy: dict[str, Any]) -> No
     assert out["usage"]["completion_tokens"] < greedy["usage"]["completion_tokens"]
 
 
-def test_seeded_sampling_reproduces(gen_hive: Hive) -> None:
+def test_seeded_sampling_reproduces(gen_hive: HiveProcess) -> None:
     body = {"messages": QUESTION, "max_tokens": 8, "temperature": 0.8, "top_p": 0.95, "seed": 1234}
     first = ok(gen_hive.call(FN, **body))
     assert ok(gen_hive.call(FN, **body)) == first
@@ -98,11 +98,11 @@ def test_seeded_sampling_reproduces(gen_hive: Hive) -> None:
         "empty-content", "5-stops", "long-stop", "unknown-field", "ends-with-assistant",
     ],
 )
-def test_bad_input_is_422_naming_the_field(gen_hive: Hive, change: dict[str, Any], field: str) -> None:
+def test_bad_input_is_422_naming_the_field(gen_hive: HiveProcess, change: dict[str, Any], field: str) -> None:
     assert_error(gen_hive.post(f"/v1/fn/{FN}", {**GREEDY, **change}), 422, "invalid_input", field)
 
 
-def test_conversation_past_the_context_is_422(gen_hive: Hive) -> None:
+def test_conversation_past_the_context_is_422(gen_hive: HiveProcess) -> None:
     """Each message is within the text limit; together they are ~30k tokens, past the 8k context."""
     long = [{"role": "user", "content": "a " * (TEST_LIMITS["max_text_chars"] // 2)}] * 60
     err = assert_error(gen_hive.post(f"/v1/fn/{FN}", {"messages": long}), 422, "invalid_input", "messages")

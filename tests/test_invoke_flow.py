@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from fakenode import FakeNode
-from hivectl import Hive
+from hivectl import HiveProcess
 
 QUEUE = 2
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
@@ -22,10 +22,10 @@ GEN = "smollm2-chat@1.0.0"
 
 
 @pytest.fixture(scope="module")
-def hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     """A real echo node, and a fake node that holds smollm2-chat but never answers, so a
     generation queue can be filled without a model."""
-    h = Hive(tmp_path_factory.mktemp("invoke-flow"), limits={"queue_size": QUEUE, "node_timeout_s": 60.0,
+    h = HiveProcess(tmp_path_factory.mktemp("invoke-flow"), limits={"queue_size": QUEUE, "node_timeout_s": 60.0,
                                                             "lease_s": 300.0}, node={"torch_threads": 0})
     try:
         h.start_gateway()
@@ -45,7 +45,7 @@ def _refused_before_any_body(r: httpx.Response, status: int, code: str) -> dict:
     return body
 
 
-def test_streamed_call_with_a_bad_preference_is_a_422_not_a_200(hive: Hive) -> None:
+def test_streamed_call_with_a_bad_preference_is_a_422_not_a_200(hive: HiveProcess) -> None:
     for extra in ({"json": CHAT | {"stream": True}}, {"json": CHAT, "headers": {"accept": "text/event-stream"}}):
         headers = {"x-hive-prefer": "sometimes"} | extra.get("headers", {})
         with hive.http.stream("POST", "/v1/fn/smollm2-chat", json=extra["json"], headers=headers) as r:
@@ -54,7 +54,7 @@ def test_streamed_call_with_a_bad_preference_is_a_422_not_a_200(hive: Hive) -> N
         assert body["error"]["field"] == "X-Hive-Prefer", body
 
 
-def test_streamed_call_to_a_full_queue_is_a_429_with_retry_after(hive: Hive) -> None:
+def test_streamed_call_to_a_full_queue_is_a_429_with_retry_after(hive: HiveProcess) -> None:
     for i in range(QUEUE):  # journaled calls wait in the queue: the fake node never takes them
         r = hive.http.post("/v1/fn/smollm2-chat", json=CHAT, headers={"prefer": "respond-async"})
         assert r.status_code == 202, (i, r.text)
@@ -72,7 +72,7 @@ def test_streamed_call_to_a_full_queue_is_a_429_with_retry_after(hive: Hive) -> 
     assert hive.get_json("/v1/fn/smollm2-chat")["queue_depth"] == QUEUE
 
 
-def test_invoke_with_a_trailing_slash_is_the_same_call(hive: Hive) -> None:
+def test_invoke_with_a_trailing_slash_is_the_same_call(hive: HiveProcess) -> None:
     plain = hive.http.post("/v1/fn/echo", json={"text": "slash"})
     slashed = hive.http.post("/v1/fn/echo/", json={"text": "slash"})
     assert plain.status_code == slashed.status_code == 200, (plain.text, slashed.text)
@@ -87,14 +87,14 @@ def test_invoke_with_a_trailing_slash_is_the_same_call(hive: Hive) -> None:
     ("PUT", "/v1/fn/echo"), ("PUT", "/v1/fn/echo/"), ("DELETE", "/v1/fn/echo"),
     ("GET", "/v1/nodes/x/poll"), ("GET", "/v1/nodes/x/poll/"), ("PATCH", "/v1/nodes/x/poll"),
 ])
-def test_other_methods_on_the_front_door_paths_are_405_json(hive: Hive, method: str, path: str) -> None:
+def test_other_methods_on_the_front_door_paths_are_405_json(hive: HiveProcess, method: str, path: str) -> None:
     r = hive.http.request(method, path)
     assert r.status_code == 405, (r.status_code, r.text)
     err = r.json()["error"]
     assert err["code"] == "method_not_allowed" and method in err["message"], err
 
 
-def test_idempotent_sync_call_answers_with_the_plain_calls_headers(hive: Hive) -> None:
+def test_idempotent_sync_call_answers_with_the_plain_calls_headers(hive: HiveProcess) -> None:
     plain = hive.http.post("/v1/fn/echo", json={"text": "headers"})
     want = {h for h in plain.headers if h.startswith("x-hive-") and h != "x-hive-batch"}
     assert {"x-hive-version", "x-hive-node", "x-hive-energy-j"} <= want, plain.headers
@@ -109,7 +109,7 @@ def test_idempotent_sync_call_answers_with_the_plain_calls_headers(hive: Hive) -
     assert replayed.headers.get("idempotent-replayed") == "true"
 
 
-def test_openapi_documents_the_front_door_routes(hive: Hive) -> None:
+def test_openapi_documents_the_front_door_routes(hive: HiveProcess) -> None:
     paths = hive.get_json("/docs/openapi.json")["paths"]
     invoke = paths["/v1/fn/{name}"]["post"]
     assert {p["name"] for p in invoke["parameters"]} >= {"name", "x-timeout-ms", "x-hive-prefer"}

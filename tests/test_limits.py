@@ -13,15 +13,15 @@ from typing import Any
 import httpx
 import pytest
 from fakenode import FakeNode, wait_task
-from hivectl import Hive
+from hivectl import HiveProcess
 
 ASYNC = {"Prefer": "respond-async"}
 QUEUE = 5
 
 
 @pytest.fixture
-def small_queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
-    h = Hive(
+def small_queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
+    h = HiveProcess(
         tmp_path_factory.mktemp("limits-queue"),
         limits={"queue_size": QUEUE, "node_timeout_s": 10.0},
         node={"torch_threads": 0},
@@ -34,9 +34,9 @@ def small_queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
 
 
 @pytest.fixture(scope="module")
-def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     """No real node; fake nodes stay live for a minute without heartbeats."""
-    h = Hive(
+    h = HiveProcess(
         tmp_path_factory.mktemp("limits-deadline"),
         limits={"node_timeout_s": 60.0, "lease_s": 300.0},
         node={"torch_threads": 0},
@@ -48,7 +48,7 @@ def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
         h.stop()
 
 
-def submit(h: Hive, text: str, **headers: str) -> httpx.Response:
+def submit(h: HiveProcess, text: str, **headers: str) -> httpx.Response:
     return h.http.post("/v1/fn/echo", json={"text": text}, headers={**ASYNC, **headers}, timeout=30)
 
 
@@ -60,7 +60,7 @@ def assert_429(r: httpx.Response) -> None:
 
 
 # ---- 429 -------------------------------------------------------------------------------------
-def test_full_queue_is_429_with_retry_after_and_gateway_keeps_serving(small_queue: Hive) -> None:
+def test_full_queue_is_429_with_retry_after_and_gateway_keeps_serving(small_queue: HiveProcess) -> None:
     h = small_queue
     ids = []
     for i in range(QUEUE):
@@ -89,7 +89,7 @@ def test_full_queue_is_429_with_retry_after_and_gateway_keeps_serving(small_queu
     assert wait_task(h.http, r.json()["id"], timeout=30)["result"] == {"text": "room-again"}
 
 
-def test_idempotent_retry_is_answered_even_when_the_queue_is_full(small_queue: Hive) -> None:
+def test_idempotent_retry_is_answered_even_when_the_queue_is_full(small_queue: HiveProcess) -> None:
     """A retried Idempotency-Key names a task that already holds its place in the queue; it
     adds nothing, so it must be answered with that task, not refused with 429."""
     h = small_queue
@@ -105,7 +105,7 @@ def test_idempotent_retry_is_answered_even_when_the_queue_is_full(small_queue: H
 
 
 # ---- 504 -------------------------------------------------------------------------------------
-def test_deadline_on_a_queued_task_is_504_and_the_task_is_withdrawn(patient: Hive) -> None:
+def test_deadline_on_a_queued_task_is_504_and_the_task_is_withdrawn(patient: HiveProcess) -> None:
     h = patient
     fake = FakeNode(h.url, "never-answers")
     assert fake.poll(max_items=1, wait_ms=0) == []  # now the gateway counts it as serving echo
@@ -124,7 +124,7 @@ def test_deadline_on_a_queued_task_is_504_and_the_task_is_withdrawn(patient: Hiv
     fake.close()
 
 
-def test_deadline_on_a_task_a_node_holds_is_504_on_time(patient: Hive) -> None:
+def test_deadline_on_a_task_a_node_holds_is_504_on_time(patient: HiveProcess) -> None:
     h = patient
     fake = FakeNode(h.url, "holds-forever")
     fake.poll(max_items=1, wait_ms=0)
@@ -152,7 +152,7 @@ def test_deadline_on_a_task_a_node_holds_is_504_on_time(patient: Hive) -> None:
     fake.close()
 
 
-def test_bad_timeout_header_is_422(patient: Hive) -> None:
+def test_bad_timeout_header_is_422(patient: HiveProcess) -> None:
     FakeNode(patient.url, "serves").poll(max_items=1, wait_ms=0)
     for value in ("soon", "0", "-5", "999999999"):
         r = patient.http.post("/v1/fn/echo", json={"text": "x"}, headers={"X-Timeout-Ms": value})

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from conftest import TEST_LIMITS, _running
 from delayproxy import DelayProxy
-from hivectl import MANIFESTS, Hive, post_all
+from hivectl import MANIFESTS, HiveProcess, post_all
 
 import netns
 
@@ -33,9 +33,12 @@ SITES = {
 ok_netns, why = netns.available()
 pytestmark = pytest.mark.skipif(not ok_netns, reason=f"network namespaces unavailable here: {why}")
 
+SitesHive = tuple[HiveProcess, dict[str, str]]
+"""The running hive and its node ids by node name."""
+
 
 @pytest.fixture(scope="module")
-def sites_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hive, dict[str, str]]]:
+def sites_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SitesHive]:
     root = tmp_path_factory.mktemp("multisite")
     (mdir := root / "manifests").mkdir()
     for fn in ("echo", "minilm-embed"):
@@ -44,7 +47,7 @@ def sites_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hive,
     (sdir := root / "sites").mkdir()
     for name, text in SITES.items():
         (sdir / f"{name}.toml").write_text(text)
-    hive = Hive(root / "hive", [mdir], site_dirs=[sdir], gateway={"host": "0.0.0.0"}, limits=dict(TEST_LIMITS))
+    hive = HiveProcess(root / "hive", [mdir], site_dirs=[sdir], gateway={"host": "0.0.0.0"}, limits=dict(TEST_LIMITS))
     with netns.sites(["near", "far"]) as net, _running(hive) as h:
         h.start_gateway()
         with DelayProxy(net["far"].host_ip, "127.0.0.1", h.port, FAR_DELAY_MS) as far_link:
@@ -60,11 +63,11 @@ def sites_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hive,
             yield h, ids
 
 
-def _node(h: Hive, name: str) -> dict[str, Any]:
+def _node(h: HiveProcess, name: str) -> dict[str, Any]:
     return next(n for n in h.get_json("/v1/nodes")["nodes"] if n["name"] == name)
 
 
-def _timed_call(h: Hive, prefer: str, text: str, fn: str = "echo") -> tuple[str, float]:
+def _timed_call(h: HiveProcess, prefer: str, text: str, fn: str = "echo") -> tuple[str, float]:
     t0 = time.perf_counter()
     r = h.http.post(f"/v1/fn/{fn}", json={"text": text}, headers={"x-hive-prefer": prefer})
     assert r.status_code == 200, r.text
@@ -72,7 +75,7 @@ def _timed_call(h: Hive, prefer: str, text: str, fn: str = "echo") -> tuple[str,
     return r.headers["x-hive-node"], (time.perf_counter() - t0) * 1000
 
 
-def test_nodes_reach_the_gateway_from_their_own_namespaces(sites_hive: tuple[Hive, dict[str, str]]) -> None:
+def test_nodes_reach_the_gateway_from_their_own_namespaces(sites_hive: SitesHive) -> None:
     h, ids = sites_hive
     near, far = _node(h, "node-near"), _node(h, "node-far")
     assert near["site"] == "near" and far["site"] == "far"
@@ -81,7 +84,7 @@ def test_nodes_reach_the_gateway_from_their_own_namespaces(sites_hive: tuple[Hiv
     assert "127.0.0.1" not in (Path(h.logs / "node-near.log").read_text())  # it dialled the veth address
 
 
-def test_fast_calls_stay_near_and_the_far_site_does_not_stall_them(sites_hive: tuple[Hive, dict[str, str]]) -> None:
+def test_fast_calls_stay_near_and_the_far_site_does_not_stall_them(sites_hive: SitesHive) -> None:
     h, ids = sites_hive
     for i in range(5):  # let the router measure both nodes at least once
         _timed_call(h, "green", f"warm-{i}")
@@ -96,7 +99,7 @@ def test_fast_calls_stay_near_and_the_far_site_does_not_stall_them(sites_hive: t
     assert sum(r.headers["x-hive-node"] == ids["node-near"] for r in rs) >= 18
 
 
-def test_green_calls_go_to_the_clean_grid_for_a_recorded_reason(sites_hive: tuple[Hive, dict[str, str]]) -> None:
+def test_green_calls_go_to_the_clean_grid_for_a_recorded_reason(sites_hive: SitesHive) -> None:
     h, ids = sites_hive
     # a real model, so each task's energy is work both nodes measure alike (same hardware)
     for i in range(3):
@@ -114,7 +117,7 @@ def test_green_calls_go_to_the_clean_grid_for_a_recorded_reason(sites_hive: tupl
     assert terms[ids["node-far"]]["rtt_ms"] > terms[ids["node-near"]]["rtt_ms"]
 
 
-def test_bad_preference_is_a_422(sites_hive: tuple[Hive, dict[str, str]]) -> None:
+def test_bad_preference_is_a_422(sites_hive: SitesHive) -> None:
     h, _ = sites_hive
     r = h.http.post("/v1/fn/echo", json={"text": "x"}, headers={"x-hive-prefer": "slow"})
     assert r.status_code == 422 and r.json()["error"]["field"] == "X-Hive-Prefer"

@@ -14,20 +14,20 @@ from collections.abc import Iterator
 import openai
 import pytest
 from conftest import serving
-from hivectl import Hive
+from hivectl import HiveProcess
 
 TEXTS = ["The cat sat on the mat.", "A feline rested on the rug.", "Quarterly revenue rose by four percent."]
 CHAT = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 @pytest.fixture(scope="module")
-def oa_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def oa_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     with serving(tmp_path_factory, "openai", ["minilm-embed", "smollm2-chat", "langid"]) as h:
         yield h
 
 
 @pytest.fixture(scope="module")
-def client(oa_hive: Hive) -> openai.OpenAI:
+def client(oa_hive: HiveProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{oa_hive.url}/v1", api_key="unused-on-an-open-hive", max_retries=0, timeout=120)
 
 
@@ -40,7 +40,7 @@ def test_models_lists_functions_and_versions(client: openai.OpenAI) -> None:
     assert {"minilm-embed", "minilm-embed@1.0.0", "smollm2-chat"} <= ids
 
 
-def test_embeddings_match_the_native_route(client: openai.OpenAI, oa_hive: Hive) -> None:
+def test_embeddings_match_the_native_route(client: openai.OpenAI, oa_hive: HiveProcess) -> None:
     res = client.embeddings.create(model="minilm-embed", input=TEXTS)
     assert [d.index for d in res.data] == [0, 1, 2]
     assert res.model == "minilm-embed@1.0.0"
@@ -79,7 +79,7 @@ def test_openai_errors_are_raised_as_openai_exceptions(client: openai.OpenAI) ->
         client.embeddings.create(model="minilm-embed", input=TEXTS[0], dimensions=12)
 
 
-def test_chat_completion_answers_and_streams_the_same_text(client: openai.OpenAI, oa_hive: Hive) -> None:
+def test_chat_completion_answers_and_streams_the_same_text(client: openai.OpenAI, oa_hive: HiveProcess) -> None:
     done = client.chat.completions.create(model="smollm2-chat", messages=CHAT, max_tokens=24, temperature=0)
     text = done.choices[0].message.content
     assert "paris" in text.lower(), text

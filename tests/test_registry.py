@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import TEST_LIMITS, _running
-from hivectl import MANIFESTS, Hive
+from hivectl import MANIFESTS, HiveProcess
 from test_bad_input import assert_error
 
 CLEAR = [
@@ -52,43 +52,43 @@ def _manifest(d: Path, version: str, lifecycle: str, dataset: str, threshold: fl
 
 
 @pytest.fixture(scope="module")
-def reg_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def reg_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     d = tmp_path_factory.mktemp("registry-manifests")
     clear, short = _dataset(d / "clear.jsonl", CLEAR), _dataset(d / "short.jsonl", SHORT)
     _manifest(d, "1.0.0", "preferred", clear, 0.8)
     _manifest(d, "1.1.0", "candidate", clear, 0.8)
     _manifest(d, "0.9.0", "candidate", short, 0.95)
     (d / "echo.toml").write_text((MANIFESTS / "echo.toml").read_text())
-    with _running(Hive(tmp_path_factory.mktemp("registry-hive"), [d], limits=dict(TEST_LIMITS))) as h:
+    with _running(HiveProcess(tmp_path_factory.mktemp("registry-hive"), [d], limits=dict(TEST_LIMITS))) as h:
         h.start_gateway()
         h.start_node("node-r", "--functions", "langid", wait_for=["langid@0.9.0", "langid@1.0.0", "langid@1.1.0"])
         yield h
 
 
-def _fn(h: Hive) -> dict[str, Any]:
+def _fn(h: HiveProcess) -> dict[str, Any]:
     fns = {f["name"]: f for f in h.get_json("/v1/fn")["functions"]}
     return fns["langid"]
 
 
-def _states(h: Hive) -> dict[str, str]:
+def _states(h: HiveProcess) -> dict[str, str]:
     return {v["version"]: v["lifecycle"] for v in _fn(h)["versions"]}
 
 
-def _version_called(h: Hive, fn: str) -> str:
+def _version_called(h: HiveProcess, fn: str) -> str:
     r = h.call(fn, text=CLEAR[0][1])
     assert r.status_code == 200, r.text
     assert r.json()["language"] == "en"
     return r.headers["x-hive-version"]
 
 
-def _cli(h: Hive, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(h: HiveProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "colabhive", *args, "--gateway", h.url],
         capture_output=True, text=True, timeout=120, cwd=h.tmp,
     )
 
 
-def test_catalog_lists_every_version_with_state_artifact_and_nodes(reg_hive: Hive) -> None:
+def test_catalog_lists_every_version_with_state_artifact_and_nodes(reg_hive: HiveProcess) -> None:
     f = _fn(reg_hive)
     assert f["default"] == f["preferred"] == "langid@1.0.0"
     assert [v["version"] for v in f["versions"]] == ["0.9.0", "1.0.0", "1.1.0"]  # version order, not file order
@@ -102,7 +102,7 @@ def test_catalog_lists_every_version_with_state_artifact_and_nodes(reg_hive: Hiv
     assert len({v["artifact"]["sha256"] for v in f["versions"]}) == 1
 
 
-def test_plain_name_runs_preferred_and_a_pin_runs_that_version(reg_hive: Hive) -> None:
+def test_plain_name_runs_preferred_and_a_pin_runs_that_version(reg_hive: HiveProcess) -> None:
     assert _version_called(reg_hive, "langid") == "langid@1.0.0"
     assert _version_called(reg_hive, "langid@1.1.0") == "langid@1.1.0"  # a candidate can be tried when pinned
     err = assert_error(reg_hive.call("langid@7.0.0", text="hello there"), 404, "unknown_function")
@@ -111,7 +111,7 @@ def test_plain_name_runs_preferred_and_a_pin_runs_that_version(reg_hive: Hive) -
     assert desc["ref"] == "langid@1.1.0" and desc["lifecycle"] == "candidate" and "input" in desc
 
 
-def test_failing_candidate_is_refused_with_its_scores(reg_hive: Hive) -> None:
+def test_failing_candidate_is_refused_with_its_scores(reg_hive: HiveProcess) -> None:
     r = reg_hive.post("/v1/registry/langid@0.9.0/promote", {"to": "preferred"})
     assert r.status_code == 409, r.text
     err = r.json()["error"]
@@ -127,7 +127,7 @@ def test_failing_candidate_is_refused_with_its_scores(reg_hive: Hive) -> None:
     assert p.returncode == 1 and "gate_failed" in p.stderr, (p.stdout, p.stderr)
 
 
-def test_eval_promote_rollback_retire(reg_hive: Hive) -> None:
+def test_eval_promote_rollback_retire(reg_hive: HiveProcess) -> None:
     p = _cli(reg_hive, "eval", "langid@1.1.0")
     assert p.returncode == 0, p.stderr
     report = json.loads(p.stdout)
@@ -162,7 +162,7 @@ def test_eval_promote_rollback_retire(reg_hive: Hive) -> None:
     assert events[0]["previous"] == "langid@1.0.0" and events[0]["detail"]["evaluation"]["passed"]
 
 
-def test_states_and_scores_survive_a_gateway_restart(reg_hive: Hive) -> None:
+def test_states_and_scores_survive_a_gateway_restart(reg_hive: HiveProcess) -> None:
     before = _fn(reg_hive)
     reg_hive.kill("gateway")  # SIGKILL: what was acknowledged must already be on disk
     reg_hive.start_gateway()
@@ -173,7 +173,7 @@ def test_states_and_scores_survive_a_gateway_restart(reg_hive: Hive) -> None:
     assert _version_called(reg_hive, "langid") == before["default"]
 
 
-def test_unknown_version_and_missing_eval_are_clear_errors(reg_hive: Hive) -> None:
+def test_unknown_version_and_missing_eval_are_clear_errors(reg_hive: HiveProcess) -> None:
     assert_error(reg_hive.post("/v1/registry/langid@5.0.0/eval", b""), 404, "unknown_function")
     assert_error(reg_hive.post("/v1/registry/langid/eval", b""), 422, "invalid_input", "ref")
     err = assert_error(reg_hive.post("/v1/registry/echo@1.0.0/eval", b""), 422, "invalid_input", "eval")

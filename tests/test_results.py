@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fakenode import FakeNode, wait_task
-from hivectl import Hive
+from hivectl import HiveProcess
 from taskkit import ECHO_NODE, make, node_record, submit_ok, task
 
 
@@ -69,7 +69,7 @@ def test_late_result_from_a_live_node_after_its_lease_ran_out_is_dropped(new_hiv
 
 
 @pytest.fixture(scope="module")
-def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     """A gateway with no real node: only fake nodes take tasks here."""
     h = make(tmp_path_factory.mktemp("durable-bare"), node_timeout_s=60.0, lease_s=300.0)
     try:
@@ -79,7 +79,7 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
         h.stop()
 
 
-def test_result_for_a_task_never_given_is_not_accepted(bare: Hive) -> None:
+def test_result_for_a_task_never_given_is_not_accepted(bare: HiveProcess) -> None:
     stranger = FakeNode(bare.url, "stranger")
     holder = FakeNode(bare.url, "holder")
     r = stranger.post_results([{"id": uuid.uuid4().hex, "output": {"text": "nobody asked"}}])
@@ -109,7 +109,7 @@ def test_result_for_a_task_never_given_is_not_accepted(bare: Hive) -> None:
     holder.close()
 
 
-def test_error_result_fails_the_task_without_retry(bare: Hive) -> None:
+def test_error_result_fails_the_task_without_retry(bare: HiveProcess) -> None:
     node = FakeNode(bare.url, "poisoned")
     tid = submit_ok(bare, "poison")
     got = node.poll(max_items=1, wait_ms=2000)
@@ -129,7 +129,7 @@ def test_error_result_fails_the_task_without_retry(bare: Hive) -> None:
     node.close()
 
 
-def test_sync_caller_gets_the_model_error(bare: Hive) -> None:
+def test_sync_caller_gets_the_model_error(bare: HiveProcess) -> None:
     import threading
 
     node = FakeNode(bare.url, "poisoned-sync")
@@ -154,7 +154,7 @@ def test_sync_caller_gets_the_model_error(bare: Hive) -> None:
     node.close()
 
 
-def test_cancel_running_task_keeps_it_cancelled_when_its_result_arrives(bare: Hive) -> None:
+def test_cancel_running_task_keeps_it_cancelled_when_its_result_arrives(bare: HiveProcess) -> None:
     node = FakeNode(bare.url, "runs-then-cancelled")
     tid = submit_ok(bare, "cancel-me-while-running")
     assert [t["id"] for t in node.poll(max_items=1, wait_ms=2000)] == [tid]

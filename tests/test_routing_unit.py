@@ -1,4 +1,4 @@
-"""Routing by an explicit cost, in one event loop with the real Dispatcher, Registry and Router.
+"""Routing by an explicit cost, in one event loop with the real Dispatcher, NodeRegistry and Router.
 
 Two nodes hold the same function: one near and fast on a dirty grid, one far on a clean
 grid. The measured service times, round trips and site figures are set as nodes would
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from colabhive.config import RoutingConfig
-from colabhive.dispatch import Dispatcher, Registry, Task
+from colabhive.dispatch import Dispatcher, NodeRegistry, Task
 from colabhive.dispatch.routing import Router, SiteFigures
 from colabhive.wire import Device, DeviceStats
 
@@ -18,14 +18,14 @@ SITES = {"near": SiteFigures(carbon_g_per_kwh=700.0, price_per_hour=0.9),
          "far": SiteFigures(carbon_g_per_kwh=50.0, price_per_hour=0.3)}
 
 
-def _hive() -> tuple[Dispatcher, Registry, Router]:
-    reg = Registry(node_timeout_s=30.0)
+def _hive() -> tuple[Dispatcher, NodeRegistry, Router]:
+    reg = NodeRegistry(node_timeout_s=30.0)
     router = Router(RoutingConfig(), lambda site: SITES.get(site, SiteFigures()))
     d = Dispatcher(reg, queue_size=100, lease_s=30.0, max_attempts=2, router=router)
     return d, reg, router
 
 
-def _node(reg: Registry, name: str, site: str, rtt_ms: float, power_w: float):  # -> NodeRecord
+def _node(reg: NodeRegistry, name: str, site: str, rtt_ms: float, power_w: float):  # -> NodeRecord
     rec = reg.add(name, site, "h", [Device(kind="cpu")])
     rec.functions = frozenset({"fn@1"})
     rec.stats = [DeviceStats(device="cpu:0", power_w=power_w)]
@@ -33,7 +33,7 @@ def _node(reg: Registry, name: str, site: str, rtt_ms: float, power_w: float):  
     return rec
 
 
-def _two_sites(router: Router, reg: Registry):  # -> (near, far)
+def _two_sites(router: Router, reg: NodeRegistry):  # -> (near, far)
     near = _node(reg, "near-node", "near", rtt_ms=1.0, power_w=200.0)
     far = _node(reg, "far-node", "far", rtt_ms=80.0, power_w=200.0)
     for _ in range(5):  # both measured at 20 ms per task

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import TEST_LIMITS, serving
-from hivectl import Hive, ok
+from hivectl import HiveProcess, ok
 from test_bad_input import assert_error
 
 SENTENCES = {
@@ -32,7 +32,7 @@ PASSAGES = [
 
 
 @pytest.fixture(scope="module")
-def extra_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def extra_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     """Gateway + one node hosting only langid and minilm-rerank, both ready."""
     with serving(tmp_path_factory, "extra", ["langid", "minilm-rerank"]) as h:
         yield h
@@ -41,7 +41,7 @@ def extra_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
 
 # ---- language -------------------------------------------------------------------------------
 @pytest.mark.parametrize("lang", sorted(SENTENCES))
-def test_language_identifies_sentence(extra_hive: Hive, lang: str) -> None:
+def test_language_identifies_sentence(extra_hive: HiveProcess, lang: str) -> None:
     out = ok(extra_hive.call("langid", text=SENTENCES[lang]))
     assert set(out) == {"language", "score", "top"}
     assert out["language"] == lang, out
@@ -55,13 +55,13 @@ def test_language_identifies_sentence(extra_hive: Hive, lang: str) -> None:
     assert len({t["language"] for t in top}) == 3, top
 
 
-def test_language_rejects_bad_input(extra_hive: Hive) -> None:
+def test_language_rejects_bad_input(extra_hive: HiveProcess) -> None:
     assert_error(extra_hive.post("/v1/fn/langid", b'{"text": ""}'), 422, "invalid_input", "text")
     assert_error(extra_hive.post("/v1/fn/langid", b'{"text": "hi", "x": 1}'), 422, "invalid_input", "x")
 
 
 # ---- rerank ---------------------------------------------------------------------------------
-def test_rerank_puts_the_relevant_passage_first(extra_hive: Hive) -> None:
+def test_rerank_puts_the_relevant_passage_first(extra_hive: HiveProcess) -> None:
     out = ok(extra_hive.call("minilm-rerank", query=QUERY, passages=PASSAGES))
     assert set(out) == {"results"}
     results = out["results"]
@@ -74,14 +74,14 @@ def test_rerank_puts_the_relevant_passage_first(extra_hive: Hive) -> None:
     assert scores[0] - scores[1] > 0.2, results  # clearly first, not by a hair
 
 
-def test_rerank_identical_passage_scores_one(extra_hive: Hive) -> None:
+def test_rerank_identical_passage_scores_one(extra_hive: HiveProcess) -> None:
     """A passage equal to the query has cosine 1: scores are true cosines, not mere ranks."""
     out = ok(extra_hive.call("minilm-rerank", query=QUERY, passages=[PASSAGES[0], QUERY]))
     assert out["results"][0]["index"] == 1
     assert out["results"][0]["score"] == pytest.approx(1.0, abs=1e-4)
 
 
-def test_rerank_concurrent_calls_keep_their_own_answers(extra_hive: Hive) -> None:
+def test_rerank_concurrent_calls_keep_their_own_answers(extra_hive: HiveProcess) -> None:
     """Calls batched together (different passage counts) each get their own ranking."""
     bodies = [{"query": QUERY, "passages": PASSAGES[: 1 + k % 3] + [PASSAGES[1]] * (k % 2)} for k in range(16)]
 
@@ -115,10 +115,10 @@ def test_rerank_concurrent_calls_keep_their_own_answers(extra_hive: Hive) -> Non
         "empty", "non-string", "empty-passage", "unknown-field", "65-passages", "empty-query", "no-query", "too-long"
     ],
 )
-def test_rerank_rejects_bad_input(extra_hive: Hive, body: dict[str, Any], field: str) -> None:
+def test_rerank_rejects_bad_input(extra_hive: HiveProcess, body: dict[str, Any], field: str) -> None:
     assert_error(extra_hive.post("/v1/fn/minilm-rerank", body), 422, "invalid_input", field)
 
 
-def test_rerank_64_passages_is_the_limit(extra_hive: Hive) -> None:
+def test_rerank_64_passages_is_the_limit(extra_hive: HiveProcess) -> None:
     out = ok(extra_hive.call("minilm-rerank", query=QUERY, passages=[f"passage {i}" for i in range(64)]))
     assert sorted(r["index"] for r in out["results"]) == list(range(64))

@@ -14,16 +14,16 @@ import colabhive
 import pytest
 from colabhive.errors import HiveError, InvalidInput, NoCapacity, Unauthorized, UnknownFunction
 from conftest import HiveFactory
-from hivectl import Hive
+from hivectl import HiveProcess
 
 
-def test_call_returns_decoded_output(echo_hive: Hive) -> None:
+def test_call_returns_decoded_output(echo_hive: HiveProcess) -> None:
     with colabhive.Client(echo_hive.url) as client:
         assert client.call("echo", text="hello SDK") == {"text": "hello SDK"}
         assert client.call("echo", text="with deadline", timeout_ms=20_000) == {"text": "with deadline"}
 
 
-def test_unknown_function_raises_unknown_function(echo_hive: Hive) -> None:
+def test_unknown_function_raises_unknown_function(echo_hive: HiveProcess) -> None:
     with colabhive.Client(echo_hive.url) as client, pytest.raises(UnknownFunction) as info:
         client.call("nope", text="x")
     assert info.value.code == "unknown_function" and "nope" in info.value.message
@@ -31,27 +31,27 @@ def test_unknown_function_raises_unknown_function(echo_hive: Hive) -> None:
 
 
 @pytest.mark.parametrize("inputs", [{"text": 5}, {"text": ""}, {}, {"text": "a" * 1001}])
-def test_bad_input_raises_invalid_input_naming_field(echo_hive: Hive, inputs: dict[str, object]) -> None:
+def test_bad_input_raises_invalid_input_naming_field(echo_hive: HiveProcess, inputs: dict[str, object]) -> None:
     with colabhive.Client(echo_hive.url) as client, pytest.raises(InvalidInput) as info:
         client.call("echo", **inputs)
     assert info.value.field == "text"
     assert info.value.status == 422
 
 
-def test_bad_timeout_raises_invalid_input_naming_header(echo_hive: Hive) -> None:
+def test_bad_timeout_raises_invalid_input_naming_header(echo_hive: HiveProcess) -> None:
     with colabhive.Client(echo_hive.url) as client, pytest.raises(InvalidInput) as info:
         client.call("echo", text="x", timeout_ms=0)
     assert info.value.field == "X-Timeout-Ms"
 
 
-def test_no_node_raises_no_capacity_with_retry_after(echo_hive: Hive) -> None:
+def test_no_node_raises_no_capacity_with_retry_after(echo_hive: HiveProcess) -> None:
     with colabhive.Client(echo_hive.url) as client, pytest.raises(NoCapacity) as info:
         client.call("minilm-embed", text="nobody hosts me")
     assert "minilm-embed" in info.value.message
     assert info.value.retry_after is not None and info.value.retry_after > 0
 
 
-def test_functions_lists_catalog_with_readiness(echo_hive: Hive) -> None:
+def test_functions_lists_catalog_with_readiness(echo_hive: HiveProcess) -> None:
     with colabhive.Client(echo_hive.url) as client:
         fns = {f["name"]: f for f in client.functions()}
         assert {"echo", "minilm-embed"} <= set(fns)
@@ -63,7 +63,7 @@ def test_functions_lists_catalog_with_readiness(echo_hive: Hive) -> None:
             client.describe("nope")
 
 
-def test_async_client_inside_asyncio_run(echo_hive: Hive) -> None:
+def test_async_client_inside_asyncio_run(echo_hive: HiveProcess) -> None:
     """Concurrent awaited calls, the catalog and errors, all from one event loop."""
 
     async def main() -> tuple[list[object], list[str]]:
@@ -81,7 +81,7 @@ def test_async_client_inside_asyncio_run(echo_hive: Hive) -> None:
     assert "echo" in names and "minilm-embed" in names
 
 
-def test_sync_client_acall_works_across_event_loops(echo_hive: Hive) -> None:
+def test_sync_client_acall_works_across_event_loops(echo_hive: HiveProcess) -> None:
     """Client.acall from two successive asyncio.run() calls (two event loops) must both work."""
     with colabhive.Client(echo_hive.url) as client:
         assert asyncio.run(client.acall("echo", text="first loop")) == {"text": "first loop"}
@@ -90,7 +90,7 @@ def test_sync_client_acall_works_across_event_loops(echo_hive: Hive) -> None:
 
 def test_api_key_is_sent_by_call_and_acall(make_hive: HiveFactory) -> None:
     """On a hive that requires API keys, Client(api_key=...) authenticates both call and acall."""
-    h: Hive = make_hive(auth={"api_keys": True})
+    h: HiveProcess = make_hive(auth={"api_keys": True})
     created = subprocess.run(
         [sys.executable, "-m", "colabhive", "keys", "create", "--config", str(h.config), "--tenant", "acme"],
         capture_output=True,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from colabhive.dispatch.registry import NodeRecord
+from colabhive.dispatch.node_registry import NodeRecord
 from colabhive.errors import ConfigError, InvalidInput
 from colabhive.gateway.sites import load_sites, site_for
 from colabhive.wire import SiteProfile
-from hivectl import ROOT, Hive
+from hivectl import ROOT, HiveProcess
 
 GOOD = 'name = "{name}"\nregion = "somewhere"\ncarbon_g_per_kwh = 120\nprice_per_gpu_hour = 1.5\n'
 
@@ -85,10 +85,10 @@ def test_carbon_is_energy_times_the_sites_intensity() -> None:
 
 
 def test_the_gateway_refuses_an_unknown_site_and_fails_on_a_bad_profile(tmp_path: Path) -> None:
-    h = Hive(tmp_path / "ok", site_dirs=[ROOT / "nodes"])
+    h = HiveProcess(tmp_path / "ok", site_dirs=[ROOT / "nodes"])
     bad_dir = tmp_path / "bad-sites"
     bad = _site(bad_dir, "x", 'name = "x"\ncarbon_g_per_kwh = "lots"\n')
-    broken = Hive(tmp_path / "broken", site_dirs=[bad_dir])
+    broken = HiveProcess(tmp_path / "broken", site_dirs=[bad_dir])
     try:
         h.start_gateway()
         r = httpx.post(f"{h.url}/v1/nodes/register", json={"name": "n", "site": "atlantis"})
@@ -110,7 +110,7 @@ def test_the_gateway_refuses_an_unknown_site_and_fails_on_a_bad_profile(tmp_path
 
 
 def test_a_node_at_an_unknown_site_exits_with_the_reason(tmp_path: Path) -> None:
-    h = Hive(tmp_path, site_dirs=[ROOT / "nodes"])
+    h = HiveProcess(tmp_path, site_dirs=[ROOT / "nodes"])
     try:
         h.start_gateway()
         h.start_node("lost", "--site", "atlantis", "--functions", "echo")

@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 from conftest import serving
-from hivectl import Hive
+from hivectl import HiveProcess
 
 MESSAGES = [{"role": "user", "content": "Name three colours of the rainbow."}]
 
 
 @pytest.fixture(scope="module")
-def gen_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def gen_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     with serving(tmp_path_factory, "stream", ["smollm2-chat"]) as h:
         yield h
 
@@ -32,7 +32,7 @@ def _events(r: httpx.Response) -> Iterator[tuple[str, Any, float]]:
             yield event or "message", json.loads(line[6:]), time.monotonic()
 
 
-def test_stream_joins_to_the_plain_answer_and_arrives_piece_by_piece(gen_hive: Hive) -> None:
+def test_stream_joins_to_the_plain_answer_and_arrives_piece_by_piece(gen_hive: HiveProcess) -> None:
     body = {"messages": MESSAGES, "max_tokens": 32, "temperature": 0}
     plain = gen_hive.call("smollm2-chat", **body).json()
     with gen_hive.http.stream("POST", "/v1/fn/smollm2-chat", json=body | {"stream": True}) as r:
@@ -49,14 +49,14 @@ def test_stream_joins_to_the_plain_answer_and_arrives_piece_by_piece(gen_hive: H
     assert times[-1] - times[0] > 0.2, times
 
 
-def test_accept_header_asks_for_a_stream_too(gen_hive: Hive) -> None:
+def test_accept_header_asks_for_a_stream_too(gen_hive: HiveProcess) -> None:
     body = {"messages": MESSAGES, "max_tokens": 6, "temperature": 0}
     with gen_hive.http.stream("POST", "/v1/fn/smollm2-chat", json=body, headers={"accept": "text/event-stream"}) as r:
         events = list(_events(r))
     assert events[-1][0] == "result" and events[-1][1]["usage"]["completion_tokens"] == 6
 
 
-def test_a_caller_that_leaves_stops_the_generation(gen_hive: Hive) -> None:
+def test_a_caller_that_leaves_stops_the_generation(gen_hive: HiveProcess) -> None:
     body = {"messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
             "max_tokens": 400, "temperature": 0, "stream": True}
     with gen_hive.http.stream("POST", "/v1/fn/smollm2-chat", json=body) as r:
@@ -70,12 +70,12 @@ def test_a_caller_that_leaves_stops_the_generation(gen_hive: Hive) -> None:
     assert time.monotonic() - t0 < 10, "the abandoned generation kept the node busy"
 
 
-def test_bad_stream_input_is_a_422_before_any_event(gen_hive: Hive) -> None:
+def test_bad_stream_input_is_a_422_before_any_event(gen_hive: HiveProcess) -> None:
     r = gen_hive.post("/v1/fn/smollm2-chat", {"messages": MESSAGES, "stream": True, "temperature": 9})
     assert r.status_code == 422 and r.json()["error"]["field"] == "temperature"
 
 
-def test_sdk_stream_yields_pieces_and_returns_the_output(gen_hive: Hive) -> None:
+def test_sdk_stream_yields_pieces_and_returns_the_output(gen_hive: HiveProcess) -> None:
     from colabhive import Client
 
     with Client(gen_hive.url) as c:

@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import TEST_LIMITS, serving
-from hivectl import MANIFESTS, Hive, ok
+from hivectl import MANIFESTS, HiveProcess, ok
 from test_bad_input import assert_error
 
 from colabhive.recipes.tabular_common import load, split
@@ -32,7 +32,7 @@ LIMITS = {**TEST_LIMITS, "max_body_bytes": 262144}  # all held-out rows of a dat
 
 
 @pytest.fixture(scope="module")
-def tab_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def tab_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     with serving(tmp_path_factory, "tabular", FUNCTIONS + LINEAR, LIMITS) as h:
         yield h
 
@@ -52,7 +52,7 @@ def _held_out(loader: str, kind: str) -> tuple[list[dict[str, float]], np.ndarra
     ],
 )
 def test_classifier_accuracy_on_held_out_rows(
-    tab_hive: Hive, fn: str, loader: str, labels: list[str], floor: float
+    tab_hive: HiveProcess, fn: str, loader: str, labels: list[str], floor: float
 ) -> None:
     rows, truth = _held_out(loader, "binary" if len(labels) == 2 else "multiclass")
     preds = ok(tab_hive.call(fn, records=rows))["predictions"]
@@ -66,7 +66,7 @@ def test_classifier_accuracy_on_held_out_rows(
     assert accuracy >= floor, accuracy
 
 
-def test_regression_r2_on_held_out_rows(tab_hive: Hive) -> None:
+def test_regression_r2_on_held_out_rows(tab_hive: HiveProcess) -> None:
     """Diabetes progression is hard to predict (linear models reach about 0.5); measured 0.466."""
     rows, truth = _held_out("load_diabetes", "regression")
     preds = ok(tab_hive.call("tabular-diabetes", records=rows))["predictions"]
@@ -83,7 +83,7 @@ def _eval_set(fn: str) -> tuple[list[dict[str, float]], list[Any], float]:
     return [ln["input"]["record"] for ln in lines], [ln["expected"] for ln in lines], doc["eval"]["threshold"]
 
 
-def test_linear_classifier_passes_its_gate(tab_hive: Hive) -> None:
+def test_linear_classifier_passes_its_gate(tab_hive: HiveProcess) -> None:
     """Measured 0.958 (137 of 143); a logistic gives no row a probability of exactly 0 or 1 here."""
     rows, truth, gate = _eval_set("tabular-breast-cancer-linear")
     preds = ok(tab_hive.call("tabular-breast-cancer-linear", records=rows))["predictions"]
@@ -97,7 +97,7 @@ def test_linear_classifier_passes_its_gate(tab_hive: Hive) -> None:
     assert accuracy >= gate, accuracy
 
 
-def test_linear_regression_passes_its_gate(tab_hive: Hive) -> None:
+def test_linear_regression_passes_its_gate(tab_hive: HiveProcess) -> None:
     """Measured R² 0.449 on the same rows as tabular-diabetes (0.466): a different model, not a copy."""
     rows, truth, gate = _eval_set("tabular-diabetes-linear")
     linear = np.array([p["value"] for p in ok(tab_hive.call("tabular-diabetes-linear", records=rows))["predictions"]])
@@ -110,7 +110,7 @@ def test_linear_regression_passes_its_gate(tab_hive: Hive) -> None:
 
 
 @pytest.mark.parametrize(("fn", "score"), [(LINEAR[0], 0.958), (LINEAR[1], 0.449)])
-def test_linear_hive_evaluation_is_what_the_recipe_measured(tab_hive: Hive, fn: str, score: float) -> None:
+def test_linear_hive_evaluation_is_what_the_recipe_measured(tab_hive: HiveProcess, fn: str, score: float) -> None:
     """The promotion gate's own evaluation (the manifest's [eval]) scores what provenance recorded."""
     report = ok(tab_hive.http.post(f"/v1/registry/{fn}@1.0.0/eval", timeout=120))
     assert report["passed"] and report["failed_calls"] == 0, report
@@ -118,14 +118,14 @@ def test_linear_hive_evaluation_is_what_the_recipe_measured(tab_hive: Hive, fn: 
 
 
 @pytest.mark.parametrize(("fn", "feature"), [(LINEAR[0], "worst area"), (LINEAR[1], "bmi")])
-def test_linear_missing_feature_is_422_naming_it(tab_hive: Hive, fn: str, feature: str) -> None:
+def test_linear_missing_feature_is_422_naming_it(tab_hive: HiveProcess, fn: str, feature: str) -> None:
     rows, _, _ = _eval_set(fn)
     r = tab_hive.post(f"/v1/fn/{fn}", {"records": [rows[0], {k: v for k, v in rows[1].items() if k != feature}]})
     err = assert_error(r, 422, "invalid_input", f"records.1.{feature}")
     assert f"`{feature}`" in err["message"], err
 
 
-def test_a_batch_keeps_row_order(tab_hive: Hive) -> None:
+def test_a_batch_keeps_row_order(tab_hive: HiveProcess) -> None:
     """One `records` call equals the same rows sent one by one (concurrently, so batched)."""
     rows, _ = _held_out("load_wine", "multiclass")
     rows = rows[::3]  # a mix of all three cultivars
@@ -167,7 +167,7 @@ def _row() -> dict[str, float]:
         "1025-rows", "string-value", "unknown-field",
     ],
 )
-def test_bad_input_is_422_naming_the_field(tab_hive: Hive, make_body: Any, field: str | None) -> None:
+def test_bad_input_is_422_naming_the_field(tab_hive: HiveProcess, make_body: Any, field: str | None) -> None:
     r = tab_hive.post("/v1/fn/tabular-diabetes", make_body(_row()))
     err = assert_error(r, 422, "invalid_input", *([field] if field else []))
     feature = (field or "").rpartition(".")[2]

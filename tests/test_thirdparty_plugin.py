@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import TEST_LIMITS, _running
-from hivectl import MANIFESTS, ROOT, Hive, ok
+from hivectl import MANIFESTS, ROOT, HiveProcess, ok
 
 PLUGIN_SRC = ROOT / "tests" / "thirdparty_plugin"
 TOY_MANIFEST = """\
@@ -66,14 +66,14 @@ def install_plugin(tmp: Path) -> Path:
     return site
 
 
-def node_entry(h: Hive, name: str) -> dict[str, Any]:
+def node_entry(h: HiveProcess, name: str) -> dict[str, Any]:
     nodes = {n["name"]: n for n in ok(h.http.get("/v1/nodes"))["nodes"]}
     assert name in nodes, sorted(nodes)
     return nodes[name]
 
 
 @pytest.fixture(scope="module")
-def toy_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def toy_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     """A gateway, a node with the plugin (toy-embed) and one without it (minilm-embed, and
     asked for toy-embed too, which it must decline)."""
     tmp = tmp_path_factory.mktemp("toyaccel")
@@ -82,7 +82,7 @@ def toy_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
     manifests.mkdir()
     (manifests / "toy-embed.toml").write_text(TOY_MANIFEST)
     pythonpath = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
-    with _running(Hive(tmp / "hive", [MANIFESTS, manifests], limits=dict(TEST_LIMITS))) as h:
+    with _running(HiveProcess(tmp / "hive", [MANIFESTS, manifests], limits=dict(TEST_LIMITS))) as h:
         h.start_gateway()
         h.start_node("node-plain", "--functions", "minilm-embed,toy-embed", wait_for=["minilm-embed"])
         h.start_node("node-toy", "--functions", "toy-embed", wait_for=["toy-embed"], env={"PYTHONPATH": pythonpath})
@@ -94,7 +94,7 @@ def test_installed_outside_the_project_venv() -> None:
     assert "toyaccel" not in names and "cpu" in names
 
 
-def test_node_lists_the_plugin_device(toy_hive: Hive) -> None:
+def test_node_lists_the_plugin_device(toy_hive: HiveProcess) -> None:
     toy = node_entry(toy_hive, "node-toy")
     kinds = {d["kind"]: d for d in toy["devices"]}
     assert kinds["toyaccel"] == {
@@ -109,7 +109,7 @@ def test_node_lists_the_plugin_device(toy_hive: Hive) -> None:
     assert "toyaccel" not in {d["kind"] for d in node_entry(toy_hive, "node-plain")["devices"]}
 
 
-def test_plugin_stats_reach_the_gateway(toy_hive: Hive) -> None:
+def test_plugin_stats_reach_the_gateway(toy_hive: HiveProcess) -> None:
     def reported() -> bool:
         stats = node_entry(toy_hive, "node-toy").get("stats", [])
         return any(s["device"] == "toyaccel:0" for s in stats)
@@ -119,14 +119,14 @@ def test_plugin_stats_reach_the_gateway(toy_hive: Hive) -> None:
     assert toy["power_w"] is None and toy["free_memory_mb"] is None  # "cannot tell", not invented
 
 
-def test_function_served_on_the_plugin_device(toy_hive: Hive) -> None:
+def test_function_served_on_the_plugin_device(toy_hive: HiveProcess) -> None:
     toy = ok(toy_hive.call("toy-embed", text=TEXT))["embedding"]
     plain = ok(toy_hive.call("minilm-embed", text=TEXT))["embedding"]
     assert len(toy) == 384
     assert cosine(toy, plain) > 0.999
 
 
-def test_node_without_the_plugin_does_not_host_it(toy_hive: Hive) -> None:
+def test_node_without_the_plugin_does_not_host_it(toy_hive: HiveProcess) -> None:
     plain = node_entry(toy_hive, "node-plain")
     held = {f.split("@")[0] for f in plain["functions"] + plain["loading"]}
     assert "minilm-embed" in held and "toy-embed" not in held

@@ -10,7 +10,7 @@ import secrets
 import time
 from typing import Any
 
-from hivectl import Hive
+from hivectl import HiveProcess
 
 WANTED = {
     ("colabhive-gateway", "invoke echo@1.0.0"),
@@ -20,7 +20,7 @@ WANTED = {
 }
 
 
-def _spans_of(hive: Hive, trace_id: str, timeout: float = 10) -> dict[tuple[str, str], dict[str, Any]]:
+def _spans_of(hive: HiveProcess, trace_id: str, timeout: float = 10) -> dict[tuple[str, str], dict[str, Any]]:
     """Wait (bounded) until all WANTED spans of ``trace_id`` are flushed; return them by (service, name)."""
     end = time.monotonic() + timeout
     found: dict[tuple[str, str], dict[str, Any]] = {}
@@ -32,7 +32,7 @@ def _spans_of(hive: Hive, trace_id: str, timeout: float = 10) -> dict[tuple[str,
     raise AssertionError(f"spans of {trace_id} after {timeout}s: {sorted(found)}; wanted {sorted(WANTED)}")
 
 
-def test_client_traceparent_is_continued_end_to_end(echo_hive: Hive) -> None:
+def test_client_traceparent_is_continued_end_to_end(echo_hive: HiveProcess) -> None:
     trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
     r = echo_hive.post("/v1/fn/echo", {"text": "trace me"}, traceparent=f"00-{trace_id}-{client_span}-01")
     assert r.status_code == 200 and r.json() == {"text": "trace me"}
@@ -58,7 +58,7 @@ def test_client_traceparent_is_continued_end_to_end(echo_hive: Hive) -> None:
     assert execute["start_ns"] <= forward["start_ns"] <= forward["end_ns"] <= execute["end_ns"]
 
 
-def _new_root_invoke(hive: Hive, before: set[str], timeout: float = 10) -> dict[str, Any] | None:
+def _new_root_invoke(hive: HiveProcess, before: set[str], timeout: float = 10) -> dict[str, Any] | None:
     """The first root "invoke echo@1.0.0" span of a trace not in ``before`` (bounded wait)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -69,7 +69,7 @@ def _new_root_invoke(hive: Hive, before: set[str], timeout: float = 10) -> dict[
     return None
 
 
-def test_call_without_traceparent_starts_its_own_trace(echo_hive: Hive) -> None:
+def test_call_without_traceparent_starts_its_own_trace(echo_hive: HiveProcess) -> None:
     """No header (or a malformed one): a fresh trace, still spanning both processes."""
     for headers in ({}, {"traceparent": "00-not-a-valid-header-01"}):
         before = {s["trace_id"] for s in echo_hive.spans()}

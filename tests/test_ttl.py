@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from hivectl import Hive
+from hivectl import HiveProcess
 
 
 def test_finished_tasks_expire_after_their_ttl(tmp_path: Path) -> None:
-    h = Hive(tmp_path, node={"torch_threads": 0}, limits={"node_timeout_s": 2.0, "result_ttl_s": 1.0})
+    h = HiveProcess(tmp_path, node={"torch_threads": 0}, limits={"node_timeout_s": 2.0, "result_ttl_s": 1.0})
     try:
         h.start_gateway()
         waiting = h.post("/v1/fn/echo", {"text": "no node yet"}, Prefer="respond-async").json()["id"]

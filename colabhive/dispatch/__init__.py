@@ -1,7 +1,7 @@
 """The hot path between callers and nodes: queues, leases, waiters, the node registry."""
 
+from .node_registry import NodeRecord, NodeRegistry
 from .queues import Dispatcher
 from .task import Outcome, Task
-from .registry import NodeRecord, Registry
 
-__all__ = ["Dispatcher", "NodeRecord", "Outcome", "Registry", "Task"]
+__all__ = ["Dispatcher", "NodeRecord", "NodeRegistry", "Outcome", "Task"]

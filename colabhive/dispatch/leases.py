@@ -15,18 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DeadlineExceeded, HiveError, InvalidInput, NoCapacity, TaskFailed
 from ..wire import TaskResult
-from .registry import NodeRecord
+from .node_registry import NodeRecord
 from .task import Outcome, Task
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from .node_registry import NodeRegistry
     from .routing import Router
 
 __all__ = ["Leases", "fail"]
 
 
 class Leases:
-    registry: Registry
+    registry: NodeRegistry
     router: Router | None
     lease_s: float
     max_attempts: int

@@ -19,9 +19,9 @@ import msgspec
 
 from ..errors import HiveError, TooManyRequests
 from ..wire import TaskAssignment
-from .registry import NodeRecord, Registry
-from .routing import Router
 from .leases import Leases
+from .node_registry import NodeRecord, NodeRegistry
+from .routing import Router
 from .targeting import Targeting
 from .task import Outcome, Task
 
@@ -38,7 +38,7 @@ class _Poller:
 class Dispatcher(Leases, Targeting):
     def __init__(
         self,
-        registry: Registry,
+        registry: NodeRegistry,
         *,
         queue_size: int,
         lease_s: float,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import RoutingConfig
-from .registry import NodeRecord
+from .node_registry import NodeRecord
 
 __all__ = ["Router", "SiteFigures"]
 

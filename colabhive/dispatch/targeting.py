@@ -13,12 +13,12 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from .registry import NodeRecord
+from .node_registry import NodeRecord
 
 if TYPE_CHECKING:
-    from .task import Task
-    from .registry import Registry
+    from .node_registry import NodeRegistry
     from .routing import Router
+    from .task import Task
 
 __all__ = ["ACTIVE_S", "Targeting"]
 
@@ -27,7 +27,7 @@ ACTIVE_S = 2.0
 
 
 class Targeting:
-    registry: Registry
+    registry: NodeRegistry
     router: Router | None
     _stalled: set[str]
     _parked: dict[str, int]

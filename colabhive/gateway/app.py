@@ -21,7 +21,7 @@ from .front import FrontDoor, document
 from .functions import describe_function, list_functions
 from .auto_routes import auto
 from .openai_compat import chat_completions, embeddings, models
-from .registry_routes import evaluate_version, history, promote_version, retire_version, rollback_function
+from .model_routes import evaluate_version, history, promote_version, retire_version, rollback_function
 from .hive import Hive
 from .nodes import (
     calibrate_node,

@@ -17,7 +17,7 @@ import msgspec
 
 from ..auth import Auth
 from ..config import HiveConfig
-from ..dispatch import Dispatcher, Outcome, Registry, Task
+from ..dispatch import Dispatcher, NodeRegistry, Outcome, Task
 from ..dispatch.journal import Journal
 from ..dispatch.routing import Router, SiteFigures
 from ..errors import HiveError, NotPromoted, Retired, UnknownFunction
@@ -29,7 +29,7 @@ from ..telemetry import setup_tracing
 from ..wire import SiteProfile
 from .sites import load_sites
 from ..wire import Placement
-from .placement import Plan, plan_hive
+from .planner import Plan, plan_hive
 
 __all__ = ["FunctionEntry", "Hive"]
 
@@ -58,7 +58,7 @@ class Hive:
         """Every version, by ref (name@version); :meth:`resolve` maps a call's name to one."""
         self.sites: dict[str, SiteProfile] = {}
         """Site profiles (``site_dirs``), read with the catalog at start."""
-        self.registry = Registry(cfg.limits.node_timeout_s)
+        self.registry = NodeRegistry(cfg.limits.node_timeout_s)
         self.router = Router(cfg.routing, self.site_figures)
         self.dispatcher = Dispatcher(
             self.registry,

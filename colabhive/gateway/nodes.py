@@ -179,7 +179,7 @@ async def heartbeat(node_id: str, request: Request) -> Response:
     "/v1/nodes/{node_id:str}/calibration", tags=["nodes"], request_max_body_size=NODE_BODY_LIMIT, status_code=200
 )
 async def post_calibration(node_id: str, request: Request) -> dict[str, int]:
-    """A node's measured figures per device (``colabhive.node.calibrate``): kept on the node's
+    """A node's measured figures per device (``colabhive.node.device_bench``): kept on the node's
     record for routing and in SQLite as history. score_per_price is added here, from the site."""
     hive: Hive = request.app.state.hive
     rec = authenticate_node(hive, node_id, request.headers)

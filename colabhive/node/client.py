@@ -16,19 +16,11 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from ..errors import ConnectionClosed, GatewayError, GatewayUnreachable
+
 __all__ = ["GatewayClient", "GatewayError", "GatewayUnreachable"]
 
 _MAX_HEADER = 64 * 1024
-
-
-class GatewayUnreachable(ConnectionError):
-    """The gateway could not be reached (down, restarting, or the network is out)."""
-
-
-class GatewayError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status, self.code, self.message = status, code, message
 
 
 class _ErrBody(msgspec.Struct):
@@ -38,10 +30,6 @@ class _ErrBody(msgspec.Struct):
 
 class _Err(msgspec.Struct):
     error: _ErrBody = msgspec.field(default_factory=_ErrBody)
-
-
-class _Closed(Exception):
-    """The server closed a kept-alive connection before answering."""
 
 
 class GatewayClient:
@@ -95,7 +83,7 @@ class GatewayClient:
                     self._sock = self._connect()
                 self._sock.sendall(msg)
                 status, data, keep = self._read_response()
-            except _Closed as exc:
+            except ConnectionClosed as exc:
                 self.close()
                 # a kept-alive connection the server closed while idle: retry once on a fresh one
                 if attempt == 0 and not fresh:
@@ -116,7 +104,7 @@ class GatewayClient:
                     err = msgspec.json.decode(data, type=_Err).error
                 except msgspec.MsgspecError:
                     err = _ErrBody("http_error", data[:200].decode("utf-8", "replace"))
-                raise GatewayError(status, err.code, err.message)
+                raise GatewayError.of_reply(status, err.code, err.message)
             return data
         raise AssertionError("unreachable")
 
@@ -124,7 +112,7 @@ class GatewayClient:
         assert self._sock is not None
         chunk = self._sock.recv(262144)
         if not chunk:
-            raise _Closed
+            raise ConnectionClosed
         return chunk
 
     def _read_response(self) -> tuple[int, bytes, bool]:
@@ -134,7 +122,7 @@ class GatewayClient:
                 raise ValueError("response headers too large")
             try:
                 buf += self._recv()
-            except _Closed:
+            except ConnectionClosed:
                 if buf:
                     raise ValueError("connection closed mid-response") from None
                 raise
@@ -166,7 +154,7 @@ class GatewayClient:
             while True:
                 try:
                     rest += self._recv()
-                except _Closed:
+                except ConnectionClosed:
                     break
             data, rest, keep = rest, b"", False
         self._buf = rest
@@ -175,7 +163,7 @@ class GatewayClient:
     def _recv_or_fail(self) -> bytes:
         try:
             return self._recv()
-        except _Closed:
+        except ConnectionClosed:
             raise ValueError("connection closed mid-body") from None
 
     def _read_chunked(self, rest: bytes) -> tuple[bytes, bytes]:

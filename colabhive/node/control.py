@@ -19,7 +19,7 @@ import pluggy
 
 from ..wire import Calibration, Device, Heartbeat, HeartbeatReply, Placement
 from .cache import ModelCache
-from .calibrator import Calibrator
+from .calibration_schedule import Calibrator
 from .client import GatewayClient, GatewayError, GatewayUnreachable
 from .energy import EnergyMeter
 

@@ -17,18 +17,12 @@ import httpx
 
 from ..config import HiveConfig
 from ..datasets.store import is_dataset_id
-from ..errors import HiveError, NotFound
+from ..errors import DatasetMismatch, HiveError, NotFound
 from ..sdk import _raise_for
 
 __all__ = ["DatasetCache", "DatasetMismatch", "default_cache_dir"]
 
 _PART = ".part"
-
-
-class DatasetMismatch(HiveError):
-    """The bytes the gateway sent do not hash to the dataset's id."""
-
-    code = "dataset_mismatch"
 
 
 def default_cache_dir(cfg: HiveConfig) -> Path:

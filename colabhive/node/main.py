@@ -19,7 +19,7 @@ import msgspec
 
 from .. import __version__
 from ..config import HiveConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, NodeStopping
 from ..manifests import Manifest
 from ..plugins import get_plugin_manager
 from ..telemetry import setup_tracing
@@ -31,10 +31,6 @@ from .worker import run_batch
 __all__ = ["Node"]
 
 log = logging.getLogger("colabhive.node")
-
-
-class _Stop(Exception):
-    pass
 
 
 class Node:
@@ -77,8 +73,8 @@ class Node:
                 try:
                     self._poll_once()
                 except GatewayError as exc:
-                    if exc.code == "unknown_node":
-                        log.warning("gateway forgot this node (%s); registering again", exc.message)
+                    if exc.remote_code == "unknown_node":
+                        log.warning("gateway forgot this node (%s); registering again", exc.remote_message)
                         self.node_id = None
                         self._register_until_done()
                     else:
@@ -90,7 +86,7 @@ class Node:
                 except GatewayUnreachable as exc:
                     log.warning("gateway unreachable (%s); retrying", exc)
                     self._backoff_until(self._ping)
-        except _Stop:
+        except NodeStopping:
             pass
         finally:
             self._in_wait = False
@@ -104,14 +100,14 @@ class Node:
             log.info("signal %d: finishing the batch in hand, then leaving", signum)
             self.stopping.set()
             if self._in_wait:
-                raise _Stop
+                raise NodeStopping
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
 
     def _sleep(self, s: float) -> None:
         if self.stopping.wait(s):
-            raise _Stop
+            raise NodeStopping
 
     def _backoff_until(self, attempt) -> None:  # attempt: () -> bool
         delay = 0.1
@@ -147,8 +143,8 @@ class Node:
             log.info("waiting for the gateway at %s (%s)", self.url, exc)
             return False
         except GatewayError as exc:
-            if exc.status == 422:  # this node's own settings (e.g. an unknown site): retrying cannot help
-                raise ConfigError(f"the gateway at {self.url} refused this node: {exc.message}") from exc
+            if exc.http_status == 422:  # this node's own settings (e.g. an unknown site): retrying cannot help
+                raise ConfigError(f"the gateway at {self.url} refused this node: {exc.remote_message}") from exc
             log.error("registration refused: %s", exc)
             return False
         reply = msgspec.json.decode(data, type=RegisterReply)
@@ -181,7 +177,7 @@ class Node:
         self._in_wait = True
         try:
             if self.stopping.is_set():
-                raise _Stop
+                raise NodeStopping
             data = self.client.request("POST", f"/v1/nodes/{self.node_id}/poll", body)
         finally:
             self._in_wait = False
@@ -217,7 +213,7 @@ class Node:
             self.client.request("DELETE", f"/v1/nodes/{self.node_id}")
             log.info("left the hive")
         except GatewayError as exc:
-            if exc.code == "unknown_node":  # it saw our poll connection close and let us go already
+            if exc.remote_code == "unknown_node":  # it saw our poll connection close and let us go already
                 log.info("left the hive")
             else:
                 log.warning("could not say goodbye to the gateway: %s", exc)

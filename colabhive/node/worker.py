@@ -17,7 +17,7 @@ import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import Link
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, StreamClosed
 from ..telemetry import context_from_traceparent
 from ..wire import ErrorBody, TaskAssignment, TaskResult
 from .cache import ModelCache
@@ -31,10 +31,6 @@ _encode = msgspec.json.encode
 
 ChunkSink = Callable[[str, int, str], bool]
 """post_chunk(task_id, seq, text) -> whether the caller is still listening."""
-
-
-class StreamClosed(Exception):
-    """The caller of a streamed task went away; generation stops early."""
 
 
 def run_batch(

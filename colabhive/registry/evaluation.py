@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from ..errors import DatasetError
 from ..manifests import Evaluation
 
 __all__ = ["EvalLine", "EvalReport", "chrf", "field_value", "load_dataset", "run_evaluation", "score"]
@@ -47,10 +48,6 @@ class EvalReport(msgspec.Struct, kw_only=True):
     """The first few calls that failed, with the reason (never more than 5)."""
     duration_s: float
     at: float
-
-
-class DatasetError(ValueError):
-    pass
 
 
 def load_dataset(path: Path) -> tuple[list[EvalLine], str]:

@@ -1,5 +1,8 @@
 """The embedded store: one aiosqlite connection in WAL mode, SQL kept in .sql files.
 
+Opening it brings the schema up to date (store/migrate.py) or refuses a database written
+by a newer colabhive.
+
 Sync invocations never touch the disk on their hot path: their log records are buffered
 and written in one transaction per flush interval.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import time
 from importlib import resources
 from pathlib import Path
@@ -15,16 +19,12 @@ from typing import Any
 
 import aiosqlite
 
+from ..errors import StoreError
+from .migrate import migrate
+
 __all__ = ["Store", "load_queries"]
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.M)
-
-ADDED_COLUMNS: dict[str, dict[str, str]] = {
-    "tasks": {"energy_j": "REAL", "energy_estimated": "INTEGER", "carbon_g": "REAL"},
-}
-"""Columns added to a table after it first shipped. schema.sql creates them in a new
-database; an older one gets them with ALTER TABLE at open (CREATE TABLE IF NOT EXISTS
-leaves an existing table as it was)."""
 
 
 def load_queries(text: str) -> dict[str, str]:
@@ -37,6 +37,8 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.db: aiosqlite.Connection | None = None
+        self.version = 0
+        """The schema version after open (the newest migration this code has)."""
         self.q = load_queries(resources.files(__package__).joinpath("queries.sql").read_text())
         self._pending: list[dict[str, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -45,24 +47,34 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = await aiosqlite.connect(self.path)
         self.db.row_factory = aiosqlite.Row
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        await self.db.execute("PRAGMA synchronous=NORMAL")
-        await self.db.execute("PRAGMA busy_timeout=5000")
-        await self.db.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
-        # TEMPORARY (datasets branch): until the numbered-migrations runner lands, apply 0002 here.
-        await self.db.executescript(resources.files(__package__).joinpath("migrations/0002_datasets.sql").read_text())
-        await self._add_missing_columns()
-        await self.db.commit()
+        try:
+            await self._settings()
+            self.version = await migrate(self.db, self.q, str(self.path))
+        except sqlite3.Error as exc:  # not a database, locked past busy_timeout, read-only, ...
+            await self._close_connection()
+            raise StoreError(f"cannot open the state database {self.path}: {exc}") from exc
+        except BaseException:
+            await self._close_connection()
+            raise
         self._flusher = asyncio.create_task(self._flush_loop())
 
-    async def _add_missing_columns(self) -> None:
+    async def _settings(self, attempts: int = 100) -> None:
+        """The connection PRAGMAs. Switching a new file to WAL can fail with "locked" at once,
+        without waiting on busy_timeout, while another process opens it too: retry briefly."""
         assert self.db is not None
-        for table, columns in ADDED_COLUMNS.items():
-            async with self.db.execute(f"PRAGMA table_info({table})") as cur:
-                have = {row[1] for row in await cur.fetchall()}
-            for name, decl in columns.items():
-                if name not in have:
-                    await self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+        for attempt in range(attempts):
+            try:
+                await self.db.executescript(self.q["connection_settings"])
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def _close_connection(self) -> None:
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -72,9 +84,7 @@ class Store:
             except asyncio.CancelledError:
                 pass
         await self.flush()
-        if self.db is not None:
-            await self.db.close()
-            self.db = None
+        await self._close_connection()
 
     async def execute(self, name: str, params: dict[str, Any] | None = None) -> None:
         assert self.db is not None

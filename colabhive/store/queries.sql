@@ -1,3 +1,37 @@
+-- Every statement the store runs, by name (colabhive/store/db.py loads them); the schema
+-- itself is in migrations/.
+
+-- name: connection_settings
+-- one script, run at open: WAL so readers never block the writer; NORMAL is durable in WAL.
+-- busy_timeout first: switching to WAL takes a lock another opener may hold for a moment
+PRAGMA busy_timeout = 5000;
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+
+-- ---- schema versions (store/migrate.py) ------------------------------------------------
+-- name: create_schema_version
+CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY,       -- the migration file's number (0001_initial.sql: 1)
+    name       TEXT NOT NULL,
+    applied_at REAL NOT NULL
+);
+
+-- name: schema_version
+SELECT max(version) FROM schema_version;
+
+-- name: set_schema_version
+INSERT INTO schema_version (version, name, applied_at) VALUES (:version, :name, :at);
+
+-- name: begin_immediate
+BEGIN IMMEDIATE;
+
+-- name: user_tables
+SELECT name FROM sqlite_master
+WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name != 'schema_version';
+
+-- name: table_columns
+SELECT name FROM pragma_table_info(:table);
+
 -- name: upsert_node
 INSERT INTO nodes (id, name, site, host, devices, registered_at, last_seen, status)
 VALUES (:id, :name, :site, :host, :devices, :now, :now, 'ready')
@@ -76,6 +110,9 @@ INSERT INTO join_tokens (id, hash, note, created_at) VALUES (:id, :hash, :note, 
 
 -- name: join_token_by_hash
 SELECT id FROM join_tokens WHERE hash = :hash AND revoked_at IS NULL;
+
+-- name: any_join_token
+SELECT 1 FROM join_tokens WHERE revoked_at IS NULL LIMIT 1;
 
 -- name: model_states
 SELECT ref, lifecycle FROM model_states;

@@ -25,7 +25,7 @@ from colabhive import hookimpl
 from colabhive.wire import Device, DeviceStats
 
 from .discovery import KIND, Found, discover
-from colabhive.placing import prepare
+from colabhive_accel import prepare
 from .stats import nvml_stats, torch_stats
 
 __all__ = [

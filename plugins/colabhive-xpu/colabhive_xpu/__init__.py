@@ -21,7 +21,7 @@ from colabhive import hookimpl
 from colabhive.wire import Device, DeviceStats
 
 from .discovery import KIND, discover, intel_gpu_present
-from colabhive.placing import prepare
+from colabhive_accel import prepare
 from .rules import pin_env
 from .stats import Sampler
 

@@ -1,3 +1,5 @@
+-- colabhive/store/schema.sql as of commit abc12de (2026-11-24), verbatim below this header:
+-- a database from before the energy columns and the calibrations table, for the adoption tests.
 -- ColabHive state (SQLite, WAL). Applied idempotently at gateway start.
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -57,10 +59,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     run_ms       REAL,
     created_at   REAL NOT NULL,
     started_at   REAL,
-    finished_at  REAL,
-    energy_j     REAL,                    -- the node's measured share of its batch's device energy
-    energy_estimated INTEGER,             -- 1: power × time or a plugin estimate, not a counter
-    carbon_g     REAL                     -- energy_j × the node's site's grid intensity
+    finished_at  REAL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_idem ON tasks (tenant, idem_key) WHERE idem_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, created_at);
@@ -118,17 +117,3 @@ CREATE TABLE IF NOT EXISTS evaluations (
     at              REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS evaluations_ref ON evaluations (ref, id);
-
--- Device calibrations posted by nodes (colabhive.node.calibrate): one row per device per run.
-CREATE TABLE IF NOT EXISTS calibrations (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    node_id     TEXT NOT NULL,
-    node_name   TEXT NOT NULL,
-    site        TEXT NOT NULL,
-    device      TEXT NOT NULL,            -- device id as the node reported it (cpu:0)
-    score       REAL NOT NULL,
-    measured_at REAL NOT NULL,            -- the node's clock
-    received_at REAL NOT NULL,            -- the gateway's clock
-    body        TEXT NOT NULL             -- JSON of the DeviceCalibration
-);
-CREATE INDEX IF NOT EXISTS calibrations_node ON calibrations (node_name, device, id);

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..dispatch.registry import NodeRecord
+from ..dispatch.node_registry import NodeRecord
 from ..manifests import Manifest
 from ..registry.lifecycle import RANK
 from ..wire import Device, Placement

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import msgspec
 
-from colabhive.dispatch.registry import NodeRecord
-from colabhive.gateway.placement import plan_hive
+from colabhive.dispatch.node_registry import NodeRecord
+from colabhive.gateway.planner import plan_hive
 from colabhive.manifests import Hardware, Manifest
 from colabhive.wire import Device
 

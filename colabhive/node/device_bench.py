@@ -1,4 +1,4 @@
-"""Calibration: measure what each device of a node really delivers, in a few seconds.
+"""Calibration's measurement: benchmark what each device of a node really delivers, in a few seconds.
 
 Per device: matmul throughput in fp32 and in the best low-precision dtype the device
 lists (bf16/fp16; none is faked where none is listed), large-tensor copy bandwidth, and
@@ -236,7 +236,7 @@ def calibrate(devices: list[Device]) -> list[DeviceCalibration]:
 
 def calibrate_in_subprocess(devices: list[Device], threads: int, timeout_s: float = 300) -> list[DeviceCalibration]:
     """Run :func:`calibrate` in a child process (see the module docstring for why)."""
-    cmd = [sys.executable, "-m", "colabhive.node.calibrate", "--threads", str(threads)]
+    cmd = [sys.executable, "-m", "colabhive.node.device_bench", "--threads", str(threads)]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
         cmd, input=msgspec.json.encode(devices), stdout=subprocess.PIPE, timeout=timeout_s, env=env, check=False
@@ -248,7 +248,7 @@ def calibrate_in_subprocess(devices: list[Device], threads: int, timeout_s: floa
 
 def main(argv: list[str] | None = None) -> int:
     """Devices (JSON list) on stdin, calibrations (JSON list) on stdout; logs on stderr."""
-    p = argparse.ArgumentParser(prog="python -m colabhive.node.calibrate")
+    p = argparse.ArgumentParser(prog="python -m colabhive.node.device_bench")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s calibrate %(levelname)s %(message)s")

@@ -21,9 +21,9 @@ log = logging.getLogger("colabhive.node")
 
 
 def _in_subprocess(devices: list[Device], threads: int) -> list[DeviceCalibration]:
-    # imported here: ``python -m colabhive.node.calibrate`` imports this package first, and
+    # imported here: ``python -m colabhive.node.device_bench`` imports this package first, and
     # runpy warns when the module it is about to run is already in sys.modules
-    from .calibrate import calibrate_in_subprocess
+    from .device_bench import calibrate_in_subprocess
 
     return calibrate_in_subprocess(devices, threads)
 

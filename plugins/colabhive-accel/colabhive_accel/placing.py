@@ -1,14 +1,14 @@
 """Putting a loaded torch module on an accelerator for serving, in the dtype placement chose.
 
 Shared by the GPU backends (colabhive-cuda, colabhive-xpu): the steps are the same and only
-the target string differs, so they live in the core and are checked on the CPU.
+the target string differs, so they live once, in this package, and are checked on the CPU.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .plugins import DTYPES
+from colabhive.plugins import DTYPES
 
 __all__ = ["prepare"]
 

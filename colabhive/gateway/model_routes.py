@@ -1,4 +1,4 @@
-"""Registry routes: evaluate a version on the hive, promote it through its gate, roll back, retire.
+"""Model registry routes: evaluate a version on the hive, promote it through its gate, roll back, retire.
 
 Evaluations run through :func:`~.invoke.call_function`, the same path as any call, so a version is
 judged by what the hive really serves: its queue, its node, its batching.
@@ -12,8 +12,8 @@ from typing import Any, Literal
 import msgspec
 from litestar import Request, get, post
 
-from ..errors import Forbidden, GateFailed, InvalidInput, NoCapacity, UnknownFunction
-from ..registry.evaluation import DatasetError, EvalReport, run_evaluation
+from ..errors import DatasetError, Forbidden, GateFailed, InvalidInput, NoCapacity, UnknownFunction
+from ..registry.evaluation import EvalReport, run_evaluation
 from .errors import decode_input
 from .hive import FunctionEntry, Hive
 from .invoke import call_function

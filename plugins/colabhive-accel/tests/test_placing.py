@@ -1,4 +1,4 @@
-"""The shared accelerator placement steps (colabhive.placing, used by the CUDA and XPU
+"""The shared accelerator placement steps (colabhive_accel.placing, used by the CUDA and XPU
 plugins), checked on the CPU: only the target string differs on a GPU."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from colabhive.placing import prepare
+from colabhive_accel import prepare
 
 
 def _net() -> torch.nn.Module:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..wire import Device, DeviceCalibration, DeviceStats, NodeInfo, Placement, SiteProfile
 
-__all__ = ["NodeRecord", "Registry"]
+__all__ = ["NodeRecord", "NodeRegistry"]
 
 JOULES_PER_KWH = 3.6e6
 
@@ -91,7 +91,7 @@ class NodeRecord:
         )
 
 
-class Registry:
+class NodeRegistry:
     def __init__(self, node_timeout_s: float) -> None:
         self.node_timeout_s = node_timeout_s
         self.nodes: dict[str, NodeRecord] = {}
