@@ -5,6 +5,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import HiveError  # noqa: E402
+from .families.base import TaskFamily  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .manifests import Manifest  # noqa: E402
 from .runners.base import Runner  # noqa: E402
@@ -19,6 +20,7 @@ __all__ = [
     "HiveError",
     "Manifest",
     "Runner",
+    "TaskFamily",
     "__version__",
     "hookimpl",
 ]

@@ -1,17 +1,22 @@
-"""The hardware hookspecs: everything the core asks of a backend.
+"""The hookspecs: everything the core asks of a plugin.
 
 A backend (CPU, CUDA, XPU, or a third party's) is a package registering these under the
 entry-point group ``colabhive``. The core never branches on a device kind; it asks
 these hooks. ``firstresult`` hooks return None for devices that are not the backend's.
+A plugin may also add task families (``hive_task_families``); the core never branches on
+a task name either.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from .wire import Device, DeviceStats
+
+if TYPE_CHECKING:
+    from .families.base import TaskFamily
 
 __all__ = ["hookspec", "hookimpl", "PROJECT"]
 
@@ -57,3 +62,8 @@ def hive_release_memory(device: Device) -> bool | None:
     Called after a node unloads models placed on ``device`` and has run ``gc.collect()``.
     Optional: a backend whose freed memory goes back by itself (the CPU) need not implement it.
     """
+
+
+@hookspec
+def hive_task_families() -> list[TaskFamily]:
+    """Task families this plugin adds (runner, ensemble rules, /auto payload, metrics, routes)."""

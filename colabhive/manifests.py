@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from .ensemble import COMBINABLE, Ensemble
+from .ensemble import Ensemble
 from .errors import ConfigError
 
 __all__ = [
@@ -170,17 +170,20 @@ def read_manifest(path: Path) -> tuple[Manifest | None, list[ManifestProblem]]:
 
 
 def check_manifest(m: Manifest) -> list[ManifestProblem]:
-    from .runners import RUNNERS
+    from . import families  # they build on this module's Structs
 
     problems: list[ManifestProblem] = []
+    fam = families.find(m.task)
+    if fam is None:
+        return [ManifestProblem(m.file, "task", f"unknown task {m.task!r}; known: {families.names()}"),
+                *_check_eval(m)]
+    if m.eval is not None and m.eval.metric not in fam.metrics:
+        problems.append(ManifestProblem(m.file, "eval.metric", f"{m.eval.metric!r} does not score {m.task} outputs; "
+                                        f"use {' or '.join(sorted(fam.metrics)) or 'no [eval]: it has no metric'}"))
     if m.ensemble is not None:
-        return [*_check_ensemble(m), *_check_eval(m)]
-    if m.task not in RUNNERS:
-        problems.append(ManifestProblem(m.file, "task", f"unknown task {m.task!r}; known: {sorted(RUNNERS)}"))
-    else:
-        runner = RUNNERS[m.task]
-        if runner.needs_source and not (m.source.package or m.source.path):
-            problems.append(ManifestProblem(m.file, "source", f"task {m.task!r} needs a source package or path"))
+        return [*problems, *_check_ensemble(m, fam.combine_rules), *_check_eval(m)]
+    if fam.runner.needs_source and not (m.source.package or m.source.path):
+        problems.append(ManifestProblem(m.file, "source", f"task {m.task!r} needs a source package or path"))
     if m.visibility == "private" and not m.tenant:
         problems.append(ManifestProblem(m.file, "tenant", "a private function must name its tenant"))
     if m.source.package and importlib.util.find_spec(m.source.package) is None:
@@ -205,13 +208,15 @@ def _check_eval(m: Manifest) -> list[ManifestProblem]:
     return []
 
 
-def _check_ensemble(m: Manifest) -> list[ManifestProblem]:
+def _check_ensemble(m: Manifest, rules: frozenset[str]) -> list[ManifestProblem]:
     """What one file can say about an ensemble; its members are checked against the catalog."""
+    from .families import all_families
+
     assert m.ensemble is not None
-    rules = COMBINABLE.get(m.task)
-    if rules is None:
+    if not rules:
+        combinable = sorted(f.name for f in all_families() if f.combine_rules)
         return [ManifestProblem(m.file, "task", f"an ensemble of {m.task!r} outputs cannot be combined; "
-                                f"ensembles exist for {', '.join(sorted(COMBINABLE))}")]
+                                f"ensembles exist for {', '.join(combinable)}")]
     problems = []
     if m.ensemble.combine not in rules:
         problems.append(ManifestProblem(m.file, "ensemble.combine", f"{m.ensemble.combine!r} does not apply to "

@@ -96,11 +96,12 @@ def _eval_rows(fn: str) -> tuple[Any, list[dict[str, Any]]]:
 @pytest.mark.parametrize(("fn", "metric"), [("sentiment", "eval_jsonl_accuracy"), ("intent", "accuracy")])
 def test_served_head_reproduces_the_recipe(cls_hive: HiveProcess, fn: str, metric: str) -> None:
     """The runner in-process scores what the recipe recorded, and the hive agrees with it."""
-    from colabhive.runners import RUNNERS, source_path
+    from colabhive.families import family
+    from colabhive.runners import source_path
     from colabhive.wire import Device
 
     manifest, rows = _eval_rows(fn)
-    runner = RUNNERS[manifest.task](manifest, Device(kind="cpu"), "fp32")
+    runner = family(manifest.task).runner(manifest, Device(kind="cpu"), "fp32")
     runner.load()
     input_type = runner.input_type(TEST_LIMITS["max_text_chars"])
     labels = [o.label for o in runner.run([msgspec.convert(r["input"], input_type) for r in rows])]

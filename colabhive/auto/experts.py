@@ -12,23 +12,18 @@ or the task's only function), and the plan says so.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .. import families
 from ..manifests import Manifest
-from .parse import instruction_of, record_for, target_language, wants_ensemble, wants_translation
+from .parse import instruction_of, record_for, wants_ensemble
 
-__all__ = ["Choice", "ExpertIndex", "SHAPE_TASKS", "record_features", "same_records", "tabular_features"]
+__all__ = ["Choice", "ExpertIndex", "record_features", "same_records"]
 
-SHAPE_TASKS = {"series": {"forecasting"}, "record": {"tabular"}, "ranking": {"rerank"}}
-"""Payload shapes that fix the task before any model looks at the words."""
-TEXT_TASKS = {"classification", "language", "translation", "generation", "embedding"}
-"""Rerank needs passages: only a request of the ranking shape can go there."""
 MIN_FEATURES = 5
-GENERAL_TASK = "generation"
 THRESHOLD = 0.35
 TIE = 0.02
 """Experts of one task scoring within this of each other are told apart by their evaluations."""
@@ -57,32 +52,25 @@ def _texts(m: Manifest) -> list[str]:
     return [*m.examples, m.description, *(f"{d} {m.task}" for d in m.domains)]
 
 
-def tabular_features(m: Manifest) -> list[str]:
-    """A tabular expert's feature names, from its model directory (the gateway's view of it)."""
-    if not m.source.path:
-        return []
-    try:
-        return list(json.loads((m.resolve(m.source.path) / "features.json").read_text())["features"])
-    except (OSError, ValueError, KeyError):
-        return []
+def _shape(m: Manifest) -> str | None:
+    """The payload shape /auto sends ``m``; None for tasks it never routes to (or unknown)."""
+    f = families.find(m.task)
+    return f.auto_shape if f is not None else None
 
 
 def same_records(manifests: list[Manifest]) -> dict[str, frozenset[str]]:
-    """Tabular function → every tabular function taking exactly its features (itself included):
+    """Record-taking function → every one taking exactly its features (itself included):
     a model, its alternatives and their ensembles. A record cannot tell them apart, so /auto
     picks among them by evaluation; the routing evaluation counts any of them as the right expert."""
     by_name = {m.name: m for m in manifests}
     feats = {m.name: tuple(sorted(f))
-             for m in manifests if m.task == "tabular" and (f := record_features(m, by_name))}
+             for m in manifests if _shape(m) == "record" and (f := record_features(m, by_name))}
     return {n: frozenset(o for o, g in feats.items() if g == f) for n, f in feats.items()}
 
 
 def record_features(m: Manifest, by_name: dict[str, Manifest]) -> list[str]:
-    """The features a tabular expert takes; an ensemble takes its (first) member's."""
-    if m.ensemble is None:
-        return tabular_features(m)
-    member = by_name.get(m.ensemble.members[0].split("@", 1)[0])
-    return tabular_features(member) if member is not None else []
+    """The features a record-taking expert takes, as its family reads them."""
+    return families.family(m.task).record_features(m, by_name)
 
 
 class ExpertIndex:
@@ -99,14 +87,14 @@ class ExpertIndex:
         """An expert's latest evaluation, normalised so higher is better (None: not evaluated)."""
         self.language = language
         """The catalog's language identifier (through the hive), for a translation's direction."""
-        self.experts = [m for m in experts if m.task != "echo"]
+        self.experts = [m for m in experts if _shape(m) is not None]
         self.served = served
         """Whether a node holds that version now: experts nobody serves are passed over."""
         self.embed = embed
         self.vectors: dict[str, list[list[float]]] = {}
         by_name = {m.name: m for m in experts}
         features_of = features_of or (lambda m: record_features(m, by_name))
-        self.features = {m.name: features_of(m) for m in self.experts if m.task == "tabular"}
+        self.features = {m.name: features_of(m) for m in self.experts if _shape(m) == "record"}
 
     async def warm(self) -> None:
         if self.vectors:
@@ -164,32 +152,32 @@ class ExpertIndex:
         _, top = max(rated, key=lambda qe: qe[0])
         return top.name, top
 
-    async def _translation(self, m: Manifest, text: str, payload: dict[str, Any], why: str,
-                           scores: dict[str, float]) -> Choice:
-        """Among translation experts, the one whose direction ends in the language asked for."""
-        source = str(payload.get("text", ""))
-        spoken = await self.language(source) if self.language is not None and source else None
-        target = target_language(text, source, spoken)
-        for e in self.experts:
-            direction = str(e.options.get("direction", ""))
-            if e.task == "translation" and direction.endswith(f"-{target}") and self.served(e.ref):
-                return Choice(e, scores.get(e.name, 0.0), False, f"{why}; into '{target}', so {e.name}", scores)
-        return Choice(m, scores.get(m.name, 0.0), False, why, scores)
+    async def _refined(self, m: Manifest, text: str, payload: dict[str, Any], why: str,
+                       scores: dict[str, float]) -> Choice | None:
+        """A better expert of m's task for this request, when its family can tell (a
+        translation's direction); None when it cannot or does not."""
+        peers = [e for e in self.experts if e.task == m.task]
+        picked = await families.family(m.task).refine(m, peers, text, payload, self)
+        if picked is None:
+            return None
+        e, note = picked
+        return Choice(e, scores.get(e.name, 0.0), False, f"{why}; {note}", scores)
 
     async def choose(self, shape: str, text: str, payload: dict[str, Any]) -> Choice:
         if (c := self._by_features(text)) is not None:
             return c
         await self.warm()
-        tasks = SHAPE_TASKS.get(shape, TEXT_TASKS)
         (vec,) = await self.embed([instruction_of(text)])  # what is asked, not what it is about
-        pool = [m for m in self.experts if m.task in tasks]
+        pool = [m for m in self.experts if _shape(m) == shape]  # e.g. rerank needs passages: ranking only
         pool = [m for m in pool if self.served(m.ref)] or pool  # dry runs still plan on an empty hive
         scores = {m.name: max(_cos(vec, v) for v in self.vectors.get(m.name, [[0.0]])) for m in pool}
-        if shape == "text" and wants_translation(text):  # said in so many words: no similarity needed
-            tr = [m for m in pool if m.task == "translation"]
-            if tr:
-                return await self._translation(tr[0], text, payload, "the request asks for a translation",
-                                         {k: round(v, 3) for k, v in scores.items()})
+        for fam in families.of_shape(shape):  # a task asked for in so many words: no similarity needed
+            asked = [m for m in pool if m.task == fam.name]
+            if asked and (why := fam.asked_for(text)) is not None:
+                rounded = {k: round(v, 3) for k, v in scores.items()}
+                first = asked[0]
+                return (await self._refined(first, text, payload, why, rounded)
+                        or Choice(first, rounded.get(first.name, 0.0), False, why, rounded))
         if not scores:
             raise LookupError(f"no expert in the catalog handles {shape} requests")
         ensembles = [m for m in pool if m.ensemble is not None and m.name in scores]
@@ -211,10 +199,11 @@ class ExpertIndex:
                               f"{general.name}, so the general one", rounded)
         if scores[best] >= THRESHOLD or shape != "text":
             why = f"closest to {best}'s examples (cosine {scores[best]:.2f})"
-            if m.task == "translation":
-                return await self._translation(m, text, payload, why, rounded)
-            return Choice(m, round(scores[best], 3), False, why, rounded)
-        general = general if general is not None and general.name != best else self._general(GENERAL_TASK)
+            refined = await self._refined(m, text, payload, why, rounded)
+            return refined or Choice(m, round(scores[best], 3), False, why, rounded)
+        fallback = families.general()
+        if general is None or general.name == best:
+            general = self._general(fallback.name) if fallback is not None else None
         if general is None:
             return Choice(m, round(scores[best], 3), False, f"closest to {best} (cosine {scores[best]:.2f}, low)",
                           rounded)

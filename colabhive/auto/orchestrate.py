@@ -17,12 +17,11 @@ from typing import Any
 import msgspec
 
 from ..errors import HiveError
+from ..families import all_families, family
 from .experts import Choice, ExpertIndex
 from .parse import Part, split_request
 
-__all__ = ["PlannedPart", "body_for", "plan_request", "run_parts"]
-
-GEN_MAX_TOKENS = 96
+__all__ = ["PlannedPart", "plan_request", "run_parts"]
 
 Invoke = Callable[[str, bytes, dict[str, str]], Awaitable[tuple[bytes, dict[str, str]]]]
 
@@ -50,21 +49,6 @@ class PlannedPart(msgspec.Struct, kw_only=True):
     error: dict[str, Any] | None = None
 
 
-def body_for(task: str, part: Part, options: dict[str, Any]) -> dict[str, Any]:
-    """The expert's input object for this part (validated by the expert's own schema later)."""
-    p = part.payload
-    if task == "forecasting":
-        limit = int(options.get("max_horizon", 48))
-        return {"series": p["series"], "horizon": max(1, min(p["horizon"], limit))}
-    if task == "tabular":
-        return {"record": p["record"]}
-    if task == "rerank":
-        return {"query": p["query"], "passages": p["passages"]}
-    if task == "generation":
-        return {"messages": [{"role": "user", "content": part.text}], "max_tokens": GEN_MAX_TOKENS}
-    return {"text": p.get("text") or part.text}
-
-
 async def plan_request(index: ExpertIndex, text: str | None, parts: list[Any] | None) -> list[PlannedPart]:
     """Split (or take the caller's parts), recognise each part's shape, choose its expert."""
     raw = split_request(text) if text is not None else [_explicit(p) for p in parts or []]
@@ -74,7 +58,7 @@ async def plan_request(index: ExpertIndex, text: str | None, parts: list[Any] | 
         m = c.manifest
         if c.payload is not None:
             part.payload = c.payload
-        body = body_for(m.task, part, dict(m.options))
+        body = family(m.task).auto_body(part, dict(m.options))  # the expert's own schema checks it
         planned.append(PlannedPart(index=i, text=part.text, shape=part.kind, task=m.task, expert=m.ref,
                                    confidence=c.confidence, fallback=c.fallback, why=c.why, scores=c.scores,
                                    input=body, members=list(m.ensemble.members) if m.ensemble else None))
@@ -82,17 +66,15 @@ async def plan_request(index: ExpertIndex, text: str | None, parts: list[Any] | 
 
 
 def _explicit(p: Any) -> Part:
-    """A caller-given part: text is parsed like free text; an object is taken as it is."""
+    """A caller-given part: text is parsed like free text; an object is the first family's
+    (in hook order) that recognises its keys, else its text."""
     from .parse import classify_shape
 
     if isinstance(p, str):
         return classify_shape(p)
-    if "series" in p:
-        return Part(str(p), "series", {"series": p["series"], "horizon": p.get("horizon", 6)})
-    if "record" in p:
-        return Part(str(p), "record", {"record": p["record"]})
-    if "passages" in p:
-        return Part(p.get("query", ""), "ranking", {"query": p.get("query", ""), "passages": p["passages"]})
+    for f in all_families():
+        if f.auto_shape is not None and (part := f.from_object(p)) is not None:
+            return part
     return classify_shape(str(p.get("text", p)))
 
 

@@ -1,9 +1,10 @@
 """Reading a free-text request: where it splits into parts, what each part's payload is.
 
-Structured payloads are recognised before any model looks at the text: a run of numbers is
-a series (forecasting), ``name=value`` pairs are a record (tabular), numbered passages
-with a question are a ranking. Everything else is text, and its payload is what the
-request quotes, or what follows its first colon; failing both, the whole request.
+Structured payloads are recognised before any model looks at the text, by the task families
+that take them (``TaskFamily.recognise``, built on the parsers here): a run of numbers is a
+series, ``name=value`` pairs are a record, numbered passages with a question are a ranking.
+Everything else is text, and its payload is what the request quotes, or what follows its
+first colon; failing both, the whole request.
 """
 
 from __future__ import annotations
@@ -105,12 +106,13 @@ def instruction_of(text: str) -> str:
 
 
 def classify_shape(text: str) -> Part:
-    if (series := series_of(text)) is not None and record_of(text) is None:
-        return Part(text, "series", {"series": series, "horizon": horizon_of(text)})
-    if (record := record_of(text)) is not None:
-        return Part(text, "record", {"record": record})
-    if (ranked := passages_of(text)) is not None:
-        return Part(text, "ranking", {"query": ranked[0], "passages": ranked[1]})
+    """The first family (in hook order) that recognises a structured payload takes the part;
+    anything else is text."""
+    from ..families import all_families  # families build on this module's parsers
+
+    for f in all_families():
+        if f.auto_shape is not None and f.auto_shape != "text" and (payload := f.recognise(text)) is not None:
+            return Part(text, f.auto_shape, payload)
     return Part(text, "text", {"text": text_payload(text)})
 
 

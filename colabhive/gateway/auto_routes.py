@@ -19,6 +19,7 @@ from msgspec import Meta
 from ..auto.experts import ExpertIndex
 from ..auto.orchestrate import PlannedPart, plan_request, run_parts
 from ..errors import HiveError, InvalidInput, NoCapacity
+from ..families import RouterRole, TaskFamily, family, with_role
 from ..telemetry import context_from_traceparent, traceparent_of
 from .errors import decode_input
 from .call import visible
@@ -40,9 +41,19 @@ class AutoRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     budget_ms: Annotated[int, Meta(ge=1, le=600_000)] | None = None
 
 
-def _embedder(hive: Hive) -> str:
+def _of_role(hive: Hive, role: RouterRole) -> list[str]:
+    """Default versions of the functions whose family plays ``role`` for the router."""
+    tasks = {f.name for f in with_role(role)}
     refs = [hive.lifecycle.default_ref(n) for n in hive.lifecycle.names]
-    emb = [r for r in refs if r and hive.catalog[r].manifest.task == "embedding"]
+    return [r for r in refs if r and hive.catalog[r].manifest.task in tasks]
+
+
+def _family(hive: Hive, ref: str) -> TaskFamily:
+    return family(hive.catalog[ref].manifest.task)
+
+
+def _embedder(hive: Hive) -> str:
+    emb = _of_role(hive, "embedder")
     emb.sort(key=lambda r: (not r.startswith("minilm-embed@"), r))
     served = [r for r in emb if hive.serving(r)]
     if not served:
@@ -63,25 +74,27 @@ def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
         if ref and visible(hive.catalog[ref], tenant, hive):
             experts.append(hive.catalog[ref].manifest)
     embedder = _embedder(hive)
+    emb_family = _family(hive, embedder)
 
     async def embed(texts: list[str]) -> list[list[float]]:
         import asyncio
 
-        replies = await asyncio.gather(*(call_function(hive, embedder, msgspec.json.encode({"text": t[:2000]}),
-                                                     headers, tenant) for t in texts))
-        return [msgspec.json.decode(r.body)["embedding"] for r in replies]
+        bodies = [msgspec.json.encode(emb_family.router_body(t[:2000])) for t in texts]
+        replies = await asyncio.gather(*(call_function(hive, embedder, b, headers, tenant) for b in bodies))
+        return [emb_family.vector_of(msgspec.json.decode(r.body)) for r in replies]
 
-    langid = next((r for n in hive.lifecycle.names if (r := hive.lifecycle.default_ref(n))
-                   and hive.catalog[r].manifest.task == "language"), None)
+    langid = next(iter(_of_role(hive, "language_id")), None)
 
     async def language(text: str) -> str | None:
         if langid is None or not hive.serving(langid):
             return None
+        lang_family = _family(hive, langid)
         try:
-            reply = await call_function(hive, langid, msgspec.json.encode({"text": text[:2000]}), headers, tenant)
+            reply = await call_function(hive, langid, msgspec.json.encode(lang_family.router_body(text[:2000])),
+                                        headers, tenant)
         except HiveError:
             return None  # the direction then comes from the text's own hints
-        return msgspec.json.decode(reply.body).get("language")
+        return lang_family.language_of(msgspec.json.decode(reply.body))
 
     def quality(ref: str) -> float | None:
         ev = hive.evaluations.get(ref)

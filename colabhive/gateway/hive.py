@@ -23,7 +23,8 @@ from ..dispatch.routing import Router, SiteFigures
 from ..errors import HiveError, NotPromoted, Retired, UnknownFunction
 from ..manifests import Manifest, load_manifests
 from ..registry import Artifact, Lifecycle, artifact_of
-from ..runners import RUNNERS, Runner
+from ..families import family
+from ..runners import Runner
 from ..store import Store
 from ..telemetry import setup_tracing
 from ..wire import SiteProfile
@@ -119,7 +120,7 @@ class Hive:
         manifests = load_manifests([self.cfg.resolve(d) for d in self.cfg.manifest_dirs])
         catalog: dict[str, FunctionEntry] = {}
         for m in manifests:
-            runner = RUNNERS[m.task]
+            runner = family(m.task).runner
             catalog[m.ref] = FunctionEntry(
                 manifest=m,
                 runner=runner,

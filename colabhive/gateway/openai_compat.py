@@ -22,6 +22,7 @@ from litestar import Request, Response, get, post
 from msgspec import Meta
 
 from ..errors import HiveError, InvalidInput
+from ..families import OpenAIRoute, serving
 from .errors import decode_input
 from .call import entry_for, prepare
 from .hive import FunctionEntry, Hive
@@ -81,15 +82,18 @@ def _openai_error(exc: HiveError) -> Response:
     return Response(content=msgspec.json.encode(body), status_code=exc.status, media_type=JSON, headers=headers)
 
 
-async def _function(hive: Hive, request: Request, model: str, task: str) -> tuple[FunctionEntry, str]:
+async def _function(hive: Hive, request: Request, model: str, route: OpenAIRoute) -> tuple[FunctionEntry, str]:
+    """The function ``model`` names, if its task family answers this route."""
     tenant = await client_tenant(hive, request)
     try:
         entry = entry_for(hive, model, tenant)
     except HiveError as exc:
         exc.field = "model"
         raise
-    if entry.manifest.task != task:
-        raise InvalidInput(f"{model!r} is a {entry.manifest.task} function, not {task}", field="model")
+    tasks = [f.name for f in serving(route)]
+    if entry.manifest.task not in tasks:
+        wanted = " or ".join(tasks) or f"any task (no task family serves /v1/{route})"
+        raise InvalidInput(f"{model!r} is a {entry.manifest.task} function, not {wanted}", field="model")
     return entry, tenant
 
 
@@ -116,7 +120,7 @@ async def embeddings(request: Request) -> Response:
     hive: Hive = request.app.state.hive
     try:
         req = decode_input(await request.body(), EmbeddingsRequest, "embeddings")
-        entry, tenant = await _function(hive, request, req.model, "embedding")
+        entry, tenant = await _function(hive, request, req.model, "embeddings")
         texts = [req.input] if isinstance(req.input, str) else req.input
         if not texts or len(texts) > MAX_INPUTS:
             raise InvalidInput(f"input must hold 1 to {MAX_INPUTS} strings", field="input")
@@ -172,7 +176,7 @@ async def chat_completions(request: Request) -> Response:
     hive: Hive = request.app.state.hive
     try:
         req = decode_input(await request.body(), ChatRequest, "chat.completions")
-        entry, tenant = await _function(hive, request, req.model, "generation")
+        entry, tenant = await _function(hive, request, req.model, "chat")
         body = msgspec.json.encode(_generation_input(req))
         decode_input(body, entry.input_type, "chat.completions")
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())

@@ -18,7 +18,8 @@ from collections.abc import Callable
 import msgspec
 
 from ..manifests import Manifest
-from ..runners import RUNNERS, Runner
+from ..families import family, find
+from ..runners import Runner
 from ..wire import Device, Placement
 from .reconcile import allowed_by, diff
 
@@ -86,7 +87,7 @@ class ModelCache:
         for m in manifests:
             if not allowed_by(self.wanted, m):
                 continue
-            if m.lifecycle == "retired" or m.ref in self.loaded or m.task not in RUNNERS:
+            if m.lifecycle == "retired" or m.ref in self.loaded or find(m.task) is None:
                 continue
             choice = choose_device(m, self.devices)
             if choice is None:
@@ -215,7 +216,7 @@ class ModelCache:
     def _load(self, m: Manifest, device: Device, dtype: str) -> None:
         t0 = time.perf_counter()
         try:
-            runner = RUNNERS[m.task](m, device, dtype)
+            runner = family(m.task).runner(m, device, dtype)
             runner.load()
         except Exception as exc:  # one bad model must not stop the others
             log.exception("loading %s on %s failed", m.ref, device.id)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..manifests import Manifest
-from ..runners import RUNNERS
+from ..families import find
 from ..wire import Device, Placement
 
 __all__ = ["Diff", "allowed_by", "diff"]
@@ -67,7 +67,7 @@ def diff(
             out.problems[ref] = "not among the manifests the gateway sent at registration"
         elif not allowed_by(only, m):
             out.problems[ref] = f"this node's node.functions ({', '.join(only)}) excludes it"
-        elif m.task not in RUNNERS:
+        elif find(m.task) is None:
             out.problems[ref] = f"no runner for task {m.task!r} in this node's version"
         elif d is None:
             out.problems[ref] = f"no device {p.device!r} here (devices: {', '.join(by_id)})"

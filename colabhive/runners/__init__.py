@@ -1,31 +1,11 @@
-"""Task runners, by task name. Each module declares its input and output Structs."""
+"""Task runners: one module per task, each declaring its input and output Structs.
+
+Which runner serves a task is its family's to say (``colabhive.families``), so a plugin
+can add a task without this package knowing.
+"""
 
 from __future__ import annotations
 
 from .base import Runner, source_path
-from .classification import ClassificationRunner
-from .echo import EchoRunner
-from .embedding import EmbeddingRunner
-from .forecasting import ForecastingRunner
-from .generation import GenerationRunner
-from .language import LanguageRunner
-from .rerank import RerankRunner
-from .tabular import TabularRunner
-from .translation import TranslationRunner
 
-__all__ = ["RUNNERS", "Runner", "source_path"]
-
-RUNNERS: dict[str, type[Runner]] = {
-    r.task: r
-    for r in (
-        ClassificationRunner,
-        EchoRunner,
-        EmbeddingRunner,
-        ForecastingRunner,
-        GenerationRunner,
-        LanguageRunner,
-        RerankRunner,
-        TabularRunner,
-        TranslationRunner,
-    )
-}
+__all__ = ["Runner", "source_path"]

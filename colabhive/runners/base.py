@@ -23,9 +23,8 @@ __all__ = ["Runner", "source_path", "text_input"]
 
 
 class Runner:
-    """One loaded model serving one manifest on one device."""
+    """One loaded model serving one manifest on one device (its task family names it)."""
 
-    task: ClassVar[str]
     Output: ClassVar[type[msgspec.Struct]]
     needs_source: ClassVar[bool] = True
 

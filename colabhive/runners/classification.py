@@ -41,7 +41,6 @@ class ClassificationOutput(msgspec.Struct):
 
 
 class ClassificationRunner(Runner):
-    task = "classification"
     Output = ClassificationOutput
 
     @classmethod

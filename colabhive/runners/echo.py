@@ -16,7 +16,6 @@ class EchoOutput(msgspec.Struct):
 
 
 class EchoRunner(Runner):
-    task = "echo"
     Output = EchoOutput
     needs_source = False
 

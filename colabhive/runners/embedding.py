@@ -78,7 +78,6 @@ class EmbeddingOutput(msgspec.Struct):
 
 
 class EmbeddingRunner(Runner):
-    task = "embedding"
     Output = EmbeddingOutput
 
     @classmethod

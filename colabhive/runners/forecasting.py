@@ -165,7 +165,6 @@ def forecast(backend: Any, series: list[Any], horizon: int) -> tuple[Any, Any]:
 
 
 class ForecastingRunner(Runner):
-    task = "forecasting"
     Output = ForecastOutput
 
     @classmethod

@@ -129,7 +129,6 @@ def _input_type(max_text_chars: int) -> type[msgspec.Struct]:
 
 
 class GenerationRunner(Runner):
-    task = "generation"
     Output = GenerationOutput
     streams = True
 

@@ -31,7 +31,6 @@ class LanguageOutput(msgspec.Struct):
 
 
 class LanguageRunner(Runner):
-    task = "language"
     Output = LanguageOutput
 
     @classmethod

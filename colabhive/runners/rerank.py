@@ -32,7 +32,6 @@ class RerankOutput(msgspec.Struct):
 
 
 class RerankRunner(Runner):
-    task = "rerank"
     Output = RerankOutput
 
     @classmethod

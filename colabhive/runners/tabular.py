@@ -55,7 +55,6 @@ class TabularOutput(msgspec.Struct):
 
 
 class TabularRunner(Runner):
-    task = "tabular"
     Output = TabularOutput
 
     @classmethod

@@ -41,7 +41,6 @@ class TranslationOutput(msgspec.Struct):
 
 
 class TranslationRunner(Runner):
-    task = "translation"
     Output = TranslationOutput
 
     @classmethod

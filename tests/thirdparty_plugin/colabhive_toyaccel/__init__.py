@@ -5,14 +5,20 @@ manifests can ask for in ``hardware.device_kinds``, its own name and memory budg
 torch device that drives it, and honest live figures. It implements no
 ``hive_place_model``: the core's fallback moves the model to the torch device this plugin
 names, in the chosen dtype, which is all a plain device needs.
+
+It also adds a task family the core does not have (``textstats``, in :mod:`.textstats`)
+through ``hive_task_families``, so the same entry point shows a plugin adding a task.
 """
 
 from __future__ import annotations
 
 from colabhive import hookimpl
+from colabhive.families import TaskFamily
 from colabhive.wire import Device, DeviceStats
 
-__all__ = ["KIND", "hive_device_stats", "hive_devices", "hive_synchronize", "hive_torch_device"]
+from .textstats import TextStats
+
+__all__ = ["KIND", "hive_device_stats", "hive_devices", "hive_synchronize", "hive_task_families", "hive_torch_device"]
 
 KIND = "toyaccel"
 MEMORY_MB = 2048
@@ -50,3 +56,8 @@ def hive_device_stats(device: Device) -> DeviceStats | None:
     if device.kind != KIND:
         return None
     return DeviceStats(device=device.id)
+
+
+@hookimpl
+def hive_task_families() -> list[TaskFamily]:
+    return [TextStats()]
