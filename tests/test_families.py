@@ -82,10 +82,10 @@ def test_a_supported_part_is_implemented_whole(fam: TaskFamily) -> None:
             assert all(_overrides(fam, m) for m in ("recognise", "from_object", "auto_body")), fam.name
         if fam.auto_shape == "record":
             assert _overrides(fam, "record_features")
-    if fam.router_role == "embedder":
-        assert _overrides(fam, "router_body") and _overrides(fam, "vector_of")
+    if fam.router_role == "embedder" or fam.openai_route == "embeddings":
+        assert _overrides(fam, "text_body") and _overrides(fam, "vector_of")
     if fam.router_role == "language_id":
-        assert _overrides(fam, "router_body") and _overrides(fam, "language_of")
+        assert _overrides(fam, "text_body") and _overrides(fam, "language_of")
     assert fam.metrics <= METRICS, fam.metrics - METRICS
 
 
@@ -93,9 +93,9 @@ def test_a_supported_part_is_implemented_whole(fam: TaskFamily) -> None:
 def test_unsupported_means_refused(fam: TaskFamily) -> None:
     with pytest.raises(EnsembleError, match=f"outputs of task '{fam.name}' cannot be combined"):
         combine(fam.name, "mean", [{"x": 1}], [1.0])
-    if fam.router_role is None:
+    if fam.router_role is None and fam.openai_route != "embeddings":
         with pytest.raises(NotImplementedError):
-            fam.router_body("x")
+            fam.text_body("x")
 
 
 def test_the_router_and_the_openai_routes_each_find_their_family() -> None:

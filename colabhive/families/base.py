@@ -99,13 +99,14 @@ class TaskFamily:
         """A better expert of this family for the request than ``chosen`` and why, or None."""
         return None
 
-    def router_body(self, text: str) -> dict[str, Any]:
-        """With a router_role: the input that asks a function of this family about ``text``."""
-        raise NotImplementedError(f"task {self.name!r} has no router role")
+    def text_body(self, text: str) -> dict[str, Any]:
+        """The input that asks a function of this family about one text, for the router (a
+        router_role) and the embeddings route, which only have a text to give."""
+        raise NotImplementedError(f"task {self.name!r} has no router role or embeddings route")
 
     def vector_of(self, output: dict[str, Any]) -> list[float]:
-        """router_role "embedder": the vector in an output."""
-        raise NotImplementedError(f"task {self.name!r} has no router role")
+        """router_role "embedder" and openai_route "embeddings": the vector in an output."""
+        raise NotImplementedError(f"task {self.name!r} has no router role or embeddings route")
 
     def language_of(self, output: dict[str, Any]) -> str | None:
         """router_role "language_id": the language code in an output."""

@@ -20,7 +20,7 @@ class Embedding(TaskFamily):
     metrics = frozenset({"knn_accuracy"})
     openai_route = "embeddings"
 
-    def router_body(self, text: str) -> dict[str, Any]:
+    def text_body(self, text: str) -> dict[str, Any]:
         return {"text": text}
 
     def vector_of(self, output: dict[str, Any]) -> list[float]:

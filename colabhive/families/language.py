@@ -25,7 +25,7 @@ class Language(TaskFamily):
     def combine(self, rule: Rule, outputs: list[dict[str, Any]], weights: list[float]) -> dict[str, Any]:
         return combine_labels("language", rule, outputs, weights)
 
-    def router_body(self, text: str) -> dict[str, Any]:
+    def text_body(self, text: str) -> dict[str, Any]:
         return {"text": text}
 
     def language_of(self, output: dict[str, Any]) -> str | None:

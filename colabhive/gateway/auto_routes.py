@@ -79,7 +79,7 @@ def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
     async def embed(texts: list[str]) -> list[list[float]]:
         import asyncio
 
-        bodies = [msgspec.json.encode(emb_family.router_body(t[:2000])) for t in texts]
+        bodies = [msgspec.json.encode(emb_family.text_body(t[:2000])) for t in texts]
         replies = await asyncio.gather(*(call_function(hive, embedder, b, headers, tenant) for b in bodies))
         return [emb_family.vector_of(msgspec.json.decode(r.body)) for r in replies]
 
@@ -90,7 +90,7 @@ def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
             return None
         lang_family = _family(hive, langid)
         try:
-            reply = await call_function(hive, langid, msgspec.json.encode(lang_family.router_body(text[:2000])),
+            reply = await call_function(hive, langid, msgspec.json.encode(lang_family.text_body(text[:2000])),
                                         headers, tenant)
         except HiveError:
             return None  # the direction then comes from the text's own hints

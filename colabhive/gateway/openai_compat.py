@@ -22,7 +22,7 @@ from litestar import Request, Response, get, post
 from msgspec import Meta
 
 from ..errors import HiveError, InvalidInput
-from ..families import OpenAIRoute, serving
+from ..families import OpenAIRoute, family, serving
 from .errors import decode_input
 from .call import entry_for, prepare
 from .hive import FunctionEntry, Hive
@@ -124,7 +124,8 @@ async def embeddings(request: Request) -> Response:
         texts = [req.input] if isinstance(req.input, str) else req.input
         if not texts or len(texts) > MAX_INPUTS:
             raise InvalidInput(f"input must hold 1 to {MAX_INPUTS} strings", field="input")
-        bodies = [msgspec.json.encode({"text": t}) for t in texts]
+        fam = family(entry.manifest.task)
+        bodies = [msgspec.json.encode(fam.text_body(t)) for t in texts]
         for i, b in enumerate(bodies):  # all or nothing: validate before queueing any
             decode_input(b, entry.input_type, f"input[{i}]")
         replies = await asyncio.gather(*(call_function(hive, entry.ref, b, request.headers, tenant) for b in bodies))
@@ -133,7 +134,7 @@ async def embeddings(request: Request) -> Response:
     data, tokens = [], 0
     for i, r in enumerate(replies):
         out = msgspec.json.decode(r.body)
-        vec = out["embedding"]
+        vec = fam.vector_of(out)
         if req.dimensions is not None and req.dimensions != len(vec):
             return _openai_error(InvalidInput(f"{entry.ref} makes {len(vec)}-dimensional vectors", field="dimensions"))
         tokens += int(out.get("tokens", 0))
