@@ -24,8 +24,8 @@ import pytest
 from colabhive import hookimpl
 from colabhive.auto.orchestrate import _explicit
 from colabhive.auto.parse import Part, classify_shape, series_of, split_request
-from colabhive.ensemble import EnsembleError, combine
-from colabhive.errors import ConfigError
+from colabhive.ensemble import combine
+from colabhive.errors import ConfigError, EnsembleError
 from colabhive.families import (
     PARTS, TaskFamily, all_families, family, find, general, names, of_shape, serving, with_role,
 )

@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, Literal, Protocol
 
 from ..auto.parse import Part
-from ..ensemble import EnsembleError, Rule
+from ..ensemble import Rule
+from ..errors import EnsembleError
 from ..manifests import Manifest, Metric
 from ..runners.base import Runner
 

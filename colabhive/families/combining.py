@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ensemble import EnsembleError, Rule
+from ..ensemble import Rule
+from ..errors import EnsembleError
 
 __all__ = ["average", "combine_labels", "pick"]
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..auto.parse import Part, horizon_of, series_of
-from ..ensemble import EnsembleError, Rule
+from ..ensemble import Rule
+from ..errors import EnsembleError
 from ..runners.forecasting import ForecastingRunner
 from .base import TaskFamily
 from .combining import average

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from ..auto.parse import Part, record_of
-from ..ensemble import EnsembleError, Rule
+from ..ensemble import Rule
+from ..errors import EnsembleError
 from ..manifests import Manifest
 from ..runners.tabular import TabularRunner
 from .base import TaskFamily
