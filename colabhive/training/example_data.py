@@ -95,7 +95,7 @@ def sklearn_table(loader: str = "load_breast_cancer") -> Rows:
 
 EXAMPLES: dict[str, Callable[[], Rows]] = {
     "qa-science": lambda: chatterbot_qa(("science",)),
-    "qa-all": lambda: chatterbot_qa(("ai", "botany", "computers", "food", "history", "money", "science", "sports")),
+    "qa-all": lambda: chatterbot_qa(("ai", "computers", "food", "history", "money", "science", "sports")),
     "tweets": tweets,
     "co2": co2_series,
     "breast-cancer": lambda: sklearn_table("load_breast_cancer"),

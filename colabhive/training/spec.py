@@ -121,9 +121,10 @@ def _field(exc: msgspec.ValidationError, prefix: str = "") -> tuple[str, str]:
     unknown = _UNKNOWN.search(msg)
     if unknown:
         key = f"{key}.{unknown['f']}" if key else unknown["f"]
-    if not key:  # a __post_init__ message quotes its field: `eval.split`
-        quoted = re.search(r"`([a-z_]+(?:\.[a-z_]+)*)`", msg)
-        key = quoted[1] if quoted else ""
+    # a __post_init__ message quotes the field it is about (`eval.split`): more precise than its Struct
+    quoted = re.search(r"`([a-z_]+(?:\.[a-z_]+)*)`", msg)
+    if quoted and not unknown and (not key or quoted[1].startswith(key + ".")):
+        key = quoted[1].removeprefix(prefix + ".") if prefix else quoted[1]
     full = ".".join(p for p in (prefix, key) if p)
     return full, msg
 
