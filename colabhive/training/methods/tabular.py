@@ -118,8 +118,16 @@ class TabularTrainer(Trainer):
         done = lgb.Booster(model_str=(path / "model.txt").read_text())
         if done.current_iteration() != state["step"]:
             raise CheckpointError(f"{path}: model has {done.current_iteration()} rounds, state says {state['step']}")
-        self.booster = lgb.train(self.params, lgb.Dataset(self.x, self.y, free_raw_data=False), num_boost_round=0,
-                                 init_model=done, keep_training_booster=True)
+        # what lgb.train(init_model=...) does before its first round, without running one: the
+        # dataset starts from the saved model's scores and the new booster holds its trees
+        from lightgbm.basic import _InnerPredictor
+
+        ds = lgb.Dataset(self.x, self.y, free_raw_data=False)
+        ds._update_params(self.params)._set_predictor(
+            _InnerPredictor.from_booster(booster=done, pred_parameter=dict(done.params, **self.params)))
+        self.booster = lgb.Booster(self.params, ds)
+        if self.booster.current_iteration() != state["step"]:
+            raise CheckpointError(f"{path}: resumed booster has {self.booster.current_iteration()} rounds")
         self.step_count, self.samples_seen = state["step"], state["samples_seen"]
 
     def eval_lines(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
