@@ -155,3 +155,24 @@ def test_muon_takes_only_hidden_matrices() -> None:
     assert build_optimizer(named, "adamw", lr=1e-3).kinds == ["adamw"]
     with pytest.raises(ValueError, match="no hidden weight matrices"):
         build_optimizer([("head.weight", model["lm_head"].weight)], "muon", lr=1e-3)
+
+
+def test_an_unknown_column_role_is_named() -> None:
+    with pytest.raises(InvalidSpec) as err:
+        decode_spec(_with(dataset__columns={"promt": "q"}))
+    assert err.value.field == "dataset.columns.promt" and "prompt" in err.value.message
+
+
+def test_the_base_must_be_a_function_of_the_right_task() -> None:
+    from colabhive.training.loop import resolve_base
+    from colabhive.training.methods import get_method
+
+    manifests = [REPO / "manifests"]
+    base = resolve_base("smollm2-chat", manifests, get_method("lora").base_tasks)
+    assert base.ref == "smollm2-chat@1.0.0" and (base.dir / "config.json").is_file()
+    with pytest.raises(InvalidSpec) as err:
+        resolve_base("minilm-embed", manifests, get_method("lora").base_tasks)
+    assert err.value.field == "base" and "embedding" in err.value.message
+    with pytest.raises(InvalidSpec) as err:
+        resolve_base("no-such-function@9", manifests)
+    assert err.value.field == "base"

@@ -32,12 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from .example_data import read_dataset
     from .loop import resolve_base, run_job
+    from .methods import get_method
     from .spec import decode_spec
 
     try:
         spec, hparams = decode_spec(args.spec.read_bytes())
         repo = Path(__file__).resolve().parents[2]
-        base = resolve_base(spec.base, args.manifests or [repo / "manifests"]) if spec.base else None
+        tasks = get_method(spec.method).base_tasks
+        base = resolve_base(spec.base, args.manifests or [repo / "manifests"], tasks) if spec.base else None
         eval_rows = read_dataset(args.eval_data) if args.eval_data else None
         result = run_job(spec, hparams, read_dataset(args.data), args.work_dir, base=base, eval_rows=eval_rows,
                          device=args.device, stop_after=args.stop_after)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..manifests import Source, read_manifest
+from ..manifests import LOWER_IS_BETTER, Source, read_manifest
 from .errors import InvalidSpec, TrainingError
 from .methods import BaseModel, get_method, write_export
 from .spec import JobSpec, split_ref
@@ -45,8 +45,9 @@ class JobResult:
     last: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_base(ref: str, manifest_dirs: list[Path]) -> BaseModel:
-    """The weights directory of a function (``name`` or ``name@version``) among manifest files."""
+def resolve_base(ref: str, manifest_dirs: list[Path], tasks: frozenset[str] = frozenset()) -> BaseModel:
+    """The weights directory of a function (``name`` or ``name@version``) among manifest files;
+    with ``tasks``, the function must be one of those (a LoRA base must be a generation model)."""
     from ..runners.base import source_path
 
     name, version = split_ref(ref)
@@ -59,6 +60,11 @@ def resolve_base(ref: str, manifest_dirs: list[Path]) -> BaseModel:
     if not found:
         raise InvalidSpec(f"no manifest declares {ref!r}", field="base")
     m = max(found, key=lambda x: x.lifecycle == "preferred")
+    if tasks and m.task not in tasks:
+        raise InvalidSpec(f"base {m.ref} is a {m.task} function; this method starts from {' or '.join(sorted(tasks))}",
+                          field="base")
+    if m.ensemble is not None:
+        raise InvalidSpec(f"base {m.ref} is an ensemble: name one of its members", field="base")
     src = m.source
     if src.path:
         src = Source(path=str(m.resolve(src.path)), adapter=str(m.resolve(src.adapter)) if src.adapter else "")
@@ -156,7 +162,7 @@ def run_job(
     if stopped == "stop_after":
         return result
     score = trainer.evaluate(held[: spec.eval.max_rows], spec.eval.metric)
-    lower = spec.eval.metric in ("mae_ratio",)
+    lower = spec.eval.metric in LOWER_IS_BETTER
     result.score = score
     result.passed = score <= spec.eval.threshold if lower else score >= spec.eval.threshold
     record = {"spec": spec, "steps": trainer.step_count, "stopped": stopped, "score": score,

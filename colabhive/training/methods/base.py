@@ -345,6 +345,10 @@ class Method:
         if spec.optimizer is not None and spec.optimizer not in cls.optimizers:
             why = f"use {' or '.join(sorted(cls.optimizers))}" if cls.optimizers else "it has no gradient optimizer"
             raise InvalidSpec(f"method {cls.name} cannot use optimizer {spec.optimizer!r}: {why}", field="optimizer")
+        for role in spec.dataset.columns:
+            if role not in cls.roles:
+                raise InvalidSpec(f"method {cls.name} has no column role {role!r}; its roles are "
+                                  f"{', '.join(cls.roles)}", field=f"dataset.columns.{role}")
         if spec.eval.metric not in cls.metrics:
             raise InvalidSpec(f"metric {spec.eval.metric!r} does not apply to a {cls.task} model; "
                               f"use {', '.join(sorted(cls.metrics))}", field="eval.metric")
