@@ -138,3 +138,23 @@ def test_a_manifest_naming_a_missing_adapter_is_a_problem(tmp_path: Path) -> Non
     path.write_text('name = "x"\ntask = "generation"\n[source]\nadapter = "nowhere"\n')
     m, problems = read_manifest(path)
     assert m is None and "source.adapter" in problems[0].reason
+
+
+def test_a_minutes_budget_stops_the_job_and_still_exports(tmp_path: Path) -> None:
+    spec = {"method": "tabular", "output": "bc-minutes@0.1.0", "budget": {"max_minutes": 0.002},
+            "eval": {"split": 0.25, "metric": "accuracy", "threshold": 0.0}, "hparams": {"num_leaves": 31}}
+    result = _train(spec, EXAMPLES["breast-cancer"]() * 20, tmp_path)
+    assert result.stopped == "max_minutes" and result.steps >= 1 and result.manifest is not None
+    assert len(_metrics(tmp_path)) == result.steps
+
+
+def test_training_api_exports_what_it_names() -> None:
+    import colabhive.training as training
+    import colabhive.training.methods as methods
+
+    for mod in (training, methods):
+        assert all(hasattr(mod, name) for name in mod.__all__), mod
+    assert sorted(methods.METHODS) == ["forecast", "head", "lora", "tabular"]
+    for name in methods.METHODS:
+        m = methods.get_method(name)
+        assert m.name == name and m.task in RUNNERS and set(m.metrics) and m.roles
