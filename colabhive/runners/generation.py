@@ -1,5 +1,8 @@
 """generation: chat completion with a small causal LM (SmolLM2-135M-Instruct), streamed or not.
 
+``source.adapter`` (a PEFT adapter directory, as the ``lora`` training method exports) is
+merged into the base weights at load time, so a fine-tuned version costs what its base does.
+
 One token loop (:meth:`GenerationRunner._tokens`) serves both ``run`` and ``stream``, and the
 text bookkeeping lives in :class:`TextStream`, so a streamed call and a plain one cannot
 disagree: ``run`` is ``stream`` with the pieces thrown away. Inputs are generated one at a
@@ -144,6 +147,8 @@ class GenerationRunner(Runner):
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        if self.manifest.source.adapter:
+            model = _with_adapter(model, self.manifest.resolve(self.manifest.source.adapter))
         self.model = place_model(model, self.device, self.dtype)
         self.torch_device = get_plugin_manager().hook.hive_torch_device(device=self.device)
         self.context = int(self.manifest.options.get("context_tokens", model.config.max_position_embeddings))
@@ -207,6 +212,14 @@ class GenerationRunner(Runner):
                 token = _pick(torch, out.logits[0, -1], inp, generator)
                 ids = torch.tensor([[token]], device=self.torch_device)
             yield token
+
+
+def _with_adapter(model: Any, adapter: Any) -> Any:
+    """The base with a PEFT (LoRA) adapter merged into its weights: served at the base's speed,
+    and placed on a device like any plain model."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval()
 
 
 def _discard(_piece: str) -> None:
