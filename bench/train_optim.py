@@ -72,7 +72,7 @@ def run(job: str, optimizer: str, seed: int, steps: int, every: int) -> dict[str
         with torch.no_grad():
             return float(trainer.loss(held_rows)[0])
 
-    out: dict[str, list[float]] = {"loss": [], "time": [], "eval_step": [], "eval": []}
+    out: dict[str, list[float]] = {"loss": [], "time": [], "eval_step": [0], "eval": [score()]}
     spent = 0.0
     for k in range(1, steps + 1):
         t0 = time.perf_counter()
@@ -92,6 +92,7 @@ def _tail(losses: list[float], upto: int) -> float:
 
 
 def _ms(xs: list[float]) -> str:
+    xs = [float(x) for x in xs]
     return f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs):.4f}" if len(xs) > 1 else f"{xs[0]:.4f}"
 
 
@@ -124,7 +125,14 @@ def main() -> int:
                 curves.setdefault(job, {}).setdefault(opt, []).append(r)
                 print(f"# {job} {opt} seed {seed}: loss {r['loss'][0]:.4f} -> {r['loss'][-1]:.4f}, held-out "
                       f"{r['eval'][-1]:.4f}, {r['time'][-1]:.1f} s", file=sys.stderr)
-    print(f"\nthreads {args.threads}, seeds {args.seeds}. train = mean training loss of the last 3 steps; "
+    if args.json:
+        args.json.write_text(json.dumps({"steps": steps, "curves": curves}))
+    table(curves, steps, args.threads, args.seeds)
+    return 0
+
+
+def table(curves: dict[str, Any], steps: dict[str, int], threads: int, seeds: list[int]) -> None:
+    print(f"\nthreads {threads}, seeds {seeds}. train = mean training loss of the last 3 steps; "
           "held-out = lora: loss on 16 held-out pairs, forecast: mae_ratio on the held-out 20 % tail "
           "(lower is better for all); mean ± sd over seeds\n")
     print("| job | optimizer | s/step | steps | train at equal steps | held-out at equal steps "
@@ -139,9 +147,6 @@ def main() -> int:
                   f"| {_ms([r['eval'][-1] for r in runs])} "
                   f"| {budget:.1f} ({min(a[0] for a in at)}-{max(a[0] for a in at)}) "
                   f"| {_ms([a[1] for a in at])} | {_ms([a[2] for a in at])} |")
-    if args.json:
-        args.json.write_text(json.dumps(curves))
-    return 0
 
 
 if __name__ == "__main__":

@@ -92,12 +92,13 @@ def test_errors_name_the_field(changes: dict[str, object], field: str) -> None:
 
 def test_method_rules_name_the_field() -> None:
     head = _with(method="head", base="minilm-embed", eval={"split": 0.1, "metric": "accuracy", "threshold": 0.5},
-                 hparams={})
+                 hparams={}, dataset__columns={"label": "sentiment"})
     assert decode_spec(head)[0].method == "head"
     with pytest.raises(InvalidSpec) as err:
         decode_spec(head.replace(b'"method": "head"', b'"method": "head", "optimizer": "muon"'))
     assert err.value.field == "optimizer" and "adamw" in err.value.message
-    tab = _with(method="tabular", base=None, eval={"split": 0.2, "metric": "r2", "threshold": 0.3}, hparams={})
+    tab = _with(method="tabular", base=None, eval={"split": 0.2, "metric": "r2", "threshold": 0.3}, hparams={},
+                dataset__columns={})
     assert decode_spec(tab)[0].optimizer is None
     with pytest.raises(InvalidSpec) as err:
         decode_spec(tab.replace(b'"method": "tabular"', b'"method": "tabular", "optimizer": "adamw"'))
