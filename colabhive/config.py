@@ -98,6 +98,14 @@ class LimitsConfig(_Section):
     ] = 6.0
     lease_s: Annotated[float, Meta(gt=0, description="How long a node holds a task before it is requeued.")] = 60.0
     max_attempts: Annotated[Positive, Meta(description="Times a task is handed out before it fails.")] = 3
+    job_lease_s: Annotated[float, Meta(
+        gt=0, description="A training job whose node posts nothing for this long goes back to the queue and "
+        "resumes elsewhere from its last checkpoint. Long enough that a slow poll or a dropped connection "
+        "does not restart a healthy job.")] = 30.0
+    job_max_attempts: Annotated[Positive, Meta(description="Nodes a training job may be leased to before it "
+                                                           "fails (each lost lease is one).")] = 5
+    max_checkpoint_bytes: Annotated[Positive, Meta(
+        description="Largest checkpoint or trained-version archive a node may upload.")] = 2 << 30
     result_ttl_s: Annotated[
         float, Meta(gt=0, description="How long finished async tasks and their results are kept.")
     ] = 86_400.0

@@ -7,6 +7,7 @@ that body back into the same class, so callers catch one type on both sides of t
     HiveError (500, internal)
     ├── BadRequest (400, bad_request)
     │   └── InvalidInput (422, invalid_input)        a field is missing, mistyped, empty or too long
+    │       └── InvalidSpec (422, invalid_training_spec)  a training job spec field is wrong
     ├── Unauthorized (401, unauthorized)
     ├── Forbidden (403, forbidden)
     ├── Conflict (409, conflict)                      the resource is not in a state that allows it
@@ -22,6 +23,8 @@ that body back into the same class, so callers catch one type on both sides of t
     ├── TooManyRequests (429, too_many_requests)
     ├── TaskFailed (502, task_failed)                 the model raised on a node
     │   └── EnsembleError (502, cannot_combine)       members' answers a rule cannot combine
+    ├── TrainingError (training_failed)               a training job could not run (data, base model, state)
+    │   └── CheckpointError (bad_checkpoint)          a checkpoint is missing, partial or for another job
     ├── NoCapacity (503, no_capacity)                 no live node serves the function
     ├── DeadlineExceeded (504, deadline_exceeded)
     │
@@ -46,6 +49,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "BadRequest",
+    "CheckpointError",
     "ConfigError",
     "Conflict",
     "ConnectionClosed",
@@ -59,6 +63,7 @@ __all__ = [
     "GatewayUnreachable",
     "HiveError",
     "InvalidInput",
+    "InvalidSpec",
     "LifecycleConflict",
     "NoCapacity",
     "NodeStopping",
@@ -71,6 +76,7 @@ __all__ = [
     "StreamClosed",
     "TaskFailed",
     "TooManyRequests",
+    "TrainingError",
     "Unauthorized",
     "UnknownFunction",
     "UnknownNode",
@@ -304,6 +310,24 @@ class DatasetMismatch(HiveError):
     """The bytes the gateway sent do not hash to the dataset's id."""
 
     code = "dataset_mismatch"
+
+
+class InvalidSpec(InvalidInput):
+    """The training job spec is invalid."""
+
+    code = "invalid_training_spec"
+
+
+class TrainingError(HiveError):
+    """The training job could not run."""
+
+    code = "training_failed"
+
+
+class CheckpointError(TrainingError):
+    """The checkpoint cannot be resumed from."""
+
+    code = "bad_checkpoint"
 
 
 class NodeStopping(HiveError):

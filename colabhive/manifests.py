@@ -47,6 +47,10 @@ class Source(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     adapter: str = ""
     """A PEFT adapter directory (relative to the manifest file) applied on top of the weights
     above: a version trained by the ``lora`` method is its base plus this."""
+    artifact: str = ""
+    """sha256 of the tar this version's directory came from (set when a training job lands it).
+    A node fetches that tar from the gateway and reads the paths above inside it: nodes share
+    no disk with the gateway."""
 
     def __post_init__(self) -> None:
         if bool(self.package) == bool(self.path) and (self.package or self.path):

@@ -101,6 +101,8 @@ class RegisterReply(msgspec.Struct, kw_only=True):
     """Every live manifest in the catalog (the node needs them to load what it is told to)."""
     hosting: list[Placement] | None = None
     """What the gateway's placement wants this node to hold; None: the node chooses (older gateways)."""
+    catalog: int = 0
+    """The catalog generation ``manifests`` belong to (heartbeats send it back)."""
 
 
 class TaskResult(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -156,6 +158,10 @@ class HeartbeatReply(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The desired set, as in PollReply (sent on every heartbeat: reconciling is idempotent)."""
     calibrate: bool = False
     """An operator asked for a fresh calibration of this node's devices."""
+    catalog: int = 0
+    """The gateway's catalog generation (bumped when a trained version joins it)."""
+    manifests: list[msgspec.Raw] | None = None
+    """Every live manifest again, sent when the node's ``catalog`` is behind the gateway's."""
 
 
 class Heartbeat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -165,6 +171,8 @@ class Heartbeat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     draining: bool = False
     rtt_ms: Annotated[float, Meta(ge=0)] | None = None
     """Moving average of this node's heartbeat round trips (None until one was timed)."""
+    catalog: Annotated[int, Meta(ge=0)] = 0
+    """The catalog generation whose manifests the node holds (from its last registration or beat)."""
 
 
 class SiteProfile(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from colabhive.manifests import Manifest, Source, read_manifest
-from colabhive.runners import RUNNERS
+from colabhive.families import family, names
 from colabhive.training import decode_spec
 from colabhive.training.example_data import EXAMPLES
 from colabhive.training.loop import JobResult, resolve_base, run_job
@@ -44,7 +44,7 @@ def _train(spec: dict[str, Any], rows: list[dict[str, Any]], work: Path) -> JobR
 def _serve(manifest_path: Path) -> tuple[Any, Manifest]:
     m, problems = read_manifest(manifest_path)
     assert m is not None and not problems, problems
-    runner = RUNNERS[m.task](m, Device(kind="cpu"), "fp32")
+    runner = family(m.task).runner(m, Device(kind="cpu"), "fp32")
     runner.load()
     return runner, m
 
@@ -121,7 +121,7 @@ def test_lora_adapter_is_served_on_top_of_smollm2_and_changes_its_answer(tmp_pat
     adapted, m = _serve(result.manifest)
     assert m.source.adapter == "." and m.options["context_tokens"] == 8192
     base_m = msgspec.structs.replace(m, source=Source(path=m.source.path), eval=None)
-    base = RUNNERS["generation"](base_m, Device(kind="cpu"), "fp32")
+    base = family("generation").runner(base_m, Device(kind="cpu"), "fp32")
     base.load()
     ask = {"messages": [{"role": "user", "content": "What is physics?"}], "max_tokens": 8}
     inp = msgspec.convert(ask, adapted.input_type(100_000))
@@ -157,4 +157,4 @@ def test_training_api_exports_what_it_names() -> None:
     assert sorted(methods.METHODS) == ["forecast", "head", "lora", "tabular"]
     for name in methods.METHODS:
         m = methods.get_method(name)
-        assert m.name == name and m.task in RUNNERS and set(m.metrics) and m.roles
+        assert m.name == name and m.task in names() and set(m.metrics) and m.roles

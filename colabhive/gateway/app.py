@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -23,6 +24,8 @@ from .auto_routes import auto
 from .openai_compat import chat_completions, embeddings, models
 from .model_routes import evaluate_version, history, promote_version, retire_version, rollback_function
 from .hive import Hive
+from .job_routes import JOB_ROUTES
+from .jobs import JobBoard
 from .nodes import (
     calibrate_node,
     heartbeat,
@@ -57,15 +60,29 @@ async def healthz(request: Request) -> dict[str, Any]:
     }
 
 
+async def _reap_jobs(hive: Hive) -> None:
+    """Jobs whose node went silent go back to the queue even while no node asks for work."""
+    while True:
+        await asyncio.sleep(0.5)
+        try:
+            hive.jobs.reap()
+        except Exception:  # the reaper must outlive any single bad job
+            log.exception("job reaper pass failed")
+
+
 def _lifespan(hive: Hive):  # -> a Litestar lifespan context manager
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await hive.start()
         replayed = await replay(hive)
-        log.info("gateway ready: %d functions, %d async tasks replayed", len(hive.catalog), replayed)
+        await hive.jobs.start()
+        reaper = asyncio.create_task(_reap_jobs(hive))
+        log.info("gateway ready: %d functions, %d async tasks replayed, %d training jobs unfinished",
+                 len(hive.catalog), replayed, len(hive.jobs.jobs))
         try:
             yield
         finally:
+            reaper.cancel()
             await hive.stop()
 
     return lifespan
@@ -83,6 +100,7 @@ async def _json_not_found(response: Response) -> Response:
 
 def create_app(cfg: HiveConfig) -> Litestar:
     hive = Hive(cfg)
+    hive.jobs = JobBoard(hive)
     openapi = (
         OpenAPIConfig(
             title="ColabHive",
@@ -121,6 +139,7 @@ def create_app(cfg: HiveConfig) -> Litestar:
             embeddings,
             chat_completions,
             auto,
+            *JOB_ROUTES,
             push_dataset,
             list_datasets,
             get_dataset,

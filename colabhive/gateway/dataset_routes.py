@@ -32,13 +32,9 @@ for _media, _fmt in MEDIA_TYPES.items():
 
 
 def dataset_store(request: Request) -> DatasetStore:
-    """The gateway's one DatasetStore, made at first use (its constructor sweeps stale uploads)."""
-    state = request.app.state
-    store = getattr(state, "datasets", None)
-    if store is None:
-        hive: Hive = state.hive
-        store = state.datasets = DatasetStore(hive.store, hive.cfg.resolve(hive.cfg.state_dir))
-    return store
+    """The gateway's one DatasetStore (made with the hive; its constructor sweeps stale uploads)."""
+    hive: Hive = request.app.state.hive
+    return hive.datasets
 
 
 def _format(query: str | None, content_type: str | None) -> Format:

@@ -11,11 +11,13 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ..auth import Auth
+from ..datasets import DatasetStore
 from ..config import HiveConfig
 from ..dispatch import Dispatcher, NodeRegistry, Outcome, Task
 from ..dispatch.journal import Journal
@@ -31,6 +33,9 @@ from ..wire import SiteProfile
 from .sites import load_sites
 from ..wire import Placement
 from .planner import Plan, plan_hive
+
+if TYPE_CHECKING:
+    from .jobs import JobBoard
 
 __all__ = ["FunctionEntry", "Hive"]
 
@@ -94,6 +99,11 @@ class Hive:
         self.auto_index: tuple[tuple[int, str], Any] | None = None
         """/auto's expert index, with the (lifecycle generation, tenant) it was built for."""
         self.started_at = time.time()
+        self.catalog_generation = 0
+        """Bumped when a version joins the running catalog: nodes behind it get the manifests again."""
+        self.datasets = DatasetStore(self.store, cfg.resolve(cfg.state_dir))
+        self.jobs: JobBoard
+        """Training jobs (gateway/jobs.py), set by create_app."""
 
     def site_figures(self, site: str) -> SiteFigures:
         """Grid intensity and price of a site (its profile in nodes/*.toml); zeros if unknown."""
@@ -116,19 +126,35 @@ class Hive:
         return entry.manifest.batching.max_batch if entry else 1
 
     def load_catalog(self) -> None:
+        """The manifest dirs, plus every version a training job landed (``<state_dir>/trained``)."""
         self.sites = load_sites([self.cfg.resolve(d) for d in self.cfg.site_dirs])
-        manifests = load_manifests([self.cfg.resolve(d) for d in self.cfg.manifest_dirs])
-        catalog: dict[str, FunctionEntry] = {}
-        for m in manifests:
-            runner = family(m.task).runner
-            catalog[m.ref] = FunctionEntry(
-                manifest=m,
-                runner=runner,
-                input_type=runner.input_type(self.cfg.limits.max_text_chars),
-                manifest_json=msgspec.json.encode(m),
-                artifact=artifact_of(m),
-            )
-        self.catalog = catalog
+        trained = self.cfg.resolve(self.cfg.state_dir) / "trained"
+        landed = sorted(p for p in trained.iterdir() if (p / "manifest.toml").is_file()) if trained.is_dir() else []
+        manifests = load_manifests([self.cfg.resolve(d) for d in self.cfg.manifest_dirs] + landed)
+        self.catalog = {m.ref: self._entry(m) for m in manifests}
+
+    def _entry(self, m: Manifest) -> FunctionEntry:
+        runner = family(m.task).runner
+        return FunctionEntry(
+            manifest=m,
+            runner=runner,
+            input_type=runner.input_type(self.cfg.limits.max_text_chars),
+            manifest_json=msgspec.json.encode(m),
+            artifact=artifact_of(m),
+        )
+
+    async def add_version(self, path: Path) -> FunctionEntry:
+        """A version that appeared while the hive runs (a training job's result): into the
+        catalog as its manifest says (candidate), into the store, out to every node."""
+        manifests = load_manifests([path])
+        (m,) = manifests
+        entry = self._entry(m)
+        self.catalog[m.ref] = entry
+        await self.lifecycle.add(m)
+        await self._save_manifest(entry)
+        self.catalog_generation += 1
+        self.sync_placement()
+        return entry
 
     def resolve(self, name: str) -> FunctionEntry:
         """``name@version`` pins a version; a plain name runs its preferred (else newest ready) one."""
@@ -224,24 +250,17 @@ class Hive:
         for row in await self.store.fetch("latest_evaluations"):
             if row["ref"] in self.catalog:
                 self.evaluations[row["ref"]] = json.loads(row["report"]) | {"artifact_sha256": row["artifact_sha256"]}
-        now = time.time()
         for e in self.catalog.values():
-            m = e.manifest
-            await self.store.execute(
-                "replace_manifest",
-                {
-                    "ref": m.ref,
-                    "name": m.name,
-                    "version": m.version,
-                    "task": m.task,
-                    "lifecycle": self.lifecycle.state(m.ref),
-                    "body": e.manifest_json.decode(),
-                    "file": m.file,
-                    "now": now,
-                },
-            )
+            await self._save_manifest(e)
         await self.journal.start()
         self._reaper = asyncio.create_task(self._reap_loop())
+
+    async def _save_manifest(self, e: FunctionEntry) -> None:
+        m = e.manifest
+        await self.store.execute("replace_manifest", {
+            "ref": m.ref, "name": m.name, "version": m.version, "task": m.task,
+            "lifecycle": self.lifecycle.state(m.ref), "body": e.manifest_json.decode(), "file": m.file,
+            "now": time.time()})
 
     def _handed_out(self, task: Task) -> None:
         self.journal.running(task.id, task.node_id or "", task.attempts)

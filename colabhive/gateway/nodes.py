@@ -78,6 +78,7 @@ async def register(request: Request) -> Response:
         lease_s=cfg.limits.lease_s,
         manifests=[msgspec.Raw(m) for m in hive.manifests_for_nodes()],
         hosting=rec.hosting_news(),
+        catalog=hive.catalog_generation,
     )
     return Response(content=msgspec.json.encode(reply), media_type=JSON)
 
@@ -170,7 +171,10 @@ async def heartbeat(node_id: str, request: Request) -> Response:
     hive.sync_placement()
     headers = {"connection": "close"} if hive.draining else None
     # the whole desired set on every beat (reconciling is idempotent); a calibration request once
-    reply = HeartbeatReply(in_flight=rec.in_flight, hosting=rec.hosting, calibrate=rec.calibrate_pending)
+    behind = hb.catalog != hive.catalog_generation  # a trained version joined: send the manifests again
+    reply = HeartbeatReply(in_flight=rec.in_flight, hosting=rec.hosting, calibrate=rec.calibrate_pending,
+                           catalog=hive.catalog_generation,
+                           manifests=[msgspec.Raw(m) for m in hive.manifests_for_nodes()] if behind else None)
     rec.calibrate_pending = False
     return Response(content=msgspec.json.encode(reply), media_type=JSON, headers=headers)
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import msgspec
 
 from ..manifests import Manifest
+from ..runners.base import LOAD_LOCK
 from ..families import family, find
 from ..runners import Runner
 from ..wire import Device, Placement
@@ -65,6 +66,8 @@ class ModelCache:
         self.wanted = list(wanted)
         self.release = release
         """Gives a device the memory of dropped models back (the hardware plugin's hook)."""
+        self.resolve: Callable[[Manifest], Manifest] = lambda m: m
+        """Points a trained version's manifest at its fetched files (node/artifacts.py)."""
         self.loaded: dict[str, Loaded] = {}
         self.loading: set[str] = set()
         self.failed: dict[str, str] = {}
@@ -105,6 +108,12 @@ class ModelCache:
             self.desired = None if hosting is None else list(hosting)
         self._planned = self.plan(manifests) if hosting is None else []
         with self._lock:
+            self._announce()
+
+    def update_manifests(self, manifests: list[Manifest]) -> None:
+        """The catalog grew (a trained version landed): the new manifests, keeping what is held."""
+        with self._lock:
+            self.manifests = {m.ref: m for m in manifests}
             self._announce()
 
     def set_desired(self, hosting: list[Placement]) -> bool:
@@ -216,8 +225,9 @@ class ModelCache:
     def _load(self, m: Manifest, device: Device, dtype: str) -> None:
         t0 = time.perf_counter()
         try:
-            runner = family(m.task).runner(m, device, dtype)
-            runner.load()
+            runner = family(m.task).runner(self.resolve(m), device, dtype)
+            with LOAD_LOCK:  # a training job may be loading its base in another thread
+                runner.load()
         except Exception as exc:  # one bad model must not stop the others
             log.exception("loading %s on %s failed", m.ref, device.id)
             with self._lock:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import msgspec
 import pluggy
 
+from ..manifests import Manifest
 from ..wire import Calibration, Device, Heartbeat, HeartbeatReply, Placement
 from .cache import ModelCache
 from .calibration_schedule import Calibrator
@@ -51,6 +52,8 @@ class Control:
         self.meter = EnergyMeter(pm)
         self.calibrator = Calibrator(devices, threads, self._post_calibration, on_join=calibrate_on_join)
         self.rtt_ms: float | None = None
+        self.catalog = 0
+        """The gateway's catalog generation whose manifests this node holds."""
         self._lock = threading.Lock()
 
     # ---- placement -----------------------------------------------------------------------
@@ -104,7 +107,8 @@ class Control:
         loaded, loading = self.cache.names()
         stats = [s for d in self.devices if (s := self.meter.stats(d)) is not None]
         rtt = None if self.rtt_ms is None else round(self.rtt_ms, 3)
-        hb = Heartbeat(functions=loaded, loading=loading, stats=stats, draining=self.draining(), rtt_ms=rtt)
+        hb = Heartbeat(functions=loaded, loading=loading, stats=stats, draining=self.draining(), rtt_ms=rtt,
+                       catalog=self.catalog)
         with self._lock:
             t0 = time.perf_counter()
             try:
@@ -119,6 +123,10 @@ class Control:
         except msgspec.MsgspecError as exc:
             log.warning("could not read the heartbeat reply: %s", exc)
             return
+        if reply.manifests is not None:  # the catalog grew: a trained version may be placed here next
+            self.cache.update_manifests([msgspec.json.decode(raw, type=Manifest) for raw in reply.manifests])
+            self.catalog = reply.catalog
+            self.ensure_loader()  # a placement that named a version unknown until now can load
         if reply.calibrate:
             self.calibrator.request()
         if self.apply_hosting(reply.hosting):

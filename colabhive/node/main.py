@@ -25,7 +25,9 @@ from ..plugins import get_plugin_manager
 from ..telemetry import setup_tracing
 from ..wire import Chunk, Device, PollReply, PollRequest, RegisterReply, RegisterRequest, TaskResult
 from .client import GatewayClient, GatewayError, GatewayUnreachable
+from .artifacts import ArtifactCache
 from .control import Control
+from .trainer import JobRunner
 from .worker import run_batch
 
 __all__ = ["Node"]
@@ -59,6 +61,14 @@ class Node:
         )
         """Heartbeats, calibration and placement, on their own connection."""
         self.cache = self.control.cache
+        self.secret: str | None = None
+        # the node's own files, apart from the gateway's and other nodes' (they may share state_dir)
+        state = cfg.resolve(cfg.state_dir) / "node-cache" / self.name
+        self.artifacts = ArtifactCache(state / "artifacts", self.url, self._credentials)
+        self.cache.resolve = self.artifacts.resolve
+        self.jobs = JobRunner(self.url, state, self.devices, self.pm, self._credentials,
+                              lambda: dict(self.cache.manifests), self.stopping, self.artifacts.resolve)
+        """Training: leases jobs that fit this node's devices, on a connection of its own."""
         self._in_wait = False
         self.batches = 0
 
@@ -67,6 +77,7 @@ class Node:
         self._install_signals()
         hb = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         hb.start()
+        self.jobs.start()
         try:
             self._register_until_done()
             while not self.stopping.is_set():
@@ -122,6 +133,9 @@ class Node:
         except (GatewayUnreachable, GatewayError):
             return False
 
+    def _credentials(self) -> tuple[str, str] | None:
+        return (self.node_id, self.secret) if self.node_id and self.secret else None
+
     # ---- registration and loading ----------------------------------------------------
     def _register_until_done(self) -> None:
         self._backoff_until(self._register)
@@ -152,6 +166,8 @@ class Node:
         self.control.client.set_token(reply.node_secret)
         self.chunk_client.set_token(reply.node_secret)
         self.node_id = reply.node_id
+        self.secret = reply.node_secret
+        self.control.catalog = reply.catalog
         manifests = [msgspec.json.decode(raw, type=Manifest) for raw in reply.manifests]
         log.info("registered with %s as %s (%d devices)", self.url, self.node_id, len(self.devices))
         self.cache.set_manifests(manifests, reply.hosting)

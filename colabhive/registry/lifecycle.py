@@ -60,6 +60,20 @@ class Lifecycle:
                 if r != keep:
                     self.states[r] = "ready"
 
+    async def add(self, m: Manifest) -> None:
+        """A version that joined the running hive (a training job's result) in its declared state;
+        one that claims preferred while another is preferred starts as ready."""
+        refs = self.names.setdefault(m.name, [])
+        if m.ref not in refs:
+            refs.append(m.ref)
+            refs.sort(key=lambda r: version_key(r.split("@", 1)[1]))
+        state = m.lifecycle if not (m.lifecycle == "preferred" and self.preferred(m.name)) else "ready"
+        self.states[m.ref] = state
+        self.generation += 1
+        now = time.time()
+        await self.store.execute("save_model_state", {"ref": m.ref, "name": m.name, "lifecycle": state, "now": now})
+        await self._event(m.ref, "new", state, None, "trained", {"file": m.file}, now)
+
     def state(self, ref: str) -> str:
         return self.states[ref]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import threading
 from functools import lru_cache
 from pathlib import Path
 from collections.abc import Callable
@@ -19,7 +20,13 @@ from msgspec import Meta
 from ..manifests import Manifest
 from ..wire import Device
 
-__all__ = ["Runner", "source_path", "text_input"]
+__all__ = ["LOAD_LOCK", "Runner", "source_path", "text_input"]
+
+
+LOAD_LOCK = threading.RLock()
+"""Held while weights load. transformers' ``from_pretrained`` builds modules on the meta device by
+patching torch process-wide, so a load in one thread (a node's loader) and one in another (a
+training job's base) corrupt each other ("Cannot copy out of meta tensor"); one at a time."""
 
 
 class Runner:

@@ -173,3 +173,58 @@ INSERT OR IGNORE INTO dataset_uses (dataset_id, job_id, tenant) VALUES (:dataset
 
 -- name: delete_dataset_use
 DELETE FROM dataset_uses WHERE dataset_id = :dataset_id AND job_id = :job_id;
+
+-- ---- training jobs (gateway/jobs.py) -------------------------------------------------------
+-- name: insert_job
+INSERT INTO jobs (id, tenant, spec, method, output, status, total_steps, created_at)
+VALUES (:id, :tenant, :spec, :method, :output, 'queued', :total_steps, :created_at);
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = :id;
+
+-- name: unfinished_jobs
+SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_at, id;
+
+-- name: job_output_taken
+SELECT id FROM jobs WHERE output = :output AND status IN ('queued', 'running', 'succeeded') LIMIT 1;
+
+-- name: lease_job
+UPDATE jobs SET status = 'running', node_id = :node_id, node_name = :node_name, site = :site, device = :device,
+    attempts = :attempts, started_at = COALESCE(started_at, :now) WHERE id = :id;
+
+-- name: requeue_job
+UPDATE jobs SET status = 'queued', node_id = NULL, device = NULL, attempts = :attempts, step = :step WHERE id = :id;
+
+-- name: job_progress
+UPDATE jobs SET step = :step, last_metrics = :last_metrics, energy_j = :energy_j WHERE id = :id;
+
+-- name: job_checkpoint
+UPDATE jobs SET checkpoint_step = :step, checkpoint_sha = :sha WHERE id = :id;
+
+-- name: job_result_file
+UPDATE jobs SET result_sha = :sha WHERE id = :id;
+
+-- name: finish_job
+UPDATE jobs SET status = :status, result = :result, error = :error, finished_at = :now, step = :step,
+    energy_j = COALESCE(:energy_j, energy_j), attempts = :attempts WHERE id = :id;
+
+-- name: list_jobs
+SELECT * FROM jobs
+WHERE tenant = :tenant AND (:status IS NULL OR status = :status)
+  AND (:after_created IS NULL OR created_at < :after_created OR (created_at = :after_created AND id < :after_id))
+ORDER BY created_at DESC, id DESC LIMIT :limit;
+
+-- name: insert_job_event
+INSERT INTO job_events (job_id, seq, kind, step, data, at) VALUES (:job_id, :seq, :kind, :step, :data, :at);
+
+-- name: job_events_after
+SELECT seq, kind, step, data, at FROM job_events WHERE job_id = :job_id AND seq > :after ORDER BY seq LIMIT :limit;
+
+-- name: last_job_event_seq
+SELECT COALESCE(MAX(seq), 0) AS seq FROM job_events WHERE job_id = :job_id;
+
+-- name: drop_job_metrics_after
+DELETE FROM job_events WHERE job_id = :job_id AND kind = 'metrics' AND step > :step;
+
+-- name: job_metrics
+SELECT data FROM job_events WHERE job_id = :job_id AND kind = 'metrics' ORDER BY seq;

@@ -108,11 +108,15 @@ def run_job(
     stop_after: int | None = None,
     keep: int = 2,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    on_checkpoint: Callable[[Path, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> JobResult:
     """Train ``spec`` on ``rows`` (the uploaded dataset) in ``work_dir``, resuming if it holds a checkpoint.
 
     ``eval_rows`` is the second dataset when ``spec.eval.dataset`` names one; with
-    ``eval.split`` the held-out rows are cut from ``rows`` by the method (seeded). ``stop_after``
+    ``eval.split`` the held-out rows are cut from ``rows`` by the method (seeded). ``on_checkpoint``
+    gets each checkpoint directory as it is completed (a node uploads it); ``should_stop`` is asked
+    before every step and ends the run like ``stop_after`` (no export). ``stop_after``
     stops after that many steps in total, leaving only checkpoints: an interruption on purpose.
     """
     method = get_method(spec.method)
@@ -146,6 +150,9 @@ def run_job(
             if stop_after is not None and trainer.step_count >= stop_after:
                 stopped = "stop_after"
                 break
+            if should_stop is not None and should_stop():  # cancelled, or the node is leaving
+                stopped = "stop_after"
+                break
             if limit_s is not None and time.monotonic() - t0 >= limit_s:
                 stopped = "max_minutes"
                 break
@@ -155,7 +162,9 @@ def run_job(
             if on_step is not None:
                 on_step(last)
             if trainer.step_count % spec.checkpoint_every == 0:
-                _save(trainer, work_dir, keep)
+                saved = _save(trainer, work_dir, keep)
+                if on_checkpoint is not None:
+                    on_checkpoint(saved, trainer.step_count)
     if latest_checkpoint(work_dir) is None or latest_checkpoint(work_dir).name != f"step-{trainer.step_count:09d}":
         _save(trainer, work_dir, keep)
     result = JobResult(steps=trainer.step_count, stopped=stopped, resumed_from=resumed, last=last)

@@ -26,6 +26,7 @@ import msgspec
 import numpy as np
 
 from ...manifests import Hardware, Source
+from ...runners.base import LOAD_LOCK
 from ..errors import CheckpointError, InvalidSpec, TrainingError
 
 if TYPE_CHECKING:
@@ -174,7 +175,8 @@ class TorchTrainer(Trainer):
         torch.manual_seed(self.seed)
         self.rng = np.random.default_rng(self.seed)  # the trainer's own draws (augmentation)
         self.cursor = Cursor(len(self.rows), self.seed)
-        self.named = self.build()
+        with LOAD_LOCK:  # a node may be loading a model for serving in another thread
+            self.named = self.build()
         self.optim = self._optimizer()
 
     # ---- subclass hooks ----------------------------------------------------------------------

@@ -134,7 +134,9 @@ class LoraTrainer(TorchTrainer):
         assert self.base is not None
         self.model.save_pretrained(out)
         options = {k: v for k, v in self.base.options.items() if k in CARRIED_OPTIONS}
-        return {"source": {"path": str(self.base.dir.resolve()), "adapter": "."}, "options": options}
+        # the base as its own manifest names it: a package every node has, not this node's path to it
+        base = {"package": self.base.source.package} if self.base.source.package else {"path": str(self.base.dir.resolve())}
+        return {"source": base | {"adapter": "."}, "options": options}
 
 
 @register
