@@ -86,6 +86,7 @@ def test_tabular_job_trains_lands_evaluates_promotes_and_answers(tab: tuple[Hive
     view = wait_job(h, job)
     assert view["status"] == "succeeded", view
     assert view["node"] == "node-a" and view["step"] == 60 and view["checkpoint_step"] == 60
+    assert view["energy_j"] is not None and view["energy_j"] > 0, view  # the CPU plugin's joules
     points = steps_of(h, job)
     assert [p["step"] for p in points] == list(range(1, 61))
     assert points[-1]["loss"] < points[0]["loss"]

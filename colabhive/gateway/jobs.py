@@ -64,6 +64,9 @@ class Job:
     last_metrics: dict[str, Any] | None = None
     cancel_requested: bool = False
     energy_j: float | None = None
+    energy_prior: float = 0.0
+    """Joules of earlier attempts (a node reports from its own lease on)."""
+    energy_estimated: bool = False
     started: float = 0.0
     """time.monotonic() when this lease began (for the ETA)."""
     started_step: int = 0
@@ -217,6 +220,7 @@ class JobBoard:
                 job.status, job.node_id, job.device = "running", node.id, device.id
                 job.lease_until = now + self.hive.cfg.limits.job_lease_s
                 job.started, job.started_step = now, job.checkpoint_step or 0
+                job.energy_prior = job.energy_j or 0.0
                 job.attempts.append({"node": node.name, "node_id": node.id, "site": node.site, "device": device.id,
                                      "from_step": job.checkpoint_step or 0, "at": time.time()})
                 await self.hive.store.execute("lease_job", {
@@ -292,8 +296,9 @@ class JobBoard:
             await self._event(job, "metrics", point, step=step)
         for line in ev.logs:
             await self._event(job, "log", {"line": line})
-        if ev.energy_j is not None:
-            job.energy_j = ev.energy_j
+        if ev.energy_j is not None:  # the node counts from its lease; earlier attempts' joules stay
+            job.energy_j = job.energy_prior + ev.energy_j
+            job.energy_estimated = ev.energy_estimated
         if ev.points or ev.energy_j is not None:
             await self.hive.store.execute("job_progress", {
                 "id": job.id, "step": job.step, "energy_j": job.energy_j,
@@ -354,7 +359,7 @@ class JobBoard:
         if job.attempts:
             job.attempts[-1]["ended"] = fin.status
         if fin.energy_j is not None:
-            job.energy_j = fin.energy_j
+            job.energy_j = job.energy_prior + fin.energy_j
         job.step = max(job.step, fin.steps)
         result: dict[str, Any] = {"steps": fin.steps, "score": fin.score, "passed": fin.passed,
                                   "stopped": fin.stopped, "counters": fin.counters}

@@ -69,6 +69,7 @@ class Node:
         self.jobs = JobRunner(self.url, state, self.devices, self.pm, self._credentials,
                               lambda: dict(self.cache.manifests), self.stopping, self.artifacts.resolve)
         """Training: leases jobs that fit this node's devices, on a connection of its own."""
+        self.jobs.meter = self.control.meter
         self._in_wait = False
         self.batches = 0
 

@@ -37,6 +37,7 @@ from ..training.methods import BaseModel
 from ..training.spec import decode_spec, split_ref
 from ..wire import Device
 from .datasets import DatasetCache
+from .energy import EnergyMeter
 
 __all__ = ["JobRunner", "tar_dir"]
 
@@ -73,6 +74,8 @@ class _Reporter(threading.Thread):
         self.cancelled = threading.Event()
         self.done = threading.Event()
         self.lease_s = lease_s
+        self.energy: Callable[[], tuple[float | None, bool]] | None = None
+        """Device joules since the lease began, from the hardware plugin (None: it reports none)."""
         self._lock = threading.Lock()
 
     def point(self, p: dict[str, Any]) -> None:
@@ -94,7 +97,8 @@ class _Reporter(threading.Thread):
     def flush(self) -> None:
         with self._lock:
             points, logs, self.points, self.logs = self.points, self.logs, [], []
-        body = msgspec.json.encode(JobEvents(points=points, logs=logs))
+        energy, estimated = self.energy() if self.energy is not None else (None, False)
+        body = msgspec.json.encode(JobEvents(points=points, logs=logs, energy_j=energy, energy_estimated=estimated))
         try:
             r = self.http.post(f"{self.base}/events", content=body)
         except httpx.HTTPError as exc:  # a slow or dropped connection: keep the points, try again
@@ -145,6 +149,8 @@ class JobRunner(threading.Thread):
         self.stopping = stopping
         self.resolve_manifest = resolve_manifest
         self.current: str | None = None
+        self.meter: EnergyMeter | None = None
+        """The node's energy meter (the plugin's counters), shared with serving."""
 
     def run(self) -> None:
         delay = 0.5
@@ -176,6 +182,9 @@ class JobRunner(threading.Thread):
         self.current = job_id
         base = f"/v1/nodes/{node_id}/jobs/{job_id}"
         reporter = _Reporter(http, base, lease.lease_s)
+        if self.meter is not None and lease.device in self.devices:
+            reading = self.meter.begin(self.devices[lease.device], f"job:{job_id}")
+            reporter.energy = lambda: self.meter.end(reading)  # type: ignore[union-attr]
         reporter.start()
         work = self.work / job_id
         log.info("training job %s (attempt %d) on %s%s", job_id, lease.attempt, lease.device,
