@@ -26,7 +26,7 @@ __all__ = ["Leases", "fail"]
 
 
 class Leases:
-    registry: NodeRegistry
+    nodes: NodeRegistry
     router: Router | None
     lease_s: float
     max_attempts: int
@@ -109,18 +109,18 @@ class Leases:
     # ---- the reaper --------------------------------------------------------------------
     def reap(self, now: float) -> None:
         """Expire silent nodes, requeue lapsed leases, fail what can no longer be served."""
-        for node in self.registry.expire(now):
+        for node in self.nodes.expire(now):
             for p in self._pollers:
                 if p.node is node and not p.wake.done():
                     p.wake.set_result(None)
         requeue = [
             t
             for t in self.in_flight.values()
-            if t.lease_until < now or (self.registry.get(t.node_id or "") is None)
+            if t.lease_until < now or (self.nodes.get(t.node_id or "") is None)
         ]
         for t in requeue:
             del self.in_flight[t.id]
-            rec = self.registry.nodes.get(t.node_id or "")
+            rec = self.nodes.nodes.get(t.node_id or "")
             if rec is not None:
                 rec.in_flight = max(0, rec.in_flight - 1)
                 if not rec.gone:
@@ -143,7 +143,7 @@ class Leases:
             if not q:
                 continue
             self._reroute_orphans(q)
-            served = self.registry.serving(fn) or self.registry.loading(fn)
+            served = self.nodes.serving(fn) or self.nodes.loading(fn)
             # durable tasks wait for a node to come back; sync callers are told at once
             expired = [
                 t

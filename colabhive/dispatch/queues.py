@@ -38,7 +38,7 @@ class _Poller:
 class Dispatcher(Leases, Targeting):
     def __init__(
         self,
-        registry: NodeRegistry,
+        nodes: NodeRegistry,
         *,
         queue_size: int,
         lease_s: float,
@@ -48,7 +48,7 @@ class Dispatcher(Leases, Targeting):
         queue_limit: Callable[[str], int] | None = None,
         router: Router | None = None,
     ) -> None:
-        self.registry = registry
+        self.nodes = nodes
         self.queue_size = queue_size
         self.lease_s = lease_s
         self.max_attempts = max_attempts

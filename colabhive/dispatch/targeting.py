@@ -27,7 +27,7 @@ ACTIVE_S = 2.0
 
 
 class Targeting:
-    registry: NodeRegistry
+    nodes: NodeRegistry
     router: Router | None
     _stalled: set[str]
     _parked: dict[str, int]
@@ -51,7 +51,7 @@ class Targeting:
 
     def _candidates(self, fn: str) -> list[NodeRecord]:
         """Nodes that hold ``fn``, best-known-alive first: ready ones, else recently active, else any."""
-        nodes = [n for n in self.registry.nodes.values() if fn in n.functions and not n.gone and not n.draining]
+        nodes = [n for n in self.nodes.nodes.values() if fn in n.functions and not n.gone and not n.draining]
         return [n for n in nodes if self._ready(n)] or [n for n in nodes if self._active(n)] or nodes
 
     def _route(self, task: Task) -> None:
@@ -81,7 +81,7 @@ class Targeting:
         calls wait for the node they were routed to (that was the point of routing them)."""
         if task.target is None or task.target == node.id:
             return True
-        owner = self.registry.nodes.get(task.target)
+        owner = self.nodes.nodes.get(task.target)
         if owner is None or owner.gone or owner.draining or task.fn not in owner.functions:
             return True
         if not self._active(owner):
@@ -101,7 +101,7 @@ class Targeting:
         """Queued tasks routed to a node that has gone, is draining, dropped the function or
         stopped asking for work (and ones that waited for any node at all) get a node again."""
         for t in q:
-            owner = self.registry.nodes.get(t.target) if t.target else None
+            owner = self.nodes.nodes.get(t.target) if t.target else None
             if (t.target is None or owner is None or owner.gone or owner.draining or t.fn not in owner.functions
                     or not self._active(owner)):
                 before = t.target

@@ -54,7 +54,7 @@ async def healthz(request: Request) -> dict[str, Any]:
     return {
         "status": "draining" if hive.draining else "ok",
         "version": __version__,
-        "nodes": len(hive.registry.live()),
+        "nodes": len(hive.nodes.live()),
         "ready": ready,
         "ready_versions": versions,
     }

@@ -111,9 +111,9 @@ def wants_stream(entry: FunctionEntry, inp: object, headers: Mapping[str, str]) 
 
 def no_capacity(hive: Hive, ref: str) -> NoCapacity:
     """Why nothing serves ``ref`` right now, as the 503 the caller gets."""
-    if hive.registry.loading(ref):
+    if hive.nodes.loading(ref):
         return NoCapacity(f"{ref!r} is still loading on a node; retry in a few seconds", retry_after=2)
-    live = hive.registry.live()
+    live = hive.nodes.live()
     if not live:
         return NoCapacity(f"no node is connected to the hive, so nothing can serve {ref!r}", retry_after=5)
     reason = hive.current_plan().reasons.get(ref)
@@ -154,7 +154,7 @@ async def prepare(
     else:
         mode = "plain"
     if mode in ("plain", "stream"):
-        if not hive.registry.serving(ref):
+        if not hive.nodes.serving(ref):
             raise no_capacity(hive, ref)
         hive.dispatcher.check_room(ref)
     elif mode == "ensemble" and not hive.serving(ref):

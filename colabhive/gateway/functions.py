@@ -21,7 +21,7 @@ __all__ = ["describe_function", "list_functions"]
 
 def _version_summary(hive: Hive, entry: FunctionEntry) -> dict[str, Any]:
     m, ref = entry.manifest, entry.ref
-    live = hive.registry.live()
+    live = hive.nodes.live()
     held = hive.member_refs(entry) if m.ensemble is not None else [ref]  # an ensemble runs where its members do
     out = {
         "version": m.version,

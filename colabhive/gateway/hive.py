@@ -64,10 +64,10 @@ class Hive:
         """Every version, by ref (name@version); :meth:`resolve` maps a call's name to one."""
         self.sites: dict[str, SiteProfile] = {}
         """Site profiles (``site_dirs``), read with the catalog at start."""
-        self.registry = NodeRegistry(cfg.limits.node_timeout_s)
+        self.nodes = NodeRegistry(cfg.limits.node_timeout_s)
         self.router = Router(cfg.routing, self.site_figures)
         self.dispatcher = Dispatcher(
-            self.registry,
+            self.nodes,
             queue_size=cfg.limits.queue_size,
             lease_s=cfg.limits.lease_s,
             max_attempts=cfg.limits.max_attempts,
@@ -186,8 +186,8 @@ class Hive:
         """A plain version: some node holds it. An ensemble: at least ``quorum`` members are held."""
         entry = self.catalog.get(ref)
         if entry is None or entry.manifest.ensemble is None:
-            return self.registry.serving(ref)
-        held = sum(1 for r in self.member_refs(entry) if self.registry.serving(r))
+            return self.nodes.serving(ref)
+        held = sum(1 for r in self.member_refs(entry) if self.nodes.serving(r))
         return held >= entry.manifest.ensemble.quorum
 
     def member_refs(self, entry: FunctionEntry) -> list[str]:
@@ -203,7 +203,7 @@ class Hive:
 
     def current_plan(self) -> Plan:
         """The placement for the hive as it is now; recomputed only when nodes or states changed."""
-        live = [n for n in self.registry.live() if not n.draining]
+        live = [n for n in self.nodes.live() if not n.draining]
         key = (self.lifecycle.generation, tuple((n.id, n.devices is not None) for n in live))
         if key != self._plan_key:
             versions = [(e.manifest, self.lifecycle.state(ref)) for ref, e in self.catalog.items()
@@ -224,7 +224,7 @@ class Hive:
         if plan is self._synced_plan:
             return
         self._synced_plan = plan
-        for rec in self.registry.live():
+        for rec in self.nodes.live():
             if rec.draining:
                 continue
             want = plan.hosting.get(rec.id, [])

@@ -158,7 +158,7 @@ class JobBoard:
     def unschedulable(self, hw: Hardware) -> str | None:
         """Why no node that has joined could host ``hw`` even when idle (None: some could,
         or none has joined yet and the job waits for one)."""
-        nodes = [n for n in self.hive.registry.nodes.values() if not n.gone] or list(self.hive.registry.nodes.values())
+        nodes = [n for n in self.hive.nodes.nodes.values() if not n.gone] or list(self.hive.nodes.nodes.values())
         devices = [d for n in nodes for d in n.devices]
         if not devices:
             return None

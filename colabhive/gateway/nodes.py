@@ -34,7 +34,7 @@ _poll_reply = msgspec.json.Encoder()
 
 
 def authenticate_node(hive: Hive, node_id: str, headers: Mapping[str, str]):  # -> NodeRecord
-    rec = hive.registry.get(node_id)
+    rec = hive.nodes.get(node_id)
     if rec is None:
         raise UnknownNode(f"node {node_id!r} is not registered (the gateway may have restarted); register again")
     secret = bearer(headers.get("authorization"))
@@ -52,7 +52,7 @@ async def register(request: Request) -> Response:
         raise Unauthorized("this hive needs a join token: colabhive token create, then node join_token")
     req = decode_input(await request.body(), RegisterRequest, "register")
     profile = site_for(hive.sites, req.site)  # 422 on a site this hive has no profile for
-    rec = hive.registry.add(req.name, req.site, req.host, req.devices, site_profile=profile)
+    rec = hive.nodes.add(req.name, req.site, req.host, req.devices, site_profile=profile)
     rec.allowed = req.allowed
     hive.sync_placement()  # the newcomer's share of the plan (others keep theirs)
     secret = new_secret("chn")
@@ -212,7 +212,7 @@ async def calibrate_node(node_id: str, request: Request) -> dict[str, Any]:
     tenant = await client_tenant(hive, request)
     if hive.auth.require_keys and tenant not in hive.cfg.auth.operators:
         raise Forbidden(f"tenant {tenant!r} may not calibrate nodes; list it in hive.toml auth.operators")
-    rec = hive.registry.get(node_id)
+    rec = hive.nodes.get(node_id)
     if rec is None:
         raise NotFound(f"no live node {node_id!r}; GET /v1/nodes lists them")
     rec.calibrate_pending = True
@@ -237,6 +237,6 @@ async def list_nodes(request: Request) -> dict[str, Any]:
     await client_tenant(hive, request)  # node ids and hosts are for key holders when keys are on
     now = time.monotonic()
     return {
-        "nodes": [msgspec.to_builtins(n.info(now)) for n in hive.registry.live()],
+        "nodes": [msgspec.to_builtins(n.info(now)) for n in hive.nodes.live()],
         "gateway_version": __version__,
     }
