@@ -60,7 +60,10 @@ class _JobBar:
         self.job_id, self.total, self._eta = job_id, total, eta
         self.step, self.loss, self.eta_s = 0, None, None
         self.drawn = self.asked = 0.0
+        self.open = False  # a bar is on the current line
+        self.shown = -1  # the step the bar last showed
         self.tty = sys.stderr.isatty()
+        self.erase = "\x1b[K" if self.tty else ""  # clear to the end of the line, on a terminal only
 
     def point(self, data: dict[str, Any]) -> None:
         self.step = int(data.get("step", self.step))
@@ -81,18 +84,24 @@ class _JobBar:
         else:
             head = f"step {self.step}"
         loss = f"  loss {self.loss:.4g}" if isinstance(self.loss, (int, float)) else ""
-        eta = f"  ETA {self.eta_s:.0f}s" if self.eta_s is not None else ""
-        sys.stderr.write(f"\rjob {self.job_id[:8]}  {head}{loss}{eta}\x1b[K")
+        done = self.total is not None and self.step >= self.total
+        eta = f"  ETA {self.eta_s:.0f}s" if self.eta_s is not None and not done else ""
+        sys.stderr.write(f"\rjob {self.job_id[:8]}  {head}{loss}{eta}{self.erase}")
+        self.open, self.shown = True, self.step
         sys.stderr.flush()
 
     def line(self, text: str) -> None:
-        sys.stderr.write(f"\r\x1b[K{text}\n")
+        # on a terminal the bar is overwritten; in a log file it keeps its line
+        sys.stderr.write(f"\r{self.erase}{text}\n" if self.tty or not self.open else f"\n{text}\n")
+        self.open = False
         sys.stderr.flush()
 
     def end(self) -> None:
         if self.step:
-            self._draw()
+            if self.shown != self.step:
+                self._draw()
             sys.stderr.write("\n")
+            self.open = False
             sys.stderr.flush()
 
 
@@ -131,14 +140,25 @@ def _verdict(client: Any, job: dict[str, Any]) -> int:
         return 1
     res = job.get("result") or {}
     gate = "passes its gate" if res.get("passed") else "does not pass its gate"
-    print(f"{version}  {fn.get('lifecycle', '')}  score {res.get('score')} ({gate})  "
+    score = f"{res['score']:.4g}" if isinstance(res.get("score"), (int, float)) else "-"
+    print(f"{version}  {fn.get('lifecycle', '')}  score {score} ({gate})  "
           f"call: POST /v1/fn/{version}; promote: colabhive models promote {version}")
     return 0
 
 
 def _follow(client: Any, view: dict[str, Any]) -> int:
     job_id = view["id"]
-    bar = _JobBar(job_id, view.get("total_steps"), lambda: client.jobs.get(job_id).get("eta_s"))
+    def eta() -> float | None:
+        import httpx
+
+        from .errors import HiveError
+
+        try:
+            return client.jobs.get(job_id).get("eta_s")
+        except (HiveError, httpx.HTTPError):  # a gateway restarting: the bar waits, follow reconnects
+            return None
+
+    bar = _JobBar(job_id, view.get("total_steps"), eta)
     for ev in client.jobs.follow(job_id):
         if ev.kind == "metrics":
             bar.point(ev.data)

@@ -7,6 +7,7 @@ it at a port where nothing listens, so a request would exit 2 (unreachable), not
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import subprocess
@@ -98,6 +99,15 @@ def test_submit_with_dataset_and_follow_lands_a_version_that_answers(hive: tuple
     assert h.http.get(f"/v1/datasets/{view['spec']['dataset']['id']}").json()["name"] == "bc.csv"
     fn = h.http.get(f"/v1/fn/{FN}@1.0.0")
     assert fn.status_code == 200 and fn.json()["lifecycle"] == "candidate", fn.text
+    # a node fetches the new artifact and serves it (after the CLI's exit: registered is not yet loaded)
+    h.wait_for(lambda: f"{FN}@1.0.0" in (h.get_json("/healthz") or {}).get("ready_versions", []), 60,
+               f"{FN}@1.0.0 served")
+    with data.open() as f:
+        row = next(csv.DictReader(f))
+    record = {k: float(v) for k, v in row.items() if k != "target"}
+    answer = h.http.post(f"/v1/fn/{FN}@1.0.0", json={"record": record}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"][0]["label"] == row["target"], answer.text
 
     # show and list see it; list --status filters
     shown = cli(h, "jobs", "show", job_id)
@@ -212,3 +222,15 @@ def test_cancel_from_the_cli_stops_a_followed_job(hive: tuple[HiveProcess, Path]
         for proc in (follower, logs):
             if proc is not None and proc.poll() is None:
                 proc.kill()
+
+
+def test_follow_of_a_failing_job_exits_1_with_its_error(hive: tuple[HiveProcess, Path]) -> None:
+    h, data = hive
+    bad = spec_file(h.tmp, "bad-column.toml", output=f"{FN}@5.0.0", dataset__columns={"target": "no such column"})
+    p = cli(h, "jobs", "submit", str(bad), "--dataset", str(data), "--follow")
+    job_id = p.stdout.split()[0]
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    assert f"job {job_id} failed: row 0 has no column 'no such column'" in p.stderr, p.stderr
+    assert h.http.get(f"/v1/fn/{FN}@5.0.0").status_code == 404
+    logs = cli(h, "jobs", "logs", job_id)
+    assert logs.returncode == 0 and logs.stdout.splitlines()[-1].startswith("[failed: "), logs.stdout
