@@ -1,4 +1,4 @@
-"""colabhive up | gateway | node | manifest validate | models | eval | datasets | keys create | token create | config."""
+"""colabhive up | gateway | node | manifest validate | models | eval | datasets | jobs | keys create | token create | config."""
 
 from __future__ import annotations
 
@@ -370,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_datasets import add_parsers as add_dataset_parsers
 
     add_dataset_parsers(sub, with_config)
+    from .cli_jobs import add_parsers as add_job_parsers
+
+    add_job_parsers(sub, with_config)
 
     conf = sub.add_parser("config", help="print the resolved hive config (validates it)")
     with_config(conf)

@@ -16,6 +16,7 @@ from .errors import HiveError, error_for_code
 
 if TYPE_CHECKING:
     from .datasets.client import DatasetsClient
+    from .training.client import JobsClient
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -170,6 +171,13 @@ class Client:
         from .datasets.client import DatasetsClient
 
         return DatasetsClient(self._http)
+
+    @property
+    def jobs(self) -> JobsClient:
+        """Submit, follow, list and cancel training jobs (see :mod:`colabhive.training.client`)."""
+        from .training.client import JobsClient
+
+        return JobsClient(self._http)
 
     def close(self) -> None:
         self._http.close()

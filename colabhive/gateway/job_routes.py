@@ -84,8 +84,9 @@ async def job_metrics(job_id: str, request: Request) -> Response:
 
 
 @get("/v1/jobs/{job_id:str}/events", tags=["jobs"],
-     summary="A job's events as SSE (metrics, log, status), resumable with Last-Event-ID")
-async def job_events(job_id: str, request: Request) -> Response:
+     summary="A job's events as SSE (metrics, log, status), resumable with Last-Event-ID; follow=false: "
+             "only those recorded so far")
+async def job_events(job_id: str, request: Request, follow: bool = True) -> Response:
     hive: Hive = request.app.state.hive
     tenant = await client_tenant(hive, request)
     await hive.jobs.row(job_id, tenant)
@@ -93,12 +94,14 @@ async def job_events(job_id: str, request: Request) -> Response:
     if not raw.isdigit():
         raise InvalidInput("Last-Event-ID must be the id of an event this job sent", field="Last-Event-ID")
     queue = hive.jobs.listen(job_id)
-    return ReplyResponse(Reply(200, b"", stream=PieceStream(_sse(hive, job_id, int(raw), queue),
+    return ReplyResponse(Reply(200, b"", stream=PieceStream(_sse(hive, job_id, int(raw), queue, follow),
                                                             cleanup=lambda: hive.jobs.unlisten(job_id, queue))))
 
 
-async def _sse(hive: Hive, job_id: str, after: int, queue: asyncio.Queue[int]) -> AsyncIterator[bytes]:
-    """Every event after ``after``, then each new one; ends after the job's final status."""
+async def _sse(hive: Hive, job_id: str, after: int, queue: asyncio.Queue[int],
+               follow: bool = True) -> AsyncIterator[bytes]:
+    """Every event after ``after``, then each new one; ends after the job's final status
+    (or, not following, once it has sent what was recorded: ``colabhive jobs logs`` of a running job)."""
     while True:
         rows = await hive.store.fetch("job_events_after", {"job_id": job_id, "after": after, "limit": 500})
         for r in rows:
@@ -108,6 +111,8 @@ async def _sse(hive: Hive, job_id: str, after: int, queue: asyncio.Queue[int]) -
                 return
         if len(rows) == 500:
             continue
+        if not follow:
+            return
         try:
             await asyncio.wait_for(queue.get(), timeout=15)
         except asyncio.TimeoutError:
