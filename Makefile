@@ -40,6 +40,7 @@ test: $(STAMP) $(MODELS_STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 	bash bench/peers.sh
 
 # per function: load time, p50 at c=1, req/s at c=8, the node's peak RSS (one hive per function)

@@ -97,12 +97,17 @@ def cmd_rm(args: argparse.Namespace) -> int:
     return _run(args, lambda c: c.datasets.delete(args.id), lambda _: print(f"deleted {args.id}"))
 
 
+def remote_options(p: argparse.ArgumentParser, with_config: Callable[[argparse.ArgumentParser], None]) -> None:
+    """What every command that talks to a gateway takes (the jobs commands too)."""
+    with_config(p)
+    p.add_argument("--gateway", help="gateway URL (default: from the config)")
+    p.add_argument("--api-key", help="your API key (default: $COLABHIVE_API_KEY)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the gateway")
+
+
 def add_parsers(sub: argparse._SubParsersAction, with_config: Callable[[argparse.ArgumentParser], None]) -> None:
     def remote(p: argparse.ArgumentParser) -> None:
-        with_config(p)
-        p.add_argument("--gateway", help="gateway URL (default: from the config)")
-        p.add_argument("--api-key", help="your API key (default: $COLABHIVE_API_KEY)")
-        p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the gateway")
+        remote_options(p, with_config)
 
     ds = sub.add_parser("datasets", help="upload, list, show and delete datasets (JSONL, CSV, Parquet)")
     dsub = ds.add_subparsers(dest="datasets_command", required=True)

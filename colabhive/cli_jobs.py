@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .cli_datasets import BAR, _client, _json, _ProgressBar
+from .cli_datasets import BAR, _client, _json, _ProgressBar, remote_options
 
 __all__ = ["add_parsers"]
 
@@ -245,10 +245,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction, with_config: Callable[[argparse.ArgumentParser], None]) -> None:
     def remote(p: argparse.ArgumentParser) -> None:
-        with_config(p)
-        p.add_argument("--gateway", help="gateway URL (default: from the config)")
-        p.add_argument("--api-key", help="your API key (default: $COLABHIVE_API_KEY)")
-        p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the gateway")
+        remote_options(p, with_config)
 
     jobs = sub.add_parser("jobs", help="submit, follow, list and cancel training jobs")
     jsub = jobs.add_subparsers(dest="jobs_command", required=True)

@@ -12,7 +12,6 @@ goes through the same gate as every version.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib.metadata
 import json
 import logging
@@ -27,6 +26,7 @@ import msgspec
 
 from ..dispatch.node_registry import NodeRecord
 from ..errors import NotFound
+from ..recipes.provenance import file_sha256
 from ..training.tomlout import dumps
 
 if TYPE_CHECKING:
@@ -69,14 +69,6 @@ def unpack(tar_path: Path, into: Path) -> None:
     tmp.rename(into)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _commit() -> str | None:
     here = Path(__file__).resolve().parents[2]
     try:
@@ -101,7 +93,7 @@ async def land(hive: Hive, job: Job, tar_path: Path, node: NodeRecord) -> dict[s
     spec = job.spec
     if not tar_path.is_file():
         raise ValueError("the node finished without uploading its result (PUT .../result)")
-    sha = await asyncio.to_thread(_sha256, tar_path)
+    sha = await asyncio.to_thread(file_sha256, tar_path)
     store = _state(hive) / "artifacts"
     store.mkdir(parents=True, exist_ok=True)
     kept = store / f"{sha}.tar"
