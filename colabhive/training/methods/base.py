@@ -405,8 +405,7 @@ def write_export(
         "description": description or f"{trainer.method.name} trained from {trainer.base.ref if trainer.base else 'scratch'}",
         "lifecycle": "candidate",
         "source": served["source"],
-        # TOML has no null: an unset optional (hardware.guard) is left out, as its default
-        "hardware": {k: v for k, v in msgspec.to_builtins(hardware).items() if v is not None},
+        "hardware": msgspec.to_builtins(hardware),
         "options": served.get("options", {}),
     }
     if eval_spec is not None and eval_rows:
