@@ -97,7 +97,7 @@ def test_other_methods_on_the_front_door_paths_are_405_json(hive: HiveProcess, m
 def test_idempotent_sync_call_answers_with_the_plain_calls_headers(hive: HiveProcess) -> None:
     plain = hive.http.post("/v1/fn/echo", json={"text": "headers"})
     want = {h for h in plain.headers if h.startswith("x-hive-") and h != "x-hive-batch"}
-    assert {"x-hive-version", "x-hive-node", "x-hive-energy-j"} <= want, plain.headers
+    assert {"x-hive-version", "x-hive-node", "x-hive-energy-j", "x-hive-dtype"} <= want, plain.headers
     first = hive.http.post("/v1/fn/echo", json={"text": "headers"}, headers={"idempotency-key": "hdr-1"})
     replayed = hive.http.post("/v1/fn/echo", json={"text": "headers"}, headers={"idempotency-key": "hdr-1"})
     for r in (first, replayed):

@@ -130,13 +130,15 @@ def test_an_old_tasks_table_gains_the_energy_columns(tmp_path: Path) -> None:
             await store.execute("finish_task", {
                 "id": "t1", "status": "succeeded", "output": b"{}", "error": None, "node_id": "n", "run_ms": 1.0,
                 "attempts": "[]", "finished_at": 2.0, "energy_j": 0.5, "energy_estimated": 1, "carbon_g": 3e-5,
+                "dtype": "bf16",
             })
             return await store.fetch("get_task", {"id": "t1"})
         finally:
             await store.close()
 
     row = asyncio.run(finish())[0]
-    assert (row["status"], row["energy_j"], row["energy_estimated"], row["carbon_g"]) == ("succeeded", 0.5, 1, 3e-5)
+    assert (row["status"], row["energy_j"], row["energy_estimated"], row["carbon_g"], row["dtype"]) == (
+        "succeeded", 0.5, 1, 3e-5, "bf16")
     asyncio.run(finish())
 
 

@@ -94,6 +94,7 @@ class Journal:
         energy_j: float | None = None,
         energy_estimated: bool = False,
         carbon_g: float | None = None,
+        dtype: str = "",
     ) -> None:
         self._queue(
             "finish_task",
@@ -109,6 +110,7 @@ class Journal:
                 "energy_j": energy_j,
                 "energy_estimated": None if energy_j is None else int(energy_estimated),
                 "carbon_g": carbon_g,
+                "dtype": dtype or None,
             },
         )
 

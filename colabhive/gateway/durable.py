@@ -73,7 +73,8 @@ async def _wait(hive: Hive, row: dict[str, Any], call: Call) -> Reply:
         energy = row.get("energy_j")
         headers = result_headers(
             row["fn"], row.get("node_id"), energy_j=energy, energy_estimated=bool(row.get("energy_estimated")),
-            carbon_g=row.get("carbon_g"), **{"x-hive-task": task_id, "idempotent-replayed": "true"},
+            carbon_g=row.get("carbon_g"), dtype=row.get("dtype") or "",
+            **{"x-hive-task": task_id, "idempotent-replayed": "true"},
         )
         return Reply(200, bytes(row["output"]), headers)
     if row["status"] in ("failed", "cancelled"):

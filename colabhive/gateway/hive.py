@@ -278,7 +278,7 @@ class Hive:
             self.journal.finish(
                 task.id, "succeeded", output=outcome.output, node_id=outcome.node_id,
                 run_ms=outcome.run_ms, attempts=task.attempts, energy_j=outcome.energy_j,
-                energy_estimated=outcome.energy_estimated, carbon_g=outcome.carbon_g,
+                energy_estimated=outcome.energy_estimated, carbon_g=outcome.carbon_g, dtype=outcome.dtype,
             )
         for fut in self.watchers.pop(task.id, []):
             if fut.done():

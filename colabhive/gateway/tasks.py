@@ -35,6 +35,7 @@ def _view(row: dict[str, Any], with_result: bool = True) -> dict[str, Any]:
         "energy_j": row.get("energy_j"),
         "energy_estimated": None if row.get("energy_j") is None else bool(row.get("energy_estimated")),
         "carbon_g": row.get("carbon_g"),
+        "dtype": row.get("dtype"),
     }
     if with_result:
         if row.get("output") is not None:

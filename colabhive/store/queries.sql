@@ -75,7 +75,7 @@ WHERE id = :id AND status IN ('queued', 'running');
 -- name: finish_task
 UPDATE tasks SET status = :status, output = :output, error = :error, node_id = :node_id, run_ms = :run_ms,
     attempts = :attempts, finished_at = :finished_at,
-    energy_j = :energy_j, energy_estimated = :energy_estimated, carbon_g = :carbon_g
+    energy_j = :energy_j, energy_estimated = :energy_estimated, carbon_g = :carbon_g, dtype = :dtype
 WHERE id = :id AND status IN ('queued', 'running');
 
 -- name: cancel_task
@@ -94,7 +94,7 @@ SELECT status, count(*) AS n FROM tasks GROUP BY status;
 
 -- name: list_tasks
 SELECT id, fn, status, tenant, attempts, node_id, run_ms, created_at, started_at, finished_at,
-       energy_j, energy_estimated, carbon_g FROM tasks
+       energy_j, energy_estimated, carbon_g, dtype FROM tasks
 WHERE (:fn IS NULL OR fn = :fn OR fn LIKE :fn || '@%') AND (:status IS NULL OR status = :status) AND tenant = :tenant
   AND (created_at < :after_created OR (created_at = :after_created AND id < :after_id))
 ORDER BY created_at DESC, id DESC LIMIT :limit;
