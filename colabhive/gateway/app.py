@@ -33,6 +33,7 @@ from .nodes import (
     list_nodes,
     post_calibration,
     post_chunk,
+    post_chunks,
     post_results,
     register,
 )
@@ -120,6 +121,7 @@ def create_app(cfg: HiveConfig) -> Litestar:
             register,
             post_results,
             post_chunk,
+            post_chunks,
             heartbeat,
             post_calibration,
             calibrate_node,
