@@ -203,7 +203,7 @@ class ContinuousTasks:
             seq += 1
 
         def done(f: Finished) -> None:
-            self._finish(t, span, reading, f, seq)
+            self._finish(t, span, reading, f, seq, runner.dtype)
 
         with self._lock:
             self._running[t.id] = None
@@ -222,7 +222,7 @@ class ContinuousTasks:
                 self._running[t.id] = handle
         return None
 
-    def _finish(self, t: TaskAssignment, span: Any, reading: Any, f: Finished, chunks: int) -> None:
+    def _finish(self, t: TaskAssignment, span: Any, reading: Any, f: Finished, chunks: int, dtype: str) -> None:
         """A task's end, from the engine: its result into the outbox (after its pieces)."""
         with self._lock:
             self._running.pop(t.id, None)
@@ -238,7 +238,8 @@ class ContinuousTasks:
                 result = _error(t.id, "model_error", f"{type(f.error).__name__}: {f.error}")
         else:
             share = max(1, round(f.batch_size))
-            result = TaskResult(id=t.id, output=msgspec.Raw(_encode(f.output)), run_ms=f.run_ms, batch_size=share)
+            result = TaskResult(id=t.id, output=msgspec.Raw(_encode(f.output)), run_ms=f.run_ms, batch_size=share,
+                                dtype=dtype)
             joules, estimated = energy
             if joules is not None:
                 # the device ran all the batch's rows meanwhile: this task's share of it
