@@ -229,8 +229,10 @@ class ContinuousTasks:
         energy = self.meter.end(reading) if self.meter is not None and reading is not None else (None, False)
         span.set_attribute("hive.batch_size", f.batch_size)
         span.set_attribute("hive.chunks", chunks)
+        span.set_attribute("hive.tokens", f.tokens)
         if f.error is not None:
             if isinstance(f.error, Cancelled):
+                span.set_attribute("hive.cancelled", True)
                 result = _error(t.id, "cancelled", "the caller stopped listening; generation stopped early")
             else:
                 log.error("%s failed on task %s: %s", t.fn, t.id, f.error)

@@ -43,6 +43,8 @@ class Finished:
     """From submission to the end (waiting for a free row included)."""
     batch_size: float
     """Rows in the forward passes it took part in, averaged (1.0 when it ran alone)."""
+    tokens: int = 0
+    """Tokens it produced (as far as it got, when it ended early)."""
 
 
 class Cancelled(Exception):

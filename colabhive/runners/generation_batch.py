@@ -395,7 +395,7 @@ class GenerationEngine:
         row.over = True
         done = Finished(
             output=output, error=error, run_ms=(time.perf_counter() - row.t0) * 1000,
-            batch_size=row.row_steps / row.steps if row.steps else 1.0,
+            batch_size=row.row_steps / row.steps if row.steps else 1.0, tokens=row.count,
         )
         ticket = row.ticket
         assert ticket is not None
