@@ -133,9 +133,10 @@ def test_a_request_joins_mid_batch_and_others_leave_early(runner: GenerationRunn
 
 
 def test_cancelled_row_leaves_at_once_and_the_others_continue(runner: GenerationRunner, passes: list[int]) -> None:
-    a, b, c = (_input(q, max_tokens=16) for q in (HAIKU, RAINBOW, SPANISH))
+    # inputs the tests above already ran alone, so their references cost nothing here
+    a, b, c = _input(HAIKU, max_tokens=20), _input(RAINBOW), _input(CAPITAL, max_tokens=12)
     refs = {"a": alone(runner, a), "c": alone(runner, c)}
-    assert alone(runner, b).usage.completion_tokens > 8  # B would have gone on well past its cancel
+    assert alone(runner, b).usage.completion_tokens == 10  # B would have gone on past its cancel
     passes.clear()
     b_pieces = Pieces(signal_after=3)
     ta, tb, tc = runner.submit(a, Pieces()), runner.submit(b, b_pieces), runner.submit(c, Pieces())
@@ -144,7 +145,7 @@ def test_cancelled_row_leaves_at_once_and_the_others_continue(runner: Generation
     mark, held = len(passes), len(b_pieces.got)
     finished = tb.finished
     assert finished is not None and isinstance(finished.error, Cancelled)  # over when cancel returned
-    assert finished.tokens < 16
+    assert finished.tokens < 10
     with pytest.raises(Cancelled):
         tb.wait(0)
     assert ta.wait(60) == refs["a"] and tc.wait(60) == refs["c"]
@@ -158,7 +159,7 @@ def test_cancelled_row_leaves_at_once_and_the_others_continue(runner: Generation
 def test_a_stream_whose_caller_left_ends_alone(runner: GenerationRunner, passes: list[int]) -> None:
     """The in-process form of a caller going away: its emit raises, that request ends with the
     exception, its batch-mate does not notice."""
-    other = _input(SUM, max_tokens=12)
+    other = _input(SUM)
     ref = alone(runner, other)
 
     def leave_after_two(piece: str, seen: list[str] = []) -> None:  # noqa: B006 - one call's memory
@@ -189,7 +190,7 @@ def test_seeded_sampling_reproduces_whatever_the_batch(runner: GenerationRunner)
 @pytest.mark.parametrize("limit", ["max_rows", "batch_tokens"])
 def test_a_full_batch_makes_newcomers_wait(runner: GenerationRunner, passes: list[int], limit: str) -> None:
     """Two rows fit (by row count, or by the cache's token cap); the third joins when one leaves."""
-    inputs = [_input(CAPITAL, max_tokens=4), _input(HAIKU, max_tokens=8), _input(SUM, max_tokens=8)]
+    inputs = [_input(CAPITAL), _input(HAIKU), _input(SUM)]
     refs = [alone(runner, i) for i in inputs]
     engine = runner.engine
     saved = engine.max_rows, engine.batch_tokens
@@ -222,9 +223,9 @@ def _body(question: str, max_tokens: int) -> dict[str, Any]:
 
 
 def test_concurrent_calls_decode_together_on_the_node(gen_hive: HiveProcess, runner: GenerationRunner) -> None:
-    questions = [CAPITAL, HAIKU, RAINBOW, SUM, SPANISH, "Name a large animal."]
-    bodies = [_body(q, 8) for q in questions]
-    refs = [msgspec.to_builtins(alone(runner, _input(q, 8))) for q in questions]
+    questions = [CAPITAL, HAIKU, RAINBOW, SUM, SPANISH]
+    bodies = [_body(q, 10) for q in questions]
+    refs = [msgspec.to_builtins(alone(runner, _input(q))) for q in questions]
 
     async def go() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=gen_hive.url, timeout=120) as c:
@@ -240,7 +241,7 @@ def test_a_stream_closed_mid_way_leaves_the_batch_and_the_others_continue(
     gen_hive: HiveProcess, runner: GenerationRunner
 ) -> None:
     questions = [CAPITAL, SUM, RAINBOW]
-    refs = [msgspec.to_builtins(alone(runner, _input(q, 12))) for q in questions]
+    refs = [msgspec.to_builtins(alone(runner, _input(q))) for q in questions]
     story = _body("Write a long story about a lighthouse keeper.", 200) | {"stream": True}
 
     async def go() -> tuple[list[httpx.Response], int, int]:
@@ -261,7 +262,7 @@ def test_a_stream_closed_mid_way_leaves_the_batch_and_the_others_continue(
                                 return
 
                 await read_chunks(2)
-                others = [asyncio.ensure_future(c.post(f"/v1/fn/{FN}", json=_body(q, 12))) for q in questions]
+                others = [asyncio.ensure_future(c.post(f"/v1/fn/{FN}", json=_body(q, 10))) for q in questions]
                 await read_chunks(3)  # the others are being answered meanwhile
             closed_ns = time.time_ns()  # leaving the block closed the stream's connection mid-way
             return list(await asyncio.gather(*others)), chunks, closed_ns
