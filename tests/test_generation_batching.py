@@ -274,7 +274,7 @@ def test_a_stream_closed_mid_way_leaves_the_batch_and_the_others_continue(
     def cancelled() -> dict[str, Any] | None:
         for s in gen_hive.spans():
             a = s["attributes"]
-            if s["name"] == f"node.execute {FN}@1.0.0" and a.get("hive.cancelled"):
+            if s["name"] == f"node.execute {FN}@1.0.0" and a.get("hive.cancelled") == "caller":
                 return s
         return None
 
@@ -284,3 +284,20 @@ def test_a_stream_closed_mid_way_leaves_the_batch_and_the_others_continue(
     assert read <= span["attributes"]["hive.tokens"] < 200, span  # it stopped far short of max_tokens
     # the node let it go on its next piece: a step or two, not the ~15 s 200 tokens would take
     assert (span["end_ns"] - closed_ns) / 1e9 < 5, (span, closed_ns)
+
+
+def test_a_call_past_its_deadline_leaves_the_batch(gen_hive: HiveProcess) -> None:
+    """The caller has its 504; the node stops decoding it then too, instead of at max_tokens."""
+    body = _body("Write a long story about a lost dog.", 200)
+    t0 = time.time_ns()
+    r = gen_hive.post(f"/v1/fn/{FN}", body, **{"x-timeout-ms": "1500"})
+    assert r.status_code == 504 and r.json()["error"]["code"] == "deadline_exceeded", r.text
+
+    def expired() -> dict[str, Any] | None:
+        return next((s for s in gen_hive.spans() if s["name"] == f"node.execute {FN}@1.0.0"
+                     and s["attributes"].get("hive.cancelled") == "deadline"), None)
+
+    gen_hive.wait_for(lambda: expired() is not None, 30, "the node's span of the expired call")
+    span = expired()
+    assert span is not None and span["attributes"]["hive.tokens"] < 200, span
+    assert (span["end_ns"] - t0) / 1e9 < 6, span  # at its deadline (1.5 s), not 200 tokens (~15 s) later

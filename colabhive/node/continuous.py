@@ -13,7 +13,8 @@ What the tasks produce leaves through one :class:`Outbox` thread on a connection
 pieces of text batched into one post per round (``/v1/nodes/{id}/chunks``: 32 streams make 32
 pieces per step), results into ``/results``, a task's pieces always before its result (the
 gateway relies on that order). Neither the poll loop nor the model waits on the network. A
-piece the gateway refuses (its caller went away) cancels that task in the batch at once.
+piece the gateway refuses (its caller went away) cancels that task in the batch at once, and
+so does the task's deadline passing (the gateway has answered its caller 504 by then).
 """
 
 from __future__ import annotations
@@ -136,6 +137,9 @@ class ContinuousTasks:
         self._lock = threading.Lock()
         self._running: dict[str, Handle | None] = {}
         """Task id → its handle (None for the moment between claiming the id and submitting)."""
+        self._timers: dict[str, threading.Timer] = {}
+        self._expired: set[str] = set()
+        """Tasks cancelled because their caller's deadline passed (nobody waits for them)."""
         self.freed = threading.Event()
         """Set whenever a task ends (a row is free): a node whose batches were all full polls again."""
 
@@ -220,20 +224,40 @@ class ContinuousTasks:
         with self._lock:
             if t.id in self._running:  # not already over
                 self._running[t.id] = handle
+                if t.deadline_ms > 0:
+                    # the gateway answers the caller 504 then; a row still decoding would be wasted
+                    timer = threading.Timer(t.deadline_ms / 1000, self._expire, (t.id,))
+                    timer.daemon = True
+                    self._timers[t.id] = timer
+                    timer.start()
         return None
+
+    def _expire(self, task_id: str) -> None:
+        with self._lock:
+            if task_id not in self._running:
+                return
+            self._expired.add(task_id)
+        self.cancel(task_id)
 
     def _finish(self, t: TaskAssignment, span: Any, reading: Any, f: Finished, chunks: int, dtype: str) -> None:
         """A task's end, from the engine: its result into the outbox (after its pieces)."""
         with self._lock:
             self._running.pop(t.id, None)
+            timer = self._timers.pop(t.id, None)
+            expired = t.id in self._expired
+            self._expired.discard(t.id)
+        if timer is not None:
+            timer.cancel()
         energy = self.meter.end(reading) if self.meter is not None and reading is not None else (None, False)
         span.set_attribute("hive.batch_size", f.batch_size)
         span.set_attribute("hive.chunks", chunks)
         span.set_attribute("hive.tokens", f.tokens)
         if f.error is not None:
             if isinstance(f.error, Cancelled):
-                span.set_attribute("hive.cancelled", True)
-                result = _error(t.id, "cancelled", "the caller stopped listening; generation stopped early")
+                span.set_attribute("hive.cancelled", "deadline" if expired else "caller")
+                result = (_error(t.id, "deadline_exceeded", "the call's deadline passed; generation stopped early")
+                          if expired else
+                          _error(t.id, "cancelled", "the caller stopped listening; generation stopped early"))
             else:
                 log.error("%s failed on task %s: %s", t.fn, t.id, f.error)
                 span.set_status(trace.StatusCode.ERROR, str(f.error))
