@@ -82,7 +82,8 @@ async def _streamed(client: Any, body: dict[str, Any]) -> tuple[float, int, str]
     t0 = time.perf_counter()
     first: float | None = None
     event = ""
-    async with client.stream("POST", f"/v1/fn/{FN}", json=body) as r:
+    # a deadline past the default's 30 s: 32 rows of 32 tokens on one busy core can take longer
+    async with client.stream("POST", f"/v1/fn/{FN}", json=body, headers={"x-timeout-ms": "300000"}) as r:
         if r.status_code != 200:
             raise RuntimeError(f"{r.status_code}: {(await r.aread()).decode(errors='replace')}")
         async for line in r.aiter_lines():
