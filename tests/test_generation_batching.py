@@ -187,6 +187,24 @@ def test_seeded_sampling_reproduces_whatever_the_batch(runner: GenerationRunner)
     assert runner.run([sampled, _input(SPANISH, temperature=0.7, seed=11)])[0] == ref
 
 
+def test_alone_equals_transformers_generate(runner: GenerationRunner) -> None:
+    """The reference itself is right: the engine's path (prefill from the shared system-prompt
+    cache, a batch of one) answers as transformers' own greedy ``generate`` does."""
+    import torch
+
+    inp = _input(SPANISH, max_tokens=12)
+    hits = runner.engine.prefix_hits
+    ours = alone(runner, inp)
+    assert runner.engine.prefix_hits == hits + 1  # it did start from the shared prefix
+    prompt = torch.tensor([runner._prompt_ids(inp)])
+    with torch.inference_mode():
+        out = runner.model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=12,
+                                    do_sample=False, temperature=None, top_p=None, top_k=None)
+    new = out[0, prompt.shape[1]:].tolist()
+    assert ours.usage.completion_tokens == len(new)
+    assert ours.text == runner._decode(new)
+
+
 @pytest.mark.parametrize("limit", ["max_rows", "batch_tokens"])
 def test_a_full_batch_makes_newcomers_wait(runner: GenerationRunner, passes: list[int], limit: str) -> None:
     """Two rows fit (by row count, or by the cache's token cap); the third joins when one leaves."""

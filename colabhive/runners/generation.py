@@ -168,6 +168,7 @@ class GenerationRunner(Runner):
             lambda logits, inp, generator: _pick(torch, logits, inp, generator),
             max_rows=self.manifest.batching.max_batch,
             batch_tokens=int(self.manifest.options.get("batch_tokens", BATCH_TOKENS)),
+            prefix=self._template_head(),
         )
 
     def check(self, inp: Any) -> None:
@@ -217,9 +218,27 @@ class GenerationRunner(Runner):
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
+    def _template_head(self) -> list[int]:
+        """The tokens every one-message conversation begins with (the default system prompt
+        and the user's header): where two conversations that differ only in their text part."""
+        a, b = (self._prompt_ids(_One(messages=[_Message("user", t)])) for t in ("a", "b"))
+        n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        return a[:n]
+
     def _decode(self, ids: list[int]) -> str:
         # no clean-up of spaces: it rewrites earlier text, and streamed pieces could not be undone
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+
+class _Message(msgspec.Struct):
+    role: str
+    content: str
+
+
+class _One(msgspec.Struct):
+    """Just what :meth:`GenerationRunner._prompt_ids` reads of an input."""
+
+    messages: list[_Message]
 
 
 def _with_adapter(model: Any, adapter: Any) -> Any:
