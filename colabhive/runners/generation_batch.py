@@ -119,8 +119,6 @@ class _Row:
     """Its ``done`` has run; the row only waits to be dropped from the batch."""
     steps: int = 0
     row_steps: int = 0
-    pending: int = 0
-    """Its newest token, not yet fed to the model."""
 
 
 class _Batch:
@@ -390,7 +388,6 @@ class GenerationEngine:
     def _take(self, row: _Row, token: int) -> None:
         """One new token for a row: end of turn, stop string, max_tokens, or on it goes."""
         row.count += 1
-        row.pending = token
         try:
             if token in self.end_ids:
                 self._end(row, "stop")
