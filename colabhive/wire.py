@@ -16,6 +16,7 @@ from msgspec import Meta
 __all__ = [
     "Calibration",
     "Chunk",
+    "ChunkBatch",
     "Device",
     "DeviceCalibration",
     "DeviceStats",
@@ -30,6 +31,7 @@ __all__ = [
     "RegisterRequest",
     "SiteProfile",
     "TaskAssignment",
+    "TaskChunk",
     "TaskResult",
 ]
 
@@ -124,12 +126,16 @@ class TaskResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The dtype the model ran in (``X-Hive-Dtype``)."""
 
 
-class PollRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class PollRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     functions: Annotated[list[str], Meta(max_length=1024)] = []
     """Function names this node has loaded and will run."""
     max_items: Annotated[int, Meta(ge=0, le=4096)] = 1
     wait_ms: Annotated[int, Meta(ge=0, le=120_000)] = 20_000
     results: Annotated[list[TaskResult], Meta(max_length=4096)] = []
+    room: Annotated[dict[str, Annotated[int, Meta(ge=0)]], Meta(max_length=1024)] = {}
+    """Most tasks of each listed function this poll may bring (unlisted: no limit but
+    ``max_items`` and the manifest's max_batch). A node whose continuous batch is full lists
+    it with 0: it still serves the function, it just has no free row now."""
 
 
 class TaskAssignment(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -148,6 +154,22 @@ class Chunk(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     seq: Annotated[int, Meta(ge=0)]
     text: Annotated[str, Meta(max_length=1 << 20)]
+
+
+class TaskChunk(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One piece of one streamed task's output, in a :class:`ChunkBatch`."""
+
+    task: Annotated[str, Meta(min_length=1, max_length=64)]
+    seq: Annotated[int, Meta(ge=0)]
+    text: Annotated[str, Meta(max_length=1 << 20)]
+
+
+class ChunkBatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Pieces of several streamed tasks in one post (``/v1/nodes/{id}/chunks``): a node
+    decoding 32 streams at once makes 32 pieces per step, and one round trip each would cost
+    the gateway more than forwarding them."""
+
+    chunks: Annotated[list[TaskChunk], Meta(max_length=4096)]
 
 
 class PollReply(msgspec.Struct, kw_only=True):

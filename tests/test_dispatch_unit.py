@@ -54,6 +54,42 @@ def test_poll_takes_at_most_max_items_and_max_batch() -> None:
     run(go())
 
 
+def test_poll_room_caps_each_function_it_lists() -> None:
+    """A node's continuous batch with 2 free rows brings at most 2; with none, none, while
+    functions it does not list are not limited."""
+    async def go() -> None:
+        d, reg = _hive(max_batch=lambda fn: 32)
+        node = _node(reg, {"gen", "echo"})
+        for i in range(5):
+            d.submit(Task(fn="gen", input=b"{}"))
+            d.submit(Task(fn="echo", input=b"{}"))
+        got = await d.poll(node, node.functions, max_items=32, wait_s=0, room={"gen": 2})
+        assert sorted(t.fn for t in got) == ["echo"] * 5 + ["gen"] * 2
+        d.submit(Task(fn="echo", input=b"{}"))
+        got = await d.poll(node, node.functions, max_items=32, wait_s=0, room={"gen": 0})
+        assert [t.fn for t in got] == ["echo"] and d.depth("gen") == 3
+
+    run(go())
+
+
+def test_a_poll_without_room_for_a_function_is_not_woken_for_it() -> None:
+    """The task goes to the node that has a free row; the full node's poll waits on."""
+    async def go() -> None:
+        d, reg = _hive()
+        full = reg.add("full", "local", "h", [Device(kind="cpu")])
+        free = reg.add("free", "local", "h", [Device(kind="cpu")])
+        full.functions = free.functions = frozenset({"gen"})
+        full_poll = asyncio.create_task(d.poll(full, full.functions, max_items=4, wait_s=0.3, room={"gen": 0}))
+        await asyncio.sleep(0.01)  # parked first: a room-blind dispatcher would wake it first
+        free_poll = asyncio.create_task(d.poll(free, free.functions, max_items=4, wait_s=5, room={"gen": 4}))
+        await asyncio.sleep(0.01)
+        d.submit(Task(fn="gen", input=b"{}"))
+        assert len(await free_poll) == 1
+        assert await full_poll == []
+
+    run(go())
+
+
 def test_parked_poll_wakes_on_submit() -> None:
     async def go() -> None:
         d, reg = _hive()

@@ -33,6 +33,12 @@ class _Poller:
     node: NodeRecord
     functions: frozenset[str]
     wake: asyncio.Future[None]
+    room: dict[str, int]
+    """What this poll may still take of each function it lists (see ``PollRequest.room``)."""
+
+    def takes(self, fn: str) -> bool:
+        # live: a heartbeat may have added functions since it parked
+        return fn in self.node.functions and self.room.get(fn, 1) > 0
 
 
 class Dispatcher(Leases, Targeting):
@@ -127,13 +133,12 @@ class Dispatcher(Leases, Targeting):
             if p.node.gone:  # its connection dropped: never hand it work; let it return empty
                 p.wake.set_result(None)
                 continue
-            # live: a heartbeat may have added functions since it parked
-            if fn in p.node.functions and (task.target is None or task.target == p.node.id):
+            if p.takes(fn) and (task.target is None or task.target == p.node.id):
                 p.wake.set_result(None)
                 if fallback is not None:
                     pollers.appendleft(fallback)
                 return
-            if fallback is None and fn in p.node.functions and self._may_take(task, p.node):
+            if fallback is None and p.takes(fn) and self._may_take(task, p.node):
                 fallback = p
                 continue
             pollers.append(p)
@@ -176,7 +181,10 @@ class Dispatcher(Leases, Targeting):
         return False
 
     # ---- node side ---------------------------------------------------------------------
-    def _take(self, node: NodeRecord, functions: frozenset[str], max_items: int) -> list[Task]:
+    def _take(
+        self, node: NodeRecord, functions: frozenset[str], max_items: int, room: dict[str, int] | None = None
+    ) -> list[Task]:
+        """Up to ``max_items`` tasks, at most max_batch (and ``room``, which is counted down) per function."""
         out: list[Task] = []
         now = time.monotonic()
         lease = now + self.lease_s
@@ -184,7 +192,13 @@ class Dispatcher(Leases, Targeting):
             q = self.queues.get(fn)
             if not q:
                 continue
+            left = room.get(fn) if room is not None else None
+            if left is not None and left <= 0:
+                continue
+            start = len(out)
             cap = min(max_items, len(out) + self.max_batch(fn))
+            if left is not None:
+                cap = min(cap, len(out) + left)
             skipped: list[Task] = []
             while q and len(out) < cap:
                 t = q.popleft()
@@ -205,19 +219,27 @@ class Dispatcher(Leases, Targeting):
                     self.on_handout(t)
             if skipped:  # other nodes' tasks keep their place in the line
                 q.extendleft(reversed(skipped))
+            if left is not None and room is not None:
+                room[fn] = left - (len(out) - start)
             if len(out) >= max_items:
                 break
         node.in_flight += len(out)
         return out
 
-    async def poll(self, node: NodeRecord, functions: frozenset[str], max_items: int, wait_s: float) -> list[Task]:
+    async def poll(
+        self, node: NodeRecord, functions: frozenset[str], max_items: int, wait_s: float,
+        room: dict[str, int] | None = None,
+    ) -> list[Task]:
+        """``room``: most tasks of each listed function this poll may bring (a node's
+        continuous batch with that many free rows); unlisted functions are not limited."""
         self._stalled.discard(node.id)  # asking for work again: it is not stuck
         self._last_poll[node.id] = time.monotonic()
+        room = dict(room or {})
         if max_items <= 0 or not functions:
             if wait_s > 0:
                 await asyncio.sleep(min(wait_s, 1.0))
             return []
-        tasks = self._take(node, functions, max_items)
+        tasks = self._take(node, functions, max_items, room)
         loop = asyncio.get_running_loop()
         if self.draining:  # short polls, so the server can close connections soon
             wait_s = min(wait_s, 0.5)
@@ -226,7 +248,7 @@ class Dispatcher(Leases, Targeting):
             left = end - loop.time()
             if left <= 0 or node.gone:
                 return []
-            p = _Poller(node, functions, loop.create_future())
+            p = _Poller(node, functions, loop.create_future(), room)
             self._pollers.append(p)
             handle = loop.call_later(left, _resolve, p.wake)
             self._parked[node.id] = self._parked.get(node.id, 0) + 1
@@ -238,14 +260,14 @@ class Dispatcher(Leases, Targeting):
                 self._last_poll[node.id] = time.monotonic()
             if node.gone:
                 return []
-            tasks = self._take(node, node.functions, max_items)
+            tasks = self._take(node, node.functions, max_items, room)
         if len(tasks) < max_items:
-            tasks += await self._fill(node, tasks, max_items)
+            tasks += await self._fill(node, tasks, max_items, room)
         for fn in {t.fn for t in tasks}:
             self._last_batch[fn] = sum(1 for t in tasks if t.fn == fn)
         return tasks
 
-    async def _fill(self, node: NodeRecord, tasks: list[Task], max_items: int) -> list[Task]:
+    async def _fill(self, node: NodeRecord, tasks: list[Task], max_items: int, room: dict[str, int]) -> list[Task]:
         """Wait up to the manifest's max_wait_ms for a fuller batch, but only under load.
 
         Closed-loop callers send their next request the moment the last batch's answers
@@ -263,7 +285,7 @@ class Dispatcher(Leases, Targeting):
         end = loop.time() + wait_ms / 1000
         while self.depth(fn) < want - have and loop.time() < end:
             await asyncio.sleep(0.0005)
-        return self._take(node, frozenset((fn,)), min(max_items - len(tasks), self.max_batch(fn) - have))
+        return self._take(node, frozenset((fn,)), min(max_items - len(tasks), self.max_batch(fn) - have), room)
 
     @staticmethod
     def assignment(t: Task, now: float) -> TaskAssignment:

@@ -34,6 +34,7 @@ from .nodes import (
     list_nodes,
     post_calibration,
     post_chunk,
+    post_chunks,
     post_results,
     register,
 )
@@ -121,6 +122,7 @@ def create_app(cfg: HiveConfig) -> Litestar:
             register,
             post_results,
             post_chunk,
+            post_chunks,
             heartbeat,
             post_calibration,
             calibrate_node,

@@ -16,7 +16,7 @@ from litestar import Request, Response, delete, get, post
 from .. import __version__
 from ..auth import bearer, digest, new_secret
 from ..errors import Forbidden, InvalidInput, NotFound, Unauthorized, UnknownNode
-from ..wire import Calibration, Chunk, Heartbeat, HeartbeatReply, PollReply, PollRequest, RegisterReply, RegisterRequest
+from ..wire import Calibration, Chunk, ChunkBatch, Heartbeat, HeartbeatReply, PollReply, PollRequest, RegisterReply, RegisterRequest
 from .errors import decode_input
 from .hive import Hive
 from .sites import site_for
@@ -25,7 +25,7 @@ from .transport import Reply
 
 __all__ = [
     "authenticate_node", "calibrate_node", "heartbeat", "leave", "list_nodes", "poll_core",
-    "post_calibration", "post_chunk", "post_results", "register",
+    "post_calibration", "post_chunk", "post_chunks", "post_results", "register",
 ]
 
 NODE_BODY_LIMIT = 64 * 1024 * 1024  # a batch of results can be large; clients stay at hive.toml's limit
@@ -121,7 +121,7 @@ async def poll_core(
     watch = asyncio.ensure_future(receive())
     watch.add_done_callback(lambda f: _on_disconnect(hive, rec, f))
     try:
-        tasks = await hive.dispatcher.poll(rec, fns, req.max_items, req.wait_ms / 1000)
+        tasks = await hive.dispatcher.poll(rec, fns, req.max_items, req.wait_ms / 1000, req.room)
     finally:
         watch.cancel()
     if rec.gone:  # the connection is gone: whatever was taken is already requeued
@@ -151,6 +151,17 @@ async def post_chunk(node_id: str, task_id: str, request: Request) -> dict[str, 
     rec = authenticate_node(hive, node_id, request.headers)
     chunk = decode_input(await request.body(), Chunk, "chunk")
     return {"accepted": hive.dispatcher.chunk(rec, task_id, chunk.text)}
+
+
+@post("/v1/nodes/{node_id:str}/chunks", tags=["nodes"], request_max_body_size=NODE_BODY_LIMIT, status_code=200)
+async def post_chunks(node_id: str, request: Request) -> dict[str, list[bool]]:
+    """Pieces of several streamed tasks at once (a continuous batch makes one per row per
+    step); ``accepted[i]`` is false where that task's caller went away."""
+    hive: Hive = request.app.state.hive
+    rec = authenticate_node(hive, node_id, request.headers)
+    batch = decode_input(await request.body(), ChunkBatch, "chunks")
+    chunk = hive.dispatcher.chunk
+    return {"accepted": [chunk(rec, c.task, c.text) for c in batch.chunks]}
 
 
 @post("/v1/nodes/{node_id:str}/heartbeat", tags=["nodes"], status_code=200)

@@ -26,6 +26,7 @@ from ..telemetry import setup_tracing
 from ..wire import Chunk, Device, PollReply, PollRequest, RegisterReply, RegisterRequest, TaskResult
 from .client import GatewayClient, GatewayError, GatewayUnreachable
 from .artifacts import ArtifactCache
+from .continuous import ContinuousTasks, Outbox
 from .control import Control
 from .trainer import JobRunner
 from .worker import run_batch
@@ -33,6 +34,13 @@ from .worker import run_batch
 __all__ = ["Node"]
 
 log = logging.getLogger("colabhive.node")
+
+FULL_POLL_MS = 100
+"""Longest poll while some continuous batch here is full: a row frees soon, and the poll in
+flight cannot be told (the gateway would hand that function nothing until the next one)."""
+LEAVE_WAIT_S = 120.0
+"""How long a stopping node lets the generations in hand finish (a 512-token answer takes
+~50 s on one core) before it leaves and the gateway requeues what is left."""
 
 
 def _with_dtypes(d: Device, dtypes: list[str]) -> Device:
@@ -69,6 +77,11 @@ class Node:
         )
         """Heartbeats, calibration and placement, on their own connection."""
         self.cache = self.control.cache
+        self.outbox_client = GatewayClient(self.url, timeout_s=10)
+        self.outbox = Outbox(self.outbox_client, lambda: self.node_id)
+        """Streamed pieces and results of continuous tasks, posted from a thread of its own."""
+        self.continuous = ContinuousTasks(self.cache, self.outbox, self.tracer, self.name, self.control.meter)
+        """Generation tasks: they join their model's running batch instead of waiting for the poll loop."""
         self.secret: str | None = None
         # the node's own files, apart from the gateway's and other nodes' (they may share state_dir)
         state = cfg.resolve(cfg.state_dir) / "node-cache" / self.name
@@ -174,6 +187,7 @@ class Node:
         self.client.set_token(reply.node_secret)
         self.control.client.set_token(reply.node_secret)
         self.chunk_client.set_token(reply.node_secret)
+        self.outbox_client.set_token(reply.node_secret)
         self.node_id = reply.node_id
         self.secret = reply.node_secret
         self.control.catalog = reply.catalog
@@ -189,14 +203,25 @@ class Node:
     # ---- the poll loop ---------------------------------------------------------------
     def _poll_once(self) -> None:
         loaded, _ = self.cache.names()
+        self.pending += self.outbox.undelivered()
         if not loaded and not self.pending:
             # nothing to serve yet: wait here for the loader (heartbeats keep us alive meanwhile)
             self.cache.changed.wait(1.0)
             self.cache.changed.clear()
             return
+        self.continuous.freed.clear()  # before room(): a row freed after this wakes the wait below
+        room = self.continuous.room(loaded)
+        wait_ms = self.cfg.node.poll_wait_ms
+        if room and all(room.get(f, 1) == 0 for f in loaded):
+            # every function here is a full continuous batch: nothing to ask for until a row frees
+            if not self.pending:
+                self.continuous.freed.wait(1.0)
+                return
+            wait_ms = 0
+        elif any(v == 0 for v in room.values()):
+            wait_ms = min(wait_ms, FULL_POLL_MS)
         req = PollRequest(
-            functions=loaded, max_items=self.cfg.node.max_items, wait_ms=self.cfg.node.poll_wait_ms,
-            results=self.pending,
+            functions=loaded, max_items=self.cfg.node.max_items, wait_ms=wait_ms, results=self.pending, room=room,
         )
         body = msgspec.json.encode(req)
         self._in_wait = True
@@ -209,9 +234,18 @@ class Node:
         self.pending = []
         reply = msgspec.json.decode(data, type=PollReply)
         if reply.tasks:
-            self.pending = run_batch(
-                reply.tasks, self.cache, self.tracer, self.name, self._post_chunk, self.control.meter
-            )
+            batch = []
+            for t in reply.tasks:
+                if self.continuous.takes(t):
+                    refused = self.continuous.start(t)  # returns at once; the result comes via the outbox
+                    if refused is not None:
+                        self.pending.append(refused)
+                else:
+                    batch.append(t)
+            if batch:
+                self.pending += run_batch(
+                    batch, self.cache, self.tracer, self.name, self._post_chunk, self.control.meter
+                )
             self.batches += 1
         if self.control.apply_hosting(reply.hosting):
             self.control.heartbeat()
@@ -230,6 +264,14 @@ class Node:
     def _leave(self) -> None:
         if self.node_id is None:
             return
+        if self.continuous.running():
+            # generations in hand are finished like a batch in hand; heartbeats keep their leases
+            log.info("finishing %d generations in hand before leaving", self.continuous.running())
+            if not self.continuous.wait_idle(LEAVE_WAIT_S, tick=self.control.heartbeat):
+                log.warning("%d generations still running; leaving (the gateway requeues them)",
+                            self.continuous.running())
+        self.outbox.flush(10.0)
+        self.pending += self.outbox.undelivered()
         try:
             if self.pending:
                 body = msgspec.json.encode(PollRequest(results=self.pending, max_items=0, wait_ms=0))

@@ -9,10 +9,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from collections.abc import Callable
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Protocol
 
 import msgspec
 from msgspec import Meta
@@ -20,13 +21,41 @@ from msgspec import Meta
 from ..manifests import Manifest
 from ..wire import Device
 
-__all__ = ["LOAD_LOCK", "Runner", "source_path", "text_input"]
+__all__ = ["Cancelled", "Finished", "Handle", "LOAD_LOCK", "Runner", "source_path", "text_input"]
 
 
 LOAD_LOCK = threading.RLock()
 """Held while weights load. transformers' ``from_pretrained`` builds modules on the meta device by
 patching torch process-wide, so a load in one thread (a node's loader) and one in another (a
 training job's base) corrupt each other ("Cannot copy out of meta tensor"); one at a time."""
+
+
+@dataclass(slots=True)
+class Finished:
+    """How one submitted input ended (:meth:`Runner.submit`), handed to its ``done`` once."""
+
+    output: msgspec.Struct | None
+    """The runner's output; None when ``error`` is set."""
+    error: BaseException | None
+    """What ended it early: the exception its ``emit`` raised (its caller left), a model
+    failure, or :class:`Cancelled`."""
+    run_ms: float
+    """From submission to the end (waiting for a free row included)."""
+    batch_size: float
+    """Rows in the forward passes it took part in, averaged (1.0 when it ran alone)."""
+    tokens: int = 0
+    """Tokens it produced (as far as it got, when it ended early)."""
+
+
+class Cancelled(Exception):
+    """A submitted input was cancelled (:meth:`Handle.cancel`) before it finished."""
+
+
+class Handle(Protocol):
+    """A submitted input, running or waiting for room."""
+
+    def cancel(self) -> None:
+        """Stop it now; its ``done`` has run (with :class:`Cancelled`) when this returns."""
 
 
 class Runner:
@@ -68,6 +97,22 @@ class Runner:
         Returns the same output :meth:`run` would; the emitted pieces joined must equal its
         text, so a streamed and a non-streamed call agree.
         """
+        raise NotImplementedError
+
+    continuous: ClassVar[bool] = False
+    """True when :meth:`submit` is implemented: inputs join a batch that is already running
+    (generation's continuous batching) instead of waiting for a batch of their own."""
+
+    def submit(self, inp: Any, emit: Callable[[str], None],
+               done: Callable[[Finished], None] | None = None) -> Handle:
+        """Start one (checked) input and return at once: ``emit`` gets its text as it is
+        produced, ``done`` its end (from the runner's own thread). The node hands every input
+        of a ``continuous`` runner here, so concurrent calls share the model's forward passes.
+        """
+        raise NotImplementedError
+
+    def room(self) -> int:
+        """How many more inputs a ``continuous`` runner can take without any waiting for a row."""
         raise NotImplementedError
 
     @classmethod

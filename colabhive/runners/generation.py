@@ -3,25 +3,31 @@
 ``source.adapter`` (a PEFT adapter directory, as the ``lora`` training method exports) is
 merged into the base weights at load time, so a fine-tuned version costs what its base does.
 
-One token loop (:meth:`GenerationRunner._tokens`) serves both ``run`` and ``stream``, and the
-text bookkeeping lives in :class:`TextStream`, so a streamed call and a plain one cannot
-disagree: ``run`` is ``stream`` with the pieces thrown away. Inputs are generated one at a
-time; with one sequence there is no padding, so a greedy answer does not depend on what else
-was in the batch.
+Every input goes through the model's :class:`~.generation_batch.GenerationEngine`, a
+continuous batch: requests decode together, join between decode steps and leave when done,
+each with its own sampling settings, seed, stop strings and stream. ``run`` and ``stream``
+block on it; :meth:`GenerationRunner.submit` is the node's way in, which returns at once.
+The text bookkeeping lives in :class:`TextStream`, so a streamed call and a plain one cannot
+disagree: ``run`` is ``stream`` with the pieces thrown away. Rows are left-padded with a
+per-row attention mask and positions, so a greedy answer does not depend on what else was in
+the batch (the engine's docstring says how, and why it is not transformers' own).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
 from ..errors import InvalidInput
 from ..plugins import get_plugin_manager, place_model
-from .base import Runner, source_path
+from .base import Finished, Runner, source_path
+
+if TYPE_CHECKING:
+    from .generation_batch import GenerationEngine, Ticket
 
 __all__ = ["GenerationOutput", "GenerationRunner", "TextStream", "Usage"]
 
@@ -134,6 +140,8 @@ def _input_type(max_text_chars: int) -> type[msgspec.Struct]:
 class GenerationRunner(Runner):
     Output = GenerationOutput
     streams = True
+    continuous = True
+    engine: GenerationEngine
 
     @classmethod
     def input_type(cls, max_text_chars: int) -> type[msgspec.Struct]:
@@ -142,6 +150,8 @@ class GenerationRunner(Runner):
     def load(self) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from .generation_batch import BATCH_TOKENS, GenerationEngine
 
         path = source_path(self.manifest)
         self.torch = torch
@@ -153,6 +163,13 @@ class GenerationRunner(Runner):
         self.torch_device = get_plugin_manager().hook.hive_torch_device(device=self.device)
         self.context = int(self.manifest.options.get("context_tokens", model.config.max_position_embeddings))
         self.end_ids = _end_ids(model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
+        self.engine = GenerationEngine(
+            self.model, self.torch_device, self.end_ids,
+            lambda logits, inp, generator: _pick(torch, logits, inp, generator),
+            max_rows=self.manifest.batching.max_batch,
+            batch_tokens=int(self.manifest.options.get("batch_tokens", BATCH_TOKENS)),
+            prefix=self._template_head(),
+        )
 
     def check(self, inp: Any) -> None:
         """What the schema cannot say: whose turn it is, and whether the answer fits the context."""
@@ -166,24 +183,34 @@ class GenerationRunner(Runner):
                 field="messages",
             )
 
+    def submit(self, inp: Any, emit: Callable[[str], None],
+               done: Callable[[Finished], None] | None = None) -> Ticket:
+        """Hand one (checked) input to the continuous batch and return at once; ``emit`` gets
+        its text piece by piece, ``done`` its end. An ``emit`` that raises ends that request
+        alone (the caller left), as does :meth:`~.generation_batch.Ticket.cancel`."""
+        generator = _generator(self.torch, inp) if inp.temperature > 0 else None
+        text = TextStream(self._decode, inp.stop, emit)
+        return self.engine.submit(self._prompt_ids(inp), inp, text, generator, done)
+
+    def room(self) -> int:
+        return self.engine.room()
+
     def run(self, inputs: list[Any]) -> list[msgspec.Struct]:
-        return [self.stream(i, _discard) for i in inputs]
+        """All inputs join the batch at once (with whatever else is running) and decode together."""
+        tickets = [self.submit(i, _discard) for i in inputs]
+        try:
+            return [t.wait() for t in tickets]
+        finally:
+            for t in tickets:  # one failed: the batch fails, so the rest stop too
+                t.cancel()
 
     def stream(self, inp: Any, emit: Callable[[str], None]) -> msgspec.Struct:
-        prompt = self._prompt_ids(inp)
-        text = TextStream(self._decode, inp.stop, emit)
-        finish: Literal["stop", "length"] = "length"
-        count = 0
-        for count, token in enumerate(self._tokens(prompt, inp), 1):
-            if token in self.end_ids:
-                finish = "stop"
-                break
-            if text.add(token):
-                finish = "stop"
-                break
-        return GenerationOutput(
-            text=text.finish(), finish_reason=finish, usage=Usage(prompt_tokens=len(prompt), completion_tokens=count)
-        )
+        """One input in the batch, blocking; what ``emit`` raises ends it and is raised here."""
+        ticket = self.submit(inp, emit)
+        try:
+            return ticket.wait()
+        finally:
+            ticket.cancel()
 
     # ---- internals ---------------------------------------------------------------------------
     def _prompt_ids(self, inp: Any) -> list[int]:
@@ -191,27 +218,27 @@ class GenerationRunner(Runner):
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
+    def _template_head(self) -> list[int]:
+        """The tokens every one-message conversation begins with (the default system prompt
+        and the user's header): where two conversations that differ only in their text part."""
+        a, b = (self._prompt_ids(_One(messages=[_Message("user", t)])) for t in ("a", "b"))
+        n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        return a[:n]
+
     def _decode(self, ids: list[int]) -> str:
         # no clean-up of spaces: it rewrites earlier text, and streamed pieces could not be undone
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
-    def _tokens(self, prompt: list[int], inp: Any) -> Iterator[int]:
-        """Up to ``max_tokens`` token ids, one forward pass each, reusing the KV cache.
 
-        Inference mode is entered per step, not around the loop: a generator suspended inside
-        it would leave the caller's code (``emit`` included) running in inference mode too.
-        """
-        torch = self.torch
-        generator = _generator(torch, inp) if inp.temperature > 0 else None
-        ids = torch.tensor([prompt], device=self.torch_device)
-        past = None
-        for _ in range(inp.max_tokens):
-            with torch.inference_mode():
-                out = self.model(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=1)
-                past = out.past_key_values
-                token = _pick(torch, out.logits[0, -1], inp, generator)
-                ids = torch.tensor([[token]], device=self.torch_device)
-            yield token
+class _Message(msgspec.Struct):
+    role: str
+    content: str
+
+
+class _One(msgspec.Struct):
+    """Just what :meth:`GenerationRunner._prompt_ids` reads of an input."""
+
+    messages: list[_Message]
 
 
 def _with_adapter(model: Any, adapter: Any) -> Any:

@@ -1,0 +1,435 @@
+"""Continuous batching for causal-LM generation: the requests on one model decode together.
+
+A decode step of a small model on a CPU costs about the same for 1 row as for 8 (it is bound
+by reading the weights, not by arithmetic), so answering requests one after another leaves
+most of the hardware idle. :class:`GenerationEngine` keeps one batch per loaded model in a
+thread of its own: a request joins between two decode steps, leaves the moment it is done
+(end of turn, a stop string, ``max_tokens``, its caller gone), and keeps its own sampling
+settings, seed, stop strings and stream all along.
+
+How the batch is laid out (:class:`_Batch`): rows are **left-padded** to one width, so every
+row's newest token sits in the last column and one forward pass appends one column for all
+of them. Each row carries its own position ids (its real length, padding not counted) and a
+2-D attention mask with zeros over its padding, so its keys are rotated and attended exactly
+as if it ran alone. A newcomer is prefilled **alone** (batch of one: the very forward a lone
+request gets) and its key/value cache is then padded and concatenated into the batch; a row
+that leaves is dropped by an index select, and columns that have become padding in every
+row are trimmed off the left. With fp32 weights a greedy answer in a batch is token for
+token the answer the request gets alone (tests/test_generation_batching.py checks it).
+
+Why not transformers' own continuous batching (``ContinuousBatchingManager``, reached
+through ``init_continuous_batching`` / ``generate_batch`` in 5.23): it fits a server that
+serves one sampling setting, not this hive's calls.
+
+- ``do_sample`` is one setting for the whole manager: greedy and sampled requests cannot
+  share a batch, and per-request temperature / top-p exist only as processors the manager's
+  generation config switched on when it was built.
+- Sampling draws from the process-wide torch RNG, which the manager seeds once with
+  ``torch.manual_seed``: a request's own ``seed`` could not reproduce its answer whatever
+  else is in the batch (the hive promises that, per call), and seeding would disturb every
+  other torch user in the node process (a training job's shuffles, dropout).
+- It returns token ids by its own request ids; stop strings, the held-back text of
+  :class:`~.generation.TextStream` and the caller's stream still have to sit on top, and a
+  stop string must end the row at once, not at ``max_new_tokens``.
+
+Here sampling goes through :func:`~.generation._pick` with each row's own CPU generator,
+exactly as a lone call does, so a seeded answer does not depend on its batch-mates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+
+from .base import Cancelled, Finished
+
+__all__ = ["GenerationEngine", "PREFILL_TOKENS", "Ticket"]
+
+log = logging.getLogger("colabhive.node")
+
+PREFILL_TOKENS = 512
+"""Most prompt tokens prefilled between two decode steps while rows are decoding: a burst of
+newcomers must not stall the answers already streaming for seconds (a lone newcomer always
+gets in, however long its prompt)."""
+BATCH_TOKENS = 16384
+"""Default cap on rows × width of the batch's cache, counting each row at its longest
+(prompt + max_tokens): left padding makes every row as wide as the widest, so one 8k-token
+conversation beside 31 short ones would otherwise hold 32 × 8k cached tokens (12 GB for
+SmolLM2-135M). A request that would break it waits for rows to leave; alone, any fits."""
+
+
+class Ticket:
+    """A request handed to the engine: cancel it, or wait for its output."""
+
+    __slots__ = ("_engine", "_row", "_event", "_finished")
+
+    def __init__(self, engine: GenerationEngine, row: _Row) -> None:
+        self._engine = engine
+        self._row = row
+        self._event = threading.Event()
+        self._finished: Finished | None = None
+
+    def cancel(self) -> None:
+        """Take the request out now: its ``done`` runs before this returns (if it had not
+        already), nothing more is emitted, and the next forward pass runs without its row."""
+        self._engine._cancel(self._row)
+
+    def wait(self, timeout: float | None = None) -> msgspec.Struct:
+        """The output; raises what ended the request early (or TimeoutError)."""
+        if not self._event.wait(timeout):
+            raise TimeoutError("the generation did not finish in time")
+        f = self._finished
+        assert f is not None
+        if f.error is not None:
+            raise f.error
+        assert f.output is not None
+        return f.output
+
+    @property
+    def finished(self) -> Finished | None:
+        return self._finished
+
+
+@dataclass(slots=True, eq=False)
+class _Row:
+    """One request's state, in the batch or waiting to join it."""
+
+    prompt: list[int]
+    inp: Any
+    text: Any  # TextStream
+    generator: Any | None
+    done: Callable[[Finished], None]
+    ticket: Ticket | None = None
+    t0: float = field(default_factory=time.perf_counter)
+    reach: int = 0
+    """Its length at the longest: prompt plus max_tokens."""
+    count: int = 0
+    """Tokens produced so far (the end-of-turn token included)."""
+    over: bool = False
+    """Its ``done`` has run; the row only waits to be dropped from the batch."""
+    steps: int = 0
+    row_steps: int = 0
+
+
+class _Batch:
+    """The tensors of the rows decoding together: their shared key/value cache (left-padded
+    to one width), attention mask, next positions and newest tokens. Engine thread only."""
+
+    def __init__(self, device: Any) -> None:
+        self.device = device
+        self.cache: Any = None
+        self.mask: torch.Tensor | None = None  # [rows, width], 1 over real tokens
+        self.pos: torch.Tensor | None = None  # [rows]: where each row's next token goes
+        self.last: torch.Tensor | None = None  # [rows]: each row's newest token
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.mask is None else int(self.mask.shape[0])
+
+    def add(self, cache: Any, length: int, token: int) -> None:
+        """Append a row prefilled alone (``cache`` holds its ``length`` tokens, batch of one)."""
+        mask = torch.ones(1, length, dtype=torch.long, device=self.device)
+        pos = torch.tensor([length], device=self.device)
+        last = torch.tensor([token], device=self.device)
+        if self.cache is None:
+            self.cache, self.mask, self.pos, self.last = cache, mask, pos, last
+            return
+        assert self.mask is not None and self.pos is not None and self.last is not None
+        width = int(self.mask.shape[1])
+        if length > width:  # the newcomer is the longest: everyone else gets more padding
+            grow = length - width
+            for layer in self.cache.layers:
+                layer.keys = F.pad(layer.keys, (0, 0, grow, 0))
+                layer.values = F.pad(layer.values, (0, 0, grow, 0))
+            self.mask = F.pad(self.mask, (grow, 0))
+            width = length
+        pad = width - length
+        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
+            mine.keys = torch.cat([mine.keys, F.pad(theirs.keys, (0, 0, pad, 0))])
+            mine.values = torch.cat([mine.values, F.pad(theirs.values, (0, 0, pad, 0))])
+        self.mask = torch.cat([self.mask, F.pad(mask, (pad, 0))])
+        self.pos = torch.cat([self.pos, pos])
+        self.last = torch.cat([self.last, last])
+
+    def keep(self, indices: list[int]) -> None:
+        """Keep only these rows (in this order), then trim columns that are padding in all."""
+        assert self.mask is not None and self.pos is not None and self.last is not None
+        if not indices:
+            self.cache = self.mask = self.pos = self.last = None
+            return
+        idx = torch.tensor(indices, device=self.device)
+        mask = self.mask.index_select(0, idx)
+        start = int(mask.any(0).int().argmax())  # first column some row still uses
+        for layer in self.cache.layers:
+            layer.keys = layer.keys.index_select(0, idx)[:, :, start:]
+            layer.values = layer.values.index_select(0, idx)[:, :, start:]
+        self.mask = mask[:, start:]
+        self.pos = self.pos.index_select(0, idx)
+        self.last = self.last.index_select(0, idx)
+
+    def step(self, model: Any) -> torch.Tensor:
+        """One forward pass for every row: logits ``[rows, vocab]`` for each row's next token."""
+        assert self.mask is not None and self.pos is not None and self.last is not None
+        self.mask = F.pad(self.mask, (0, 1), value=1)
+        out = model(
+            input_ids=self.last[:, None], attention_mask=self.mask, position_ids=self.pos[:, None],
+            past_key_values=self.cache, use_cache=True, logits_to_keep=1,
+        )
+        self.cache = out.past_key_values
+        self.pos = self.pos + 1
+        return out.logits[:, -1]
+
+
+class GenerationEngine:
+    """One loaded model's continuous batch: :meth:`submit` from any thread, the model runs in
+    the engine's own thread, which starts with the first request and ends when none is left
+    (so an unloaded model is freed: nothing holds it once its last answer is out).
+
+    ``pick(logits_row, inp, generator) -> token`` chooses each row's next token;
+    ``end_ids`` end a row's turn. Callbacks (``emit`` inside the row's TextStream, ``done``)
+    run under the engine's lock between forward passes, on the engine thread (``done`` of a
+    cancelled request: on the cancelling thread); they must be quick (the node's only queue a
+    post) and may cancel requests themselves.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        device: Any,
+        end_ids: frozenset[int],
+        pick: Callable[[Any, Any, Any | None], int],
+        max_rows: int,
+        batch_tokens: int = BATCH_TOKENS,
+        prefill_tokens: int = PREFILL_TOKENS,
+        prefix: list[int] | None = None,
+    ) -> None:
+        self.model = model
+        self.device = device
+        self.end_ids = end_ids
+        self.pick = pick
+        self.max_rows = max(1, max_rows)
+        self.batch_tokens = batch_tokens
+        self.prefill_tokens = prefill_tokens
+        self.prefix = list(prefix or [])
+        """Tokens most prompts begin with (the chat template's system prompt and user header):
+        read once, their keys and values are copied into every such prompt's prefill."""
+        self._prefix_cache: Any = None
+        self.prefix_hits = 0
+        """Prefills that started from the shared prefix (tests and telemetry)."""
+        self.observer: Callable[[int], None] | None = None
+        """Called with the row count of every decode forward pass (tests, telemetry)."""
+        self._lock = threading.RLock()
+        self._waiting: deque[_Row] = deque()
+        self._rows: list[_Row] = []
+        """The rows in the batch, in batch order (some may be over, waiting to be dropped)."""
+        self._thread: threading.Thread | None = None
+        self._batch = _Batch(device)
+
+    # ---- any thread ----------------------------------------------------------------------
+    def submit(self, prompt: list[int], inp: Any, text: Any, generator: Any | None,
+               done: Callable[[Finished], None] | None = None) -> Ticket:
+        """Queue one request; it joins the batch before the next decode step that has room.
+
+        ``text`` is its TextStream (its emit is the caller's stream), ``generator`` its own
+        sampling generator (None: greedy). ``done`` runs once when it ends, however it ends.
+        """
+        row = _Row(prompt=prompt, inp=inp, text=text, generator=generator, done=done or _nothing,
+                   reach=len(prompt) + inp.max_tokens)
+        ticket = Ticket(self, row)
+        row.ticket = ticket
+        with self._lock:
+            self._waiting.append(row)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="generation-batch", daemon=True)
+                self._thread.start()
+        return ticket
+
+    def room(self) -> int:
+        """Requests it can take now without any waiting for a row."""
+        with self._lock:
+            return max(0, self.max_rows - self._live())
+
+    def busy(self) -> int:
+        """Requests running or waiting to join."""
+        with self._lock:
+            return self._live()
+
+    def _live(self) -> int:
+        return len(self._waiting) + sum(1 for r in self._rows if not r.over)
+
+    def _cancel(self, row: _Row) -> None:
+        with self._lock:
+            if row.over:
+                return
+            if row in self._waiting:
+                self._waiting.remove(row)
+            self._end(row, None, Cancelled("cancelled"))
+
+    # ---- the engine thread ---------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._drop_ended()
+                joining = self._admit()
+                if not self._rows and not joining:
+                    self._thread = None
+                    return
+            try:
+                for row in joining:
+                    self._prefill(row)
+                if self._rows:
+                    self._decode()
+            except Exception as exc:  # a model failure ends every request in hand, never the thread
+                log.exception("generation failed with %d rows in the batch", len(self._rows) + len(joining))
+                with self._lock:
+                    for row in [*self._rows, *joining]:
+                        self._end(row, None, exc)
+                    self._rows = []
+                    self._batch = _Batch(self.device)
+
+    def _drop_ended(self) -> None:
+        """Take rows that are over out of the batch before the next forward pass."""
+        keep = [i for i, r in enumerate(self._rows) if not r.over]
+        if len(keep) < len(self._rows):
+            with torch.inference_mode():
+                self._batch.keep(keep)
+            self._rows = [self._rows[i] for i in keep]
+
+    def _admit(self) -> list[_Row]:
+        """Waiting requests that join before the next step, first come first served: as many
+        as there are rows for, within the cache's token cap and (while others are decoding)
+        the prefill budget. A request alone always joins."""
+        joining: list[_Row] = []
+        live = [r for r in self._rows if not r.over]
+        reach = max((r.reach for r in live), default=0)
+        tokens = 0
+        while self._waiting and len(live) + len(joining) < self.max_rows:
+            head = self._waiting[0]
+            if live or joining:
+                if (len(live) + len(joining) + 1) * max(reach, head.reach) > self.batch_tokens:
+                    break
+                if live and joining and tokens + len(head.prompt) > self.prefill_tokens:
+                    break
+            self._waiting.popleft()
+            reach = max(reach, head.reach)
+            tokens += len(head.prompt)
+            joining.append(head)
+        return joining
+
+    def _prefill(self, row: _Row) -> None:
+        """The row's prompt alone (batch of one), its first token, then into the batch."""
+        with torch.inference_mode():
+            past, start = self._shared_prefix(row.prompt)
+            ids = torch.tensor([row.prompt[start:]], device=self.device)
+            out = self.model(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=1)
+            logits = out.logits[0, -1]
+        with self._lock:
+            if row.over:  # cancelled while its prompt was read
+                return
+            row.steps += 1
+            row.row_steps += 1
+            token = self.pick(logits, row.inp, row.generator)
+            self._take(row, token)
+            if row.over:
+                return
+            with torch.inference_mode():
+                self._batch.add(out.past_key_values, len(row.prompt), token)
+            self._rows.append(row)
+
+    def _shared_prefix(self, prompt: list[int]) -> tuple[Any, int]:
+        """A copy of the shared prefix's cache and its length when ``prompt`` begins with it
+        (and goes on past it), else (None, 0). A short prompt's prefill is mostly the chat
+        template's system prompt (24 of ~37 tokens for SmolLM2), and prefill is compute-bound
+        while every decoding row waits for it; a greedy answer still does not depend on the
+        batch, since every request that starts with the prefix is prefilled this same way."""
+        n = len(self.prefix)
+        if not n or len(prompt) <= n or prompt[:n] != self.prefix:
+            return None, 0
+        if self._prefix_cache is None:
+            ids = torch.tensor([self.prefix], device=self.device)
+            self._prefix_cache = self.model(input_ids=ids, use_cache=True).past_key_values
+        past = DynamicCache()
+        for i, layer in enumerate(self._prefix_cache.layers):
+            past.update(layer.keys.clone(), layer.values.clone(), i)
+        self.prefix_hits += 1
+        return past, n
+
+    def _decode(self) -> None:
+        """One forward pass for every row in the batch, and each row's next token."""
+        n = len(self._rows)
+        with torch.inference_mode():
+            logits = self._batch.step(self.model)
+            chosen: list[int] = logits.argmax(-1).tolist()  # greedy rows; sampled ones are redrawn below
+        if self.observer is not None:
+            self.observer(n)
+        with self._lock:
+            for i, row in enumerate(self._rows):
+                if row.over:
+                    continue
+                row.steps += 1
+                row.row_steps += n
+                if row.generator is not None:
+                    with torch.inference_mode():
+                        chosen[i] = self.pick(logits[i], row.inp, row.generator)
+                self._take(row, chosen[i])
+            with torch.inference_mode():
+                self._batch.last = torch.tensor(chosen, device=self.device)
+
+    def _take(self, row: _Row, token: int) -> None:
+        """One new token for a row: end of turn, stop string, max_tokens, or on it goes."""
+        row.count += 1
+        try:
+            if token in self.end_ids:
+                self._end(row, "stop")
+            elif row.text.add(token):
+                self._end(row, "stop")
+            elif row.count >= row.inp.max_tokens:
+                self._end(row, "length")
+        except Exception as exc:  # its emit raised: the caller left (StreamClosed) or broke
+            self._end(row, None, exc)
+
+    def _end(self, row: _Row, finish: Literal["stop", "length"] | None, error: BaseException | None = None) -> None:
+        """Finish a row once: build its output (flushing held-back text), call ``done``."""
+        from .generation import GenerationOutput, Usage
+
+        if row.over:
+            return
+        output = None
+        if error is None:
+            assert finish is not None
+            try:
+                text = row.text.finish()
+            except Exception as exc:  # the flush's emit raised
+                error = exc
+            else:
+                output = GenerationOutput(
+                    text=text, finish_reason=finish,
+                    usage=Usage(prompt_tokens=len(row.prompt), completion_tokens=row.count),
+                )
+        row.over = True
+        done = Finished(
+            output=output, error=error, run_ms=(time.perf_counter() - row.t0) * 1000,
+            batch_size=row.row_steps / row.steps if row.steps else 1.0, tokens=row.count,
+        )
+        ticket = row.ticket
+        assert ticket is not None
+        ticket._finished = done
+        ticket._event.set()
+        try:
+            row.done(done)
+        except Exception:
+            log.exception("a generation's done callback failed")
+
+
+def _nothing(_f: Finished) -> None:
+    """A request nobody needs telling about (the caller waits on its ticket)."""
