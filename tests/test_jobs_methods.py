@@ -48,6 +48,9 @@ def run_to_candidate(h: HiveProcess, spec: dict[str, Any], steps: int) -> tuple[
     assert view["node"] == "node-a" and view["step"] == steps and view["checkpoint_step"] == steps, view
     points = steps_of(h, job)
     assert [p["step"] for p in points] == list(range(1, steps + 1))  # continuous, none twice
+    times = [p["time"] for p in points]  # each point says when its step ended and how long it took
+    assert times == sorted(times) and all(p["step_s"] > 0 for p in points), points[:2]
+    assert view["started_at"] - 1 <= times[0] and times[-1] <= view["finished_at"], (view, times[0], times[-1])
     quarter = max(1, steps // 4)
     first, last = [p["loss"] for p in points[:quarter]], [p["loss"] for p in points[-quarter:]]
     assert sum(last) / quarter < 0.8 * sum(first) / quarter, (first, last)  # it learned, not noise
