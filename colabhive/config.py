@@ -64,6 +64,13 @@ class NodeConfig(_Section):
         int, Meta(ge=0, description="torch intra-op threads per node process; 0 = torch's default.")
     ] = 1
     local: Annotated[bool, Meta(description="`colabhive up` starts one node on this machine.")] = True
+    dtypes: Annotated[
+        list[Literal["fp32", "fp16", "bf16", "int8"]],
+        Meta(description="Dtypes every device of this node offers, replacing what its plugins report "
+             "(empty = as reported). [\"fp32\"] keeps every model in full precision; a dtype the "
+             "hardware only emulates (bf16 on a CPU without AVX-512 BF16 or AMX) is then offered "
+             "anyway, slower than fp32: for trying a manifest's guard, not for speed."),
+    ] = []
 
 
 class TelemetryConfig(_Section):

@@ -12,7 +12,7 @@ import importlib.util
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -24,6 +24,7 @@ __all__ = [
     "Batching",
     "Ensemble",
     "Evaluation",
+    "Guard",
     "Hardware",
     "Manifest",
     "ManifestProblem",
@@ -59,6 +60,29 @@ class Source(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("`source.adapter` goes on top of a base: give `source.package` or `source.path` too")
 
 
+class Guard(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """What a low-precision copy must keep of the fp32 one, checked by the node at load.
+
+    The node runs the guard's inputs (``inputs``, else the manifest's ``examples`` as
+    ``{"text": ...}``) through the model in fp32 and in the dtype it was placed in, and
+    compares ``field`` of each output. Failing it, the node serves fp32 instead and says
+    why in ``GET /v1/nodes`` (``dtype_notes``): a fast wrong answer is never the default.
+    """
+
+    metric: Annotated[
+        Literal["cosine", "agreement"],
+        Meta(description="cosine: the lowest cosine between the two copies' vectors; "
+             "agreement: the share of inputs whose value is identical (labels, text)."),
+    ] = "cosine"
+    min: Annotated[float, Meta(ge=0, le=1, description="The lowest value the metric may take.")] = 0.995
+    field: Annotated[
+        str, Meta(description="Dotted path of the compared output value; empty = the [eval] field, else `embedding`.")
+    ] = ""
+    inputs: Annotated[
+        list[dict[str, Any]], Meta(max_length=256, description="Inputs to compare on; empty = `examples` as text.")
+    ] = []
+
+
 class Hardware(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     device_kinds: Annotated[
         list[str], Meta(min_length=1, description="Device kinds that may host it, preferred first.")
@@ -68,6 +92,8 @@ class Hardware(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         msgspec.field(default_factory=lambda: ["fp32"])
     )
     devices: Annotated[int, Meta(ge=1, description="Devices one replica spans.")] = 1
+    guard: Guard | None = None
+    """Checked when the node places it in a dtype other than fp32 (see :class:`Guard`)."""
 
 
 class Batching(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -200,6 +226,10 @@ def check_manifest(m: Manifest) -> list[ManifestProblem]:
             ManifestProblem(m.file, "source.package", f"package {m.source.package!r} is not installed")
         )
     problems.extend(_check_eval(m))
+    guard = m.hardware.guard
+    if guard is not None and not (guard.inputs or m.examples):
+        problems.append(ManifestProblem(m.file, "hardware.guard.inputs",
+                                        "the guard compares outputs on inputs: give `inputs` or the manifest's `examples`"))
     if m.source.adapter and not (m.resolve(m.source.adapter) / "adapter_config.json").is_file():
         problems.append(ManifestProblem(m.file, "source.adapter",
                                         f"{m.resolve(m.source.adapter)} is not a PEFT adapter (no adapter_config.json)"))

@@ -44,7 +44,11 @@ class Device(msgspec.Struct, frozen=True, kw_only=True):
     name: Annotated[str, Meta(max_length=256)] = ""
     memory_mb: Annotated[int, Meta(ge=0)] = 0
     dtypes: list[str] = msgspec.field(default_factory=lambda: ["fp32"])
+    """The dtypes it runs natively, in the plugin's order; a plugin leaves out those it would
+    only emulate (slower than fp32), and says why in ``dtype_notes``."""
     capabilities: list[str] = []
+    dtype_notes: list[str] = []
+    """Why a dtype is or is not offered ("bf16: avx512_bf16"), for people reading /v1/nodes."""
 
     @property
     def id(self) -> str:
@@ -116,6 +120,8 @@ class TaskResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     """This task's share of the device energy its batch used (None: the plugin reports none)."""
     energy_estimated: bool = False
     """True when the energy is power × time or the plugin's own estimate, not a hardware counter."""
+    dtype: str = ""
+    """The dtype the model ran in (``X-Hive-Dtype``)."""
 
 
 class PollRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -173,6 +179,10 @@ class Heartbeat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Moving average of this node's heartbeat round trips (None until one was timed)."""
     catalog: Annotated[int, Meta(ge=0)] = 0
     """The catalog generation whose manifests the node holds (from its last registration or beat)."""
+    dtypes: Annotated[dict[str, str], Meta(max_length=1024)] = {}
+    """ref → the dtype each loaded model runs in (after its guard: it may be fp32 where bf16 was placed)."""
+    dtype_notes: Annotated[dict[str, str], Meta(max_length=1024)] = {}
+    """ref → why it runs in that dtype, where that is not simply what was placed."""
 
 
 class SiteProfile(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -247,3 +257,7 @@ class NodeInfo(msgspec.Struct, kw_only=True):
     """An operator asked for a calibration the node has not been told about yet."""
     hosting: list[Placement] | None = None
     """What the gateway's placement wants this node to hold (None: the node chooses)."""
+    dtypes: dict[str, str] = {}
+    """ref → the dtype each loaded model runs in."""
+    dtype_notes: dict[str, str] = {}
+    """ref → why, where a guard kept it in fp32 or no guard checked a low-precision copy."""

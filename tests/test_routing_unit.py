@@ -12,7 +12,7 @@ import asyncio
 from colabhive.config import RoutingConfig
 from colabhive.dispatch import Dispatcher, NodeRegistry, Task
 from colabhive.dispatch.routing import Router, SiteFigures
-from colabhive.wire import Device, DeviceStats
+from colabhive.wire import Device, DeviceCalibration, DeviceStats
 
 SITES = {"near": SiteFigures(carbon_g_per_kwh=700.0, price_per_hour=0.9),
          "far": SiteFigures(carbon_g_per_kwh=50.0, price_per_hour=0.3)}
@@ -117,3 +117,27 @@ def test_measured_service_time_decides_between_equal_sites() -> None:
     t = Task(fn="fn@1", input=b"{}")
     d.submit(t)
     assert t.target == b.id and t.route["prefer"] == "fast"
+
+
+def _calibrated(fp32: float, lowp: float | None) -> DeviceCalibration:
+    return DeviceCalibration(device="cpu:0", measured_at=0.0, duration_s=1.0, matmul_fp32_gflops=fp32,
+                             matmul_lowp_gflops=lowp, lowp_dtype="bf16" if lowp else None, memory_gbs=10.0,
+                             score=1.0)
+
+
+def test_an_unmeasured_node_is_expected_at_its_calibrated_speed_in_its_dtype() -> None:
+    """A node that has not run fn yet: the measured node's time × (its GFLOP/s ÷ the new one's),
+    counting the new one's bf16 figure only where it runs fn in bf16."""
+    reg = NodeRegistry(node_timeout_s=30.0)
+    router = Router(RoutingConfig(), node_of=reg.get)
+    old = _node(reg, "old", "near", rtt_ms=0.0, power_w=100.0)
+    amx = _node(reg, "amx", "near", rtt_ms=0.0, power_w=100.0)
+    old.calibration["cpu:0"] = _calibrated(100.0, None)
+    amx.calibration["cpu:0"] = _calibrated(200.0, 800.0)
+    router.observe(old.id, "fn@1", 20.0, 1, None)
+    amx.dtypes = {"fn@1": "fp32"}
+    assert router.estimate(amx, "fn@1", 0)["service_ms"] == 10.0
+    amx.dtypes = {"fn@1": "bf16"}
+    assert router.estimate(amx, "fn@1", 0)["service_ms"] == 2.5
+    amx.calibration.clear()  # no figures: the plain mean of what was measured
+    assert router.estimate(amx, "fn@1", 0)["service_ms"] == 20.0

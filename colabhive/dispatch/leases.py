@@ -97,6 +97,7 @@ class Leases:
             energy_j=result.energy_j,
             energy_estimated=result.energy_estimated,
             carbon_g=node.carbon_g(result.energy_j),
+            dtype=result.dtype,
         )
         if t.durable:
             self.durable.pop(t.id, None)

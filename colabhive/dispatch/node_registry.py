@@ -50,6 +50,9 @@ class NodeRecord:
     :meth:`set_hosting`, which also marks it for the node's next poll reply."""
     hosting_version: int = 0
     hosting_sent: int = 0
+    dtypes: dict[str, str] = field(default_factory=dict)
+    """ref → the dtype the node runs it in (from heartbeats)."""
+    dtype_notes: dict[str, str] = field(default_factory=dict)
 
     def set_hosting(self, hosting: list[Placement] | None) -> None:
         """Record a new desired set; heartbeat replies carry it always, the next poll reply once."""
@@ -88,6 +91,8 @@ class NodeRecord:
             calibration=[self.calibration[k] for k in sorted(self.calibration)],
             calibrate_pending=self.calibrate_pending,
             hosting=self.hosting,
+            dtypes=self.dtypes,
+            dtype_notes=self.dtype_notes,
         )
 
 

@@ -12,7 +12,9 @@ divides each term by its mean over the candidates (so terms in ms, grams and mon
 weighed together) and picks the lowest weighted sum, with weights per
 preference from hive.toml (``X-Hive-Prefer: fast | green | cheap | balanced``). Service
 time and energy are measured from the results nodes send back (exponentially weighted),
-so routing follows what nodes really deliver. The choice and every input are returned so
+so routing follows what nodes really deliver. A node that has not run a function yet is
+estimated from those that have, scaled by the ratio of their calibrated matmul GFLOP/s in
+the dtype each runs it in (so a bf16 copy on an AMX CPU is expected at its bf16 speed). The choice and every input are returned so
 the gateway can put them on the task's span.
 """
 
@@ -25,7 +27,7 @@ from typing import Any
 from ..config import RoutingConfig
 from .node_registry import NodeRecord
 
-__all__ = ["Router", "SiteFigures"]
+__all__ = ["Router", "SiteFigures", "calibrated_gflops"]
 
 ALPHA = 0.2  # weight of the newest measurement in the moving averages
 DEFAULT_SERVICE_MS = 10.0  # before any node has run the function
@@ -51,10 +53,33 @@ def _relative(values: list[float]) -> list[float]:
     return [v / mean for v in values]
 
 
+def calibrated_gflops(node: NodeRecord, ref: str) -> float | None:
+    """GFLOP/s the node's calibration measured for the dtype it runs ``ref`` in, on the device
+    it is placed on: the low-precision figure where the model runs in bf16/fp16 (an AMX CPU
+    in bf16 is several times its fp32 self), fp32's otherwise; None before any calibration."""
+    placed = next((p for p in node.hosting or [] if p.ref == ref), None)
+    device = placed.device.split(",")[0] if placed else (node.devices[0].id if node.devices else "")
+    cal = node.calibration.get(device)
+    if cal is None:
+        return None
+    dtype = node.dtypes.get(ref) or (placed.dtype if placed else "fp32")
+    if dtype != "fp32" and cal.lowp_dtype == dtype and cal.matmul_lowp_gflops:
+        return cal.matmul_lowp_gflops
+    return cal.matmul_fp32_gflops or None
+
+
 class Router:
-    def __init__(self, cfg: RoutingConfig, site_of: Callable[[str], SiteFigures] = lambda s: SiteFigures()) -> None:
+    def __init__(
+        self,
+        cfg: RoutingConfig,
+        site_of: Callable[[str], SiteFigures] = lambda s: SiteFigures(),
+        node_of: Callable[[str], NodeRecord | None] = lambda n: None,
+    ) -> None:
         self.cfg = cfg
         self.site_of = site_of
+        self.node_of = node_of
+        """Live node records by id: a node that has not run a function yet is estimated from
+        the nodes that have, scaled by the two calibrations (see :meth:`_service`)."""
         self.service_ms: dict[tuple[str, str], float] = {}
         """(node id, ref) → measured run time per task (batch time ÷ batch size)."""
         self.energy_j: dict[tuple[str, str], float] = {}
@@ -69,12 +94,24 @@ class Router:
         if energy_j is not None:
             self.energy_j[key] = _ewma(self.energy_j.get(key), energy_j)
 
-    def _service(self, node_id: str, ref: str) -> float:
-        own = self.service_ms.get((node_id, ref))
+    def _service(self, node: NodeRecord, ref: str) -> float:
+        own = self.service_ms.get((node.id, ref))
         if own is not None:
             return own
-        others = [v for (n, r), v in self.service_ms.items() if r == ref]
-        return sum(others) / len(others) if others else DEFAULT_SERVICE_MS
+        others = [(n, v) for (n, r), v in self.service_ms.items() if r == ref]
+        if not others:
+            return DEFAULT_SERVICE_MS
+        mine = calibrated_gflops(node, ref)
+        scaled = []
+        for other_id, v in others:
+            rec = self.node_of(other_id)
+            theirs = calibrated_gflops(rec, ref) if rec is not None else None
+            if mine is None or theirs is None:
+                break
+            scaled.append(v * theirs / mine)  # twice the measured speed: half the time
+        else:
+            return sum(scaled) / len(scaled)
+        return sum(v for _, v in others) / len(others)
 
     @staticmethod
     def _power_w(node: NodeRecord) -> float | None:
@@ -90,7 +127,7 @@ class Router:
         return power * service / 1000 if power else 0.0
 
     def estimate(self, node: NodeRecord, ref: str, queued: int, energy: float | None = None) -> dict[str, float]:
-        service = self._service(node.id, ref)
+        service = self._service(node, ref)
         rtt = float(getattr(node, "rtt_ms", 0.0) or 0.0)
         latency = (queued + node.in_flight + 1) * service + rtt
         if energy is None:
@@ -109,7 +146,7 @@ class Router:
         """Each candidate's joules per task; where any is unknown (a node whose power reads
         0 when idle, a function too quick to measure), service time stands in for all of
         them, i.e. equal power is assumed, so the grid's intensity still decides green."""
-        services = [self._service(n.id, ref) for n in nodes]
+        services = [self._service(n, ref) for n in nodes]
         energies = [self._energy(n, ref, s) for n, s in zip(nodes, services)]
         if all(e > 0 for e in energies):
             return energies, False

@@ -28,6 +28,8 @@ class Outcome:
     energy_estimated: bool = False
     carbon_g: float | None = None
     """energy_j × the node's site's grid intensity (None: energy or site profile unknown)."""
+    dtype: str = ""
+    """The dtype the model ran in on the node ("" from a node too old to say)."""
 
 
 @dataclass(slots=True, eq=False)

@@ -237,12 +237,14 @@ def _queue_span(hive: Hive, task: Task, parent: Any, outcome: Outcome) -> None:
 
 def result_headers(
     ref: str, node_id: str | None, *, batch_size: int | None = None, energy_j: float | None = None,
-    energy_estimated: bool = False, carbon_g: float | None = None, **extra: str,
+    energy_estimated: bool = False, carbon_g: float | None = None, dtype: str = "", **extra: str,
 ) -> dict[str, str]:
     """What every successful answer says about itself, whichever strategy produced it."""
     headers = {"x-hive-version": ref}
     if node_id:
         headers["x-hive-node"] = node_id
+    if dtype:
+        headers["x-hive-dtype"] = dtype
     if batch_size is not None:
         headers["x-hive-batch"] = str(batch_size)
     if energy_j is not None:  # what this call cost, measured (or estimated, and flagged) on the node
@@ -256,5 +258,5 @@ def result_headers(
 def outcome_headers(ref: str, outcome: Outcome, **extra: str) -> dict[str, str]:
     return result_headers(
         ref, outcome.node_id, batch_size=outcome.batch_size, energy_j=outcome.energy_j,
-        energy_estimated=outcome.energy_estimated, carbon_g=outcome.carbon_g, **extra,
+        energy_estimated=outcome.energy_estimated, carbon_g=outcome.carbon_g, dtype=outcome.dtype, **extra,
     )

@@ -139,7 +139,8 @@ INVOKE = Operation(
                              required=True),
     responses={
         "200": _json("The function's output", **{"x-hive-version": "The version that answered",
-                                                 "x-hive-node": "The node that ran it"}),
+                                                 "x-hive-node": "The node that ran it",
+                                                 "x-hive-dtype": "The dtype the model ran in (bf16, fp32)"}),
         "202": _json("Accepted (Prefer: respond-async)", location="/v1/tasks/{id}"),
         **_errors("401", "404", "413", "422", "429", "503", "504"),
     },

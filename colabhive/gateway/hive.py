@@ -65,7 +65,7 @@ class Hive:
         self.sites: dict[str, SiteProfile] = {}
         """Site profiles (``site_dirs``), read with the catalog at start."""
         self.nodes = NodeRegistry(cfg.limits.node_timeout_s)
-        self.router = Router(cfg.routing, self.site_figures)
+        self.router = Router(cfg.routing, self.site_figures, self.nodes.get)
         self.dispatcher = Dispatcher(
             self.nodes,
             queue_size=cfg.limits.queue_size,

@@ -22,6 +22,7 @@ from ..runners.base import LOAD_LOCK
 from ..families import family, find
 from ..runners import Runner
 from ..wire import Device, Placement
+from .dtype_guard import load_guarded
 from .reconcile import allowed_by, diff
 
 __all__ = ["Loaded", "ModelCache", "choose_device"]
@@ -46,16 +47,21 @@ def choose_device(m: Manifest, devices: list[Device]) -> tuple[Device, str] | No
 
 
 class Loaded:
-    __slots__ = ("runner", "input_type", "load_s")
+    __slots__ = ("runner", "input_type", "load_s", "placed_dtype", "dtype_note")
 
-    def __init__(self, runner: Runner, load_s: float) -> None:
+    def __init__(self, runner: Runner, load_s: float, placed_dtype: str = "", dtype_note: str = "") -> None:
         self.runner = runner
         self.input_type: type[msgspec.Struct] = type(runner).input_type(NO_LIMIT)
         self.load_s = load_s
+        self.placed_dtype = placed_dtype or runner.dtype
+        """The dtype the placement asked for; the runner's may be fp32 where a guard failed."""
+        self.dtype_note = dtype_note
 
     @property
     def placement(self) -> tuple[str, str]:
-        return self.runner.device.id, self.runner.dtype
+        """What this copy satisfies: a guard's fp32 fallback still answers its bf16 placement
+        (else the node would drop and reload it for ever)."""
+        return self.runner.device.id, self.placed_dtype
 
 
 class ModelCache:
@@ -225,9 +231,9 @@ class ModelCache:
     def _load(self, m: Manifest, device: Device, dtype: str) -> None:
         t0 = time.perf_counter()
         try:
-            runner = family(m.task).runner(self.resolve(m), device, dtype)
+            resolved, runner_type = self.resolve(m), family(m.task).runner
             with LOAD_LOCK:  # a training job may be loading its base in another thread
-                runner.load()
+                runner, note = load_guarded(resolved, dtype, lambda dt: runner_type(resolved, device, dt))
         except Exception as exc:  # one bad model must not stop the others
             log.exception("loading %s on %s failed", m.ref, device.id)
             with self._lock:
@@ -237,10 +243,17 @@ class ModelCache:
             return
         dt = time.perf_counter() - t0
         with self._lock:
-            self.loaded[m.ref] = Loaded(runner, dt)
+            self.loaded[m.ref] = Loaded(runner, dt, dtype, note)
             self._current = None
-        log.info("loaded %s on %s (%s) in %.2f s", m.ref, device.id, dtype, dt)
+        log.info("loaded %s on %s (%s) in %.2f s%s", m.ref, device.id, runner.dtype, dt, f": {note}" if note else "")
 
     def names(self) -> tuple[list[str], list[str]]:
         with self._lock:
             return sorted(self.loaded), sorted(self.loading)
+
+    def dtypes(self) -> tuple[dict[str, str], dict[str, str]]:
+        """ref → the dtype it runs in, and ref → why (where there is something to say)."""
+        with self._lock:
+            held = dict(self.loaded)
+        return ({r: ld.runner.dtype for r, ld in held.items()},
+                {r: ld.dtype_note for r, ld in held.items() if ld.dtype_note})

@@ -107,8 +107,9 @@ class Control:
         loaded, loading = self.cache.names()
         stats = [s for d in self.devices if (s := self.meter.stats(d)) is not None]
         rtt = None if self.rtt_ms is None else round(self.rtt_ms, 3)
+        dtypes, notes = self.cache.dtypes()
         hb = Heartbeat(functions=loaded, loading=loading, stats=stats, draining=self.draining(), rtt_ms=rtt,
-                       catalog=self.catalog)
+                       catalog=self.catalog, dtypes=dtypes, dtype_notes=notes)
         with self._lock:
             t0 = time.perf_counter()
             try:

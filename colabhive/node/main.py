@@ -35,6 +35,12 @@ __all__ = ["Node"]
 log = logging.getLogger("colabhive.node")
 
 
+def _with_dtypes(d: Device, dtypes: list[str]) -> Device:
+    """The operator's ``node.dtypes`` in place of the plugin's, said so in the notes."""
+    note = f"node.dtypes sets {', '.join(dtypes)} (the plugin offered {', '.join(d.dtypes)})"
+    return msgspec.structs.replace(d, dtypes=list(dtypes), dtype_notes=[*d.dtype_notes, note])
+
+
 class Node:
     def __init__(
         self, cfg: HiveConfig, gateway: str | None = None, name: str | None = None, calibrate: bool = True
@@ -46,6 +52,8 @@ class Node:
         self.devices: list[Device] = [d for group in self.pm.hook.hive_devices() for d in group]
         if not self.devices:
             raise RuntimeError("no hardware plugin reported a device; install colabhive-cpu (make install)")
+        if cfg.node.dtypes:
+            self.devices = [_with_dtypes(d, cfg.node.dtypes) for d in self.devices]
         self.tracer = setup_tracing(cfg, "node")
         wait_s = cfg.node.poll_wait_ms / 1000
         self.join_token = os.environ.get("COLABHIVE_JOIN_TOKEN") or cfg.node.join_token

@@ -108,7 +108,8 @@ def _run_streamed(
         if energy[0] is not None:
             s.set_attribute("hive.energy_j", energy[0])
             s.set_attribute("hive.energy_estimated", energy[1])
-    result = TaskResult(id=t.id, output=msgspec.Raw(_encode(out)), run_ms=run_ms, batch_size=1)
+    result = TaskResult(id=t.id, output=msgspec.Raw(_encode(out)), run_ms=run_ms, batch_size=1,
+                        dtype=loaded.runner.dtype)
     return _energy(result, energy, 1)
 
 
@@ -189,6 +190,7 @@ def _run_group(
         results.extend(_error(t, "model_error", failure) for t in ok)
         return results
     for t, out in zip(ok, outputs):
-        result = TaskResult(id=t.id, output=msgspec.Raw(_encode(out)), run_ms=run_ms, batch_size=n)
+        result = TaskResult(id=t.id, output=msgspec.Raw(_encode(out)), run_ms=run_ms, batch_size=n,
+                            dtype=loaded.runner.dtype)
         results.append(_energy(result, energy, n))
     return results

@@ -15,7 +15,7 @@ from pathlib import Path
 from colabhive import hookimpl
 from colabhive.wire import Device, DeviceStats
 
-__all__ = ["cpu_device", "hive_device_stats", "hive_devices", "hive_torch_device"]
+__all__ = ["cpu_device", "cpu_dtypes", "hive_device_stats", "hive_devices", "hive_torch_device"]
 
 KIND = "cpu"
 ESTIMATED_W_PER_CORE = 10.0  # a server core at full load, roughly; used only when RAPL is unreadable
@@ -47,12 +47,33 @@ def _meminfo_mb(field: str) -> int:
     return 0
 
 
+NATIVE = {"bf16": ("amx_bf16", "avx512_bf16"), "fp16": ("amx_fp16", "avx512_fp16")}
+"""The CPU flags that make each low-precision dtype native (oneDNN runs it in hardware)."""
+
+
+def cpu_dtypes(flags: set[str]) -> tuple[list[str], list[str]]:
+    """The dtypes worth offering on a CPU with these flags (fp32 first, as every plugin), and why.
+
+    Emulated bf16/fp16 (upcast to fp32 around every op) is slower than fp32 itself, so a
+    dtype is offered only where one of its flags is present; the notes say which flag
+    decided, so an operator reading /v1/nodes sees why a model runs in fp32.
+    """
+    dtypes, notes = [], []
+    for dtype, needs in NATIVE.items():
+        have = [f for f in needs if f in flags]
+        if have:
+            dtypes.append(dtype)
+            notes.append(f"{dtype}: native ({', '.join(have)})")
+        else:
+            notes.append(f"{dtype}: not offered, the CPU has neither {' nor '.join(needs)} "
+                         "(emulated it is slower than fp32)")
+    return ["fp32", *dtypes], notes
+
+
 def cpu_device() -> Device:
     name, flags = _cpuinfo()
-    dtypes = ["fp32"]
+    dtypes, notes = cpu_dtypes(flags)
     caps = sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma"))
-    if {"avx512_bf16", "amx_bf16"} & flags:
-        dtypes.append("bf16")
     return Device(
         kind=KIND,
         index=0,
@@ -60,6 +81,7 @@ def cpu_device() -> Device:
         memory_mb=_meminfo_mb("MemTotal"),
         dtypes=dtypes,
         capabilities=caps,
+        dtype_notes=notes,
     )
 
 

@@ -22,6 +22,23 @@ def test_device_reports_memory_and_dtypes() -> None:
     assert ("bf16" in d.dtypes) == ("avx512_bf16" in flags or "amx_bf16" in flags)
 
 
+def test_low_precision_only_where_the_flags_make_it_native() -> None:
+    """bf16 with AVX-512 BF16 or AMX, fp16 with AVX512-FP16 or AMX-FP16; never emulated."""
+    assert cpu.cpu_dtypes({"avx2", "fma", "avx512f"})[0] == ["fp32"]
+    assert cpu.cpu_dtypes({"avx512f", "avx512_bf16"})[0] == ["fp32", "bf16"]
+    assert cpu.cpu_dtypes({"amx_tile", "amx_bf16", "amx_int8"})[0] == ["fp32", "bf16"]
+    assert cpu.cpu_dtypes({"amx_bf16", "amx_fp16", "avx512_fp16"})[0] == ["fp32", "bf16", "fp16"]
+    dtypes, notes = cpu.cpu_dtypes({"avx2"})
+    assert any(n.startswith("bf16: not offered") and "avx512_bf16" in n for n in notes), notes
+    _, notes = cpu.cpu_dtypes({"amx_bf16"})
+    assert "bf16: native (amx_bf16)" in notes
+
+
+def test_this_hosts_notes_explain_its_dtypes() -> None:
+    d = cpu.cpu_device()
+    assert len(d.dtype_notes) == 2 and {n.split(":")[0] for n in d.dtype_notes} == {"bf16", "fp16"}
+
+
 def test_torch_device_only_for_cpu() -> None:
     assert cpu.hive_torch_device(Device(kind="cpu")) == "cpu"
     assert cpu.hive_torch_device(Device(kind="cuda")) is None
