@@ -91,6 +91,9 @@ def test_head_job_over_minilm_on_tweets_lands_evaluates_and_answers(hive: HivePr
         r = h.http.post(f"/v1/fn/{HEAD_OUT}", json={"text": text})
         assert r.status_code == 200, r.text
         assert r.headers["x-hive-version"] == HEAD_OUT
+        # trained over the encoder in the job's dtype (fp32), served in it: the base's bf16 (where the
+        # CPU has it) is minilm-embed's own placement, not the head's
+        assert r.headers["x-hive-dtype"] == "fp32" and fn["manifest"]["hardware"]["dtypes"] == ["fp32"], fn
         out = r.json()
         assert out["label"] == want, (text, out)
         assert {t["label"] for t in out["top"]} == set(LABELS) and out["score"] > 1 / 3, out
