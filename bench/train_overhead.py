@@ -22,7 +22,10 @@ steps/s is read off the metric points' own ``time`` (the wall clock at the end o
 the loop records on both sides): (N - warmup) / (time[N] - time[warmup]). The first ``--warmup``
 steps (model load, first-step allocation) are left out, the evaluation and export after the last
 step are not timed. Overhead = 1 - median(hive) / median(direct). The two loss curves are
-compared too (same seed and threads: they should agree to float noise).
+compared too (same seed and threads: they should agree to float noise). On a box others load,
+rates swing between rounds, so it also prints the CPU seconds of each whole job (load, steps,
+eval, export): the direct process against the node plus the gateway, which that noise hardly
+moves. The bench waits on the job's SSE stream rather than polling, so it adds no load of its own.
 
 The resume part starts a second node, submits the job with ``--kill-at + 3`` steps, and when the
 node running it has written step ``--kill-at`` to its metrics file sends it SIGKILL. It reports the
@@ -105,8 +108,23 @@ def steady_rate(points: list[dict[str, Any]], warmup: int) -> tuple[float, float
 
 
 # ---- the two sides -------------------------------------------------------------------------
-def direct_run(args: argparse.Namespace, spec: dict[str, Any], data: Path, work: Path) -> list[dict[str, Any]]:
-    """The loop a node runs, in one process of its own; its metric points.
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (from /proc; gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def direct_run(args: argparse.Namespace, spec: dict[str, Any], data: Path,
+               work: Path) -> tuple[list[dict[str, Any]], float]:
+    """The loop a node runs, in one process of its own: its metric points and the CPU seconds of
+    the job (from the spec's decoding to the export, as the node's are counted; not its imports).
 
     A child in a new session, as the node is, rather than this process: the kernel's autogroup
     scheduling shares the CPUs between sessions, so on a box other people load, a loop in the
@@ -123,7 +141,8 @@ def direct_run(args: argparse.Namespace, spec: dict[str, Any], data: Path, work:
                             timeout=1800).returncode
     if rc != 0:
         raise RuntimeError(f"the direct run failed ({rc}):\n{(work / 'direct.log').read_text()[-3000:]}")
-    return json.loads((work / "points.json").read_text())
+    got = json.loads((work / "points.json").read_text())
+    return got["points"], got["cpu_s"]
 
 
 def direct_worker(spec_path: Path, data: Path, points_out: Path) -> None:
@@ -134,14 +153,19 @@ def direct_worker(spec_path: Path, data: Path, points_out: Path) -> None:
 
     from colabhive.training.example_data import read_dataset
 
+    import peft  # noqa: F401  (imported before the clock starts: a node that has run a job has them loaded)
+    import transformers  # noqa: F401
+
     job, hp = decode_spec(spec_path.read_bytes())
     base = resolve_base(job.base, [REPO / "manifests"], get_method(job.method).base_tasks)
     rows = read_dataset(data)  # the uploaded file's rows, as the node parses them
+    cpu0 = time.process_time()
     with tempfile.TemporaryDirectory(prefix="train-direct-") as work:
-        # stop_after: the steps and checkpoints of the budget, not the evaluation and export after it
-        run_job(job, hp, rows, Path(work), base=base, stop_after=job.budget.max_steps)
+        # the whole job, evaluation and export included, so its CPU seconds compare with the node's
+        run_job(job, hp, rows, Path(work), base=base)
+        cpu = time.process_time() - cpu0
         points = [json.loads(ln) for ln in (Path(work) / "metrics.jsonl").read_text().splitlines()]
-    points_out.write_text(json.dumps(points))
+    points_out.write_text(json.dumps({"points": points, "cpu_s": cpu}))
 
 
 def wait_job(h: Any, job_id: str, until: Any, timeout: float = 600) -> dict[str, Any]:
@@ -152,17 +176,35 @@ def wait_job(h: Any, job_id: str, until: Any, timeout: float = 600) -> dict[str,
             return view
         if view["status"] in DONE:
             raise RuntimeError(f"job {job_id} ended {view['status']}: {view.get('error')}\n{h.all_logs()}")
-        time.sleep(0.05)
+        time.sleep(0.2)
     raise TimeoutError(f"job {job_id} not there in {timeout} s: {view}")
 
 
-def hive_run(h: Any, spec: dict[str, Any]) -> list[dict[str, Any]]:
+def hive_run(h: Any, spec: dict[str, Any]) -> tuple[list[dict[str, Any]], float, float]:
+    """One job through the hive: its metric points, and the CPU seconds the node and the gateway
+    (its server worker included) used from submit to the end. It waits on the job's SSE stream,
+    not by polling, so the bench puts no load of its own on the gateway while the job trains."""
+    from hivectl import descendants
+
+    assert h.gateway is not None
+    node, gateway = [h.nodes["node-a"].pid], [h.gateway.pid, *descendants(h.gateway.pid)]
+    node0, gw0 = cpu_s(node), cpu_s(gateway)
     r = h.http.post("/v1/jobs", json=spec)
     if r.status_code != 202:
         raise RuntimeError(f"submit: {r.status_code} {r.text}")
     job_id = r.json()["id"]
-    wait_job(h, job_id, lambda v: v["status"] == "succeeded")
-    return h.http.get(f"/v1/jobs/{job_id}/metrics").json()["points"]
+    final: dict[str, Any] = {}
+    with h.http.stream("GET", f"/v1/jobs/{job_id}/events", timeout=None) as events:
+        kind = ""
+        for line in events.iter_lines():  # the stream ends after the job's final status
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: ") and kind == "status":
+                final = json.loads(line[6:])
+    node_cpu, gw_cpu = cpu_s(node) - node0, cpu_s(gateway) - gw0
+    if final.get("status") != "succeeded":
+        raise RuntimeError(f"job {job_id} ended {final}\n{h.all_logs()}")
+    return h.http.get(f"/v1/jobs/{job_id}/metrics").json()["points"], node_cpu, gw_cpu
 
 
 # ---- resume ----------------------------------------------------------------------------------
@@ -247,12 +289,24 @@ def table(args: argparse.Namespace, rounds: list[dict[str, Any]], resume: dict[s
     out.append(f"| **median** | **{med['direct']:.3f}** ({med['direct_median_gap']:.3f}) | **{med['hive']:.3f}** "
                f"({med['hive_median_gap']:.3f}) | **{_pct(med['direct'], med['hive'])}** "
                f"({_pct(med['direct_median_gap'], med['hive_median_gap'])}); goal <= 5 % | |")
+    cpu = {k: statistics.median(r["cpu"][k] for r in rounds) for k in ("direct", "node", "gateway")}
     spread = []
     for side in ("direct", "hive"):
         lo, hi = min(r[side] for r in rounds), max(r[side] for r in rounds)
         spread.append(f"{lo:.3f}-{hi:.3f} ({100 * (hi - lo) / med[side]:.0f} %)")
     over = [100 * (1 - r["hive"] / r["direct"]) for r in rounds]
     out.append(f"| spread (min-max) | {spread[0]} | {spread[1]} | {min(over):+.1f} to {max(over):+.1f} % | |")
+    extra = cpu["node"] + cpu["gateway"] - cpu["direct"]
+    out += [
+        "",
+        "CPU seconds per whole job (load, steps, eval, export; median over rounds): how much more work the hive",
+        "does, which the box's noise hardly moves",
+        "",
+        "| direct process | node | gateway | hive - direct |",
+        "|---|---|---|---|",
+        f"| {cpu['direct']:.1f} | {cpu['node']:.1f} | {cpu['gateway']:.1f} | "
+        f"{extra:+.1f} ({100 * extra / cpu['direct']:+.1f} %) |",
+    ]
     if resume is not None:
         rq = resume["requeued_s"]
         out += [
@@ -303,18 +357,21 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.rounds):
             spec = lora_spec(args, dataset, f"bench-lora-{i}@1.0.0", args.steps)
             sides = ["direct", "hive"] if i % 2 == 0 else ["hive", "direct"]
-            curves = {}
+            curves: dict[str, list[dict[str, Any]]] = {}
+            cpu: dict[str, float] = {}
             for side in sides:
                 t0 = time.monotonic()
-                curves[side] = (direct_run(args, spec, data, out / "direct" / str(i + 1)) if side == "direct"
-                                else hive_run(h, spec))
+                if side == "direct":
+                    curves[side], cpu["direct"] = direct_run(args, spec, data, out / "direct" / str(i + 1))
+                else:
+                    curves[side], cpu["node"], cpu["gateway"] = hive_run(h, spec)
                 rate, med = steady_rate(curves[side], args.warmup)
                 print(f"round {i + 1} {side}: {rate:.3f} steps/s elapsed, {med:.3f} by the median gap "
                       f"({time.monotonic() - t0:.0f} s wall)", flush=True)
             diff = max(abs(a["loss"] - b["loss"]) for a, b in zip(curves["direct"], curves["hive"], strict=True))
             (d, dm), (hv, hm) = steady_rate(curves["direct"], args.warmup), steady_rate(curves["hive"], args.warmup)
             rounds.append({"first": sides[0], "direct": d, "hive": hv, "direct_median_gap": dm,
-                           "hive_median_gap": hm, "loss_diff": diff})
+                           "hive_median_gap": hm, "loss_diff": diff, "cpu": cpu})
         resume = None
         if args.kill_at:
             print(f"resume: killing the job's node after step {args.kill_at} …", flush=True)
