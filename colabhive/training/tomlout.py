@@ -1,10 +1,8 @@
-"""A TOML writer for the small documents training writes (exported manifests).
+"""A TOML writer for the flat documents training writes (exported manifests).
 
 msgspec only reads TOML (writing needs ``tomli_w``, not installed here), and a manifest is
-top-level keys plus tables holding strings, numbers, booleans, lists of them and sub-tables
-(``[hardware.guard]``), so a few dozen lines cover it; JSON string escaping is valid TOML
-basic-string escaping. ``None`` is left out: TOML has no null, and every optional field of a
-manifest means "not set" by its absence (``msgspec.to_builtins`` of a Struct writes ``None``).
+top-level keys plus tables (and sub-tables) holding strings, numbers, booleans and lists of them,
+so a dozen lines cover it; JSON string escaping is valid TOML basic-string escaping.
 """
 
 from __future__ import annotations
@@ -28,9 +26,9 @@ def _value(v: Any, where: str) -> str:
     if isinstance(v, str):
         return json.dumps(v, ensure_ascii=False)
     if isinstance(v, list):
-        if any(x is None for x in v):
-            raise TypeError(f"{where}: TOML has no null to put in a list")
         return "[" + ", ".join(_value(x, where) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table, inside a list (a guard's inputs)
+        return "{ " + ", ".join(f"{_key(k)} = {_value(x, f'{where}.{k}')}" for k, x in v.items() if x is not None) + " }"
     raise TypeError(f"{where}: cannot write {type(v).__name__} as TOML")
 
 
@@ -38,20 +36,21 @@ def _key(k: str) -> str:
     return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
 
 
-def _table(doc: dict[str, Any], path: list[str], lines: list[str]) -> None:
-    """Scalars and lists of ``doc`` first, then each sub-dict as ``[path.key]`` (empty ones left out:
-    an empty table means the defaults, as its absence does)."""
-    where = ".".join(path)
-    lines += [f"{_key(k)} = {_value(v, f'{where}.{k}' if where else k)}"
-              for k, v in doc.items() if v is not None and not isinstance(v, dict)]
-    for k, sub in doc.items():
-        if isinstance(sub, dict) and any(v is not None for v in sub.values()):
-            lines += ["", "[" + ".".join(_key(p) for p in [*path, k]) + "]"]
-            _table(sub, [*path, k], lines)
+def _table(name: str, table: dict[str, Any]) -> list[str]:
+    """``[name]`` with its scalars, then each sub-table as ``[name.sub]``; None is left out
+    (TOML has no null, and a None field of a manifest Struct is its default)."""
+    lines = ["", f"[{name}]"] + [f"{_key(k)} = {_value(v, f'{name}.{k}')}" for k, v in table.items()
+                                 if v is not None and not isinstance(v, dict)]
+    for k, v in table.items():
+        if isinstance(v, dict) and v:
+            lines += _table(f"{name}.{k}", v)
+    return lines
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    """``doc`` as TOML: top-level keys, then each table, its sub-tables after it."""
-    lines: list[str] = []
-    _table(doc, [], lines)
-    return "\n".join(lines).lstrip("\n") + "\n"
+    """Scalars and lists first, then each dict as a ``[table]`` (empty tables left out)."""
+    lines = [f"{k} = {_value(v, k)}" for k, v in doc.items() if v is not None and not isinstance(v, dict)]
+    for k, table in doc.items():
+        if isinstance(table, dict) and table:
+            lines += _table(k, table)
+    return "\n".join(lines) + "\n"
