@@ -21,10 +21,11 @@ BAR = 30
 
 
 class _ProgressBar:
-    """``push data.csv  [######......]  42%  12.0/28.6 MiB`` redrawn on stderr, at most 10 times a second."""
+    """``push data.csv  [######......]  42%  12.0/28.6 MiB`` redrawn on stderr, at most 10 times a second
+    (``fetch ...`` for a download)."""
 
-    def __init__(self, label: str) -> None:
-        self.label = label
+    def __init__(self, label: str, verb: str = "push") -> None:
+        self.label, self.verb = label, verb
         self.last = 0.0
 
     def __call__(self, sent: int, total: int) -> None:
@@ -36,7 +37,7 @@ class _ProgressBar:
         filled = int(frac * BAR)
         mib = 1024 * 1024
         end = "\n" if sent >= total else ""
-        sys.stderr.write(f"\rpush {self.label}  [{'#' * filled}{'.' * (BAR - filled)}] {frac:4.0%}  "
+        sys.stderr.write(f"\r{self.verb} {self.label}  [{'#' * filled}{'.' * (BAR - filled)}] {frac:4.0%}  "
                          f"{sent / mib:.1f}/{total / mib:.1f} MiB{end}")
         sys.stderr.flush()
 

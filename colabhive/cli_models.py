@@ -1,8 +1,11 @@
-"""``colabhive models ...`` and ``colabhive eval``: build, evaluate, promote, roll back, retire.
+"""``colabhive models ...`` and ``colabhive eval``: build, evaluate, promote, roll back, retire, export.
 
 Everything but ``build`` and ``verify`` talks to a running gateway over HTTP (its URL from
 ``--gateway`` or the config; an API key from ``--api-key`` or ``COLABHIVE_API_KEY``), so
-an operator can manage a remote hive from anywhere the gateway is reachable.
+an operator can manage a remote hive from anywhere the gateway is reachable. ``export``
+downloads what it needs from the gateway too (nothing is read from the gateway's disk);
+its exit status is that of ``colabhive jobs``: 0 written, 1 refused (the reason on
+stderr), 2 the gateway is unreachable.
 """
 
 from __future__ import annotations
@@ -14,7 +17,12 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .cli_datasets import remote_options
+
+if TYPE_CHECKING:
+    from .training.export import ExportRecord
 
 __all__ = ["add_parsers"]
 
@@ -119,6 +127,49 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _exported(record: ExportRecord, out: Path) -> str:
+    """What was written, in words, with the line that loads it."""
+    versions = " + ".join(record.versions)
+    on = f" on {record.base}" if record.base else ""
+    if record.kind == "files":
+        count = sum(1 for p in out.rglob("*") if p.is_file())
+        prov = ", provenance.json included" if (out / "provenance.json").is_file() else ""
+        return f"{out}: {versions}'s files as the hive holds them ({count} files{prov})"
+    mix = ""
+    if len(record.versions) > 1:
+        weights = ",".join(f"{w:g}" for w in record.weights or [])
+        mix = f" ({record.combination} mix, weights {weights})"
+    if record.kind == "merged":
+        return (f"{out}: {versions}{mix} merged into {record.base or 'its base'}; "
+                f"load it with AutoModelForCausalLM.from_pretrained({str(out)!r})")
+    return f"{out}: PEFT adapter {versions}{mix}{on}; load it with PeftModel.from_pretrained(base, {str(out)!r})"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .cli_datasets import _client, _ProgressBar
+    from .cli_jobs import _guard
+    from .training.export import export
+
+    out = Path(args.out)
+
+    def say(line: str) -> None:
+        print(f"colabhive: {line}", file=sys.stderr, flush=True)
+
+    def go() -> int:
+        try:
+            with _client(args) as client:
+                record = export(args.refs, out, registry=client, merged=args.merged, weights=args.weights,
+                                combination=args.combination, base_dir=Path(args.base) if args.base else None,
+                                say=say, progress=lambda ref: _ProgressBar(ref, verb="fetch"))
+        except OSError as exc:  # a full disk, a read-only --out: this machine's, not the hive's
+            print(f"colabhive: cannot write the export to {out}: {exc}", file=sys.stderr)
+            return 1
+        print(_exported(record, out.absolute()))
+        return 0
+
+    return _guard(go)
+
+
 def add_parsers(sub: argparse._SubParsersAction, with_config: Callable[[argparse.ArgumentParser], None]) -> None:
     def remote(p: argparse.ArgumentParser) -> None:
         with_config(p)
@@ -151,6 +202,23 @@ def add_parsers(sub: argparse._SubParsersAction, with_config: Callable[[argparse
     remote(rt)
     rt.add_argument("ref")
     rt.set_defaults(func=cmd_retire)
+    ex = msub.add_parser(
+        "export", help="write a version out: a PEFT adapter, the base with it merged (--merged), several adapters "
+        "of one base mixed with weights into one, or any other version's files")
+    remote_options(ex, with_config)
+    ex.add_argument("refs", nargs="+", metavar="NAME@VER",
+                    help="the version(s); several: adapters of one base to mix")
+    ex.add_argument("--out", required=True, metavar="DIR", help="a new or empty directory to write into")
+    ex.add_argument("--merged", action="store_true",
+                    help="fold the adapter (or the mix) into its base: a plain transformers model with its tokenizer")
+    ex.add_argument("--weights", metavar="W,W,...",
+                    help="one weight per version, in order (default: equal weights summing to 1)")
+    ex.add_argument("--combination", choices=["cat", "linear", "svd"],
+                    help="how adapters mix: cat (default; exact, rank = the sum), svd (the same sum at the largest "
+                    "rank), linear (mixes A and B themselves; equal ranks only)")
+    ex.add_argument("--base", metavar="DIR",
+                    help="local weights of the base to merge into (default: fetched from the gateway)")
+    ex.set_defaults(func=cmd_export)
     vf = msub.add_parser("verify", help="re-hash artifacts on disk and compare with their records")
     with_config(vf)
     vf.add_argument("refs", nargs="*", help="names or name@version (default: all)")

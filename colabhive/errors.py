@@ -13,7 +13,8 @@ that body back into the same class, so callers catch one type on both sides of t
     ├── Conflict (409, conflict)                      the resource is not in a state that allows it
     │   ├── NotPromoted (409, not_promoted)           no ready/preferred version of that name
     │   ├── LifecycleConflict (409, lifecycle_conflict)
-    │   └── GateFailed (409, gate_failed)             evaluation below threshold; detail has the scores
+    │   ├── GateFailed (409, gate_failed)             evaluation below threshold; detail has the scores
+    │   └── NoArtifact (409, no_artifact)             the version has no files to export (built in, an ensemble)
     ├── NotFound (404, not_found)
     │   ├── UnknownFunction (404, unknown_function)
     │   └── UnknownNode (404, unknown_node)           the node must register again
@@ -31,6 +32,7 @@ that body back into the same class, so callers catch one type on both sides of t
     │   never on the wire (the CLI prints the first two as one sentence):
     ├── ConfigError (config_error)                    bad hive.toml / manifest / node settings
     │   └── DatasetError (dataset_error)              an evaluation dataset file is unreadable or malformed
+    ├── ExportError (export_error)                    ``models export`` cannot make what was asked (bases, ranks, weights)
     ├── StoreError (store_error)                      the state database cannot be opened or migrated
     │   └── SchemaTooNew (schema_too_new)             written by a newer colabhive; names both versions
     │
@@ -57,6 +59,7 @@ __all__ = [
     "DatasetMismatch",
     "DeadlineExceeded",
     "EnsembleError",
+    "ExportError",
     "Forbidden",
     "GateFailed",
     "GatewayError",
@@ -65,6 +68,7 @@ __all__ = [
     "InvalidInput",
     "InvalidSpec",
     "LifecycleConflict",
+    "NoArtifact",
     "NoCapacity",
     "NodeStopping",
     "NotFound",
@@ -168,6 +172,12 @@ class GateFailed(Conflict):
     code = "gate_failed"
 
 
+class NoArtifact(Conflict):
+    """The version has no files to export: its runner is built in, or it is an ensemble of others."""
+
+    code = "no_artifact"
+
+
 class NotFound(HiveError):
     """No such resource."""
 
@@ -252,6 +262,13 @@ class DatasetError(ConfigError):
     """An evaluation dataset file is unreadable or has a malformed line."""
 
     code = "dataset_error"
+
+
+class ExportError(HiveError):
+    """``colabhive models export`` cannot make what was asked: adapters of different bases,
+    ranks ``linear`` cannot mix, weights that do not match the versions, a non-empty out dir."""
+
+    code = "export_error"
 
 
 class StoreError(HiveError):

@@ -67,3 +67,10 @@ def hive_release_memory(device: Device) -> bool | None:
 @hookspec
 def hive_task_families() -> list[TaskFamily]:
     """Task families this plugin adds (runner, ensemble rules, /auto payload, metrics, routes)."""
+
+
+@hookspec
+def hive_training_methods() -> list[Any]:
+    """Training methods this plugin adds: subclasses of ``colabhive.training.methods.Method``
+    (its name, hyperparameter Struct, trainer, column roles, base tasks, metrics). A job spec's
+    ``method`` names one; the built-ins (lora, head, forecast, tabular) answer last."""

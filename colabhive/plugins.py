@@ -39,12 +39,14 @@ class DefaultPlacement:
 
 def make_plugin_manager(*extra: object, entry_points: bool = True) -> pluggy.PluginManager:
     from .families.builtin import BuiltinFamilies  # the families import runners, which import this module
+    from .training.methods.builtin import BuiltinMethods
 
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(DefaultPlacement(), name="colabhive.defaults")
     pm.register(default_cpu, name=default_cpu.NAME)  # steps aside for a CPU backend package
     pm.register(BuiltinFamilies(), name="colabhive.families")
+    pm.register(BuiltinMethods(), name="colabhive.training_methods")
     if entry_points:
         pm.load_setuptools_entrypoints(PROJECT)
     for plugin in extra:

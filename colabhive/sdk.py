@@ -7,7 +7,7 @@ carrying the gateway's code, message and, for bad input, the field at fault.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -15,7 +15,10 @@ import httpx
 from .errors import HiveError, error_for_code
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .datasets.client import DatasetsClient
+    from .registry.client import Progress, VersionFiles
     from .training.client import JobsClient
 
 __all__ = ["AsyncClient", "Client"]
@@ -159,6 +162,14 @@ class Client:
         resp = self._http.get(f"/v1/fn/{name}")
         _raise_for(resp)
         return resp.json()
+
+    def version_files(self, ref: str, into: Path, progress: Progress | None = None,
+                      before: Callable[[str], None] | None = None) -> VersionFiles:
+        """Download ``name@version``'s files (weights or adapter, with provenance) into ``into``;
+        ``colabhive models export`` is built on it (see :func:`colabhive.registry.client.fetch_files`)."""
+        from .registry.client import fetch_files
+
+        return fetch_files(self._http, ref, into, progress, before)
 
     def nodes(self) -> list[dict[str, Any]]:
         resp = self._http.get("/v1/nodes")

@@ -154,7 +154,36 @@ def test_training_api_exports_what_it_names() -> None:
 
     for mod in (training, methods):
         assert all(hasattr(mod, name) for name in mod.__all__), mod
-    assert sorted(methods.METHODS) == ["forecast", "head", "lora", "tabular"]
-    for name in methods.METHODS:
+    assert methods.names() == ["forecast", "head", "lora", "tabular"]
+    for name in methods.names():
         m = methods.get_method(name)
         assert m.name == name and m.task in names() and set(m.metrics) and m.roles
+        assert all(t in names() for t in m.base_tasks)  # task names come from the families, checked
+
+
+def test_a_plugin_adds_a_training_method_and_specs_name_it() -> None:
+    from colabhive.hookspecs import hookimpl
+    from colabhive.plugins import get_plugin_manager
+    from colabhive.training import methods
+    from colabhive.training.methods.tabular import TabularMethod
+    from colabhive.training.spec import decode_spec
+
+    class Boosted(TabularMethod):
+        name = "boosted"
+
+    class Plugin:
+        @hookimpl
+        def hive_training_methods(self) -> list[type]:
+            return [Boosted]
+
+    spec = (Path(__file__).resolve().parent.parent / "examples" / "jobs" / "tabular-lightgbm-breast-cancer.toml").read_text()
+    pm = get_plugin_manager()
+    with pytest.raises(Exception, match="no training method 'boosted'; known: forecast, head, lora, tabular"):
+        decode_spec(spec.replace('method = "tabular"', 'method = "boosted"'))
+    pm.register(Plugin(), name="test-boosted")
+    try:
+        assert methods.get_method("boosted") is Boosted and "boosted" in methods.names()
+        assert decode_spec(spec.replace('method = "tabular"', 'method = "boosted"'))[0].method == "boosted"
+    finally:
+        pm.unregister(name="test-boosted")
+    assert "boosted" not in methods.names()

@@ -22,7 +22,8 @@ from .front import FrontDoor, document
 from .functions import describe_function, list_functions
 from .auto_routes import auto
 from .openai_compat import chat_completions, embeddings, models
-from .model_routes import evaluate_version, history, promote_version, retire_version, rollback_function
+from .model_routes import (evaluate_version, history, promote_version, retire_version, rollback_function,
+                           version_artifact)
 from .hive import Hive
 from .job_routes import JOB_ROUTES
 from .jobs import JobBoard
@@ -135,6 +136,7 @@ def create_app(cfg: HiveConfig) -> Litestar:
             rollback_function,
             retire_version,
             history,
+            version_artifact,
             models,
             embeddings,
             chat_completions,

@@ -31,6 +31,7 @@ from ..dispatch.node_registry import NodeRecord
 from ..errors import Conflict, InvalidInput, NotFound
 from ..jobwire import JobEvents, JobFinish, JobLease
 from ..manifests import Hardware
+from ..training.methods import get_method
 from ..training.spec import JobSpec, decode_spec
 from ..wire import Device
 from .trained import land
@@ -42,7 +43,6 @@ __all__ = ["Job", "JobBoard"]
 
 log = logging.getLogger("colabhive.gateway")
 
-TASK_OF_METHOD = {"lora": "generation", "head": "embedding"}
 """The task a method's base function must have (methods absent here start from scratch)."""
 
 
@@ -145,12 +145,10 @@ class JobBoard:
                 base = self.hive.resolve(spec.base)
             except Exception as exc:  # unknown, retired, not promoted: all say why
                 raise InvalidInput(f"base {spec.base!r}: {getattr(exc, 'message', exc)}", field="base") from None
-            want = TASK_OF_METHOD.get(spec.method)
-            if want is not None and base.manifest.task != want:
-                raise InvalidInput(f"method {spec.method} trains on a {want} model; {base.ref} is a "
-                                   f"{base.manifest.task} function", field="base")
-        elif spec.method in TASK_OF_METHOD:
-            raise InvalidInput(f"method {spec.method} starts from a base model; give `base`", field="base")
+            want = get_method(spec.method).base_tasks
+            if want and base.manifest.task not in want:
+                raise InvalidInput(f"method {spec.method} trains on a {' or '.join(sorted(want))} model; {base.ref} "
+                                   f"is a {base.manifest.task} function", field="base")
         reason = self.unschedulable(spec.hardware)
         if reason is not None:
             raise InvalidInput(f"no node in this hive could ever run this job: {reason}", field="hardware")

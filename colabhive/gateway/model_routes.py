@@ -1,4 +1,5 @@
-"""Model registry routes: evaluate a version on the hive, promote it through its gate, roll back, retire.
+"""Model registry routes: evaluate a version on the hive, promote it through its gate, roll back, retire,
+and hand out a version's files for export.
 
 Evaluations run through :func:`~.invoke.call_function`, the same path as any call, so a version is
 judged by what the hive really serves: its queue, its node, its batching.
@@ -6,20 +7,25 @@ judged by what the hive really serves: its queue, its node, its batching.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Literal
 
 import msgspec
 from litestar import Request, get, post
+from litestar.response import Stream
 
 from ..errors import DatasetError, Forbidden, GateFailed, InvalidInput, NoCapacity, UnknownFunction
 from ..registry.evaluation import EvalReport, run_evaluation
+from ..registry.files import HEADER_DIGEST, HEADER_SOURCE, HEADER_VERSION, files_of, tar_plan, tar_stream
+from .call import visible
 from .errors import decode_input
 from .hive import FunctionEntry, Hive
 from .invoke import call_function
 from .tenants import client_tenant
 
-__all__ = ["evaluate_version", "history", "promote_version", "retire_version", "rollback_function"]
+__all__ = ["evaluate_version", "history", "promote_version", "retire_version", "rollback_function",
+           "version_artifact"]
 
 EVAL_TIMEOUT_MS = 120_000
 
@@ -132,3 +138,24 @@ async def history(name: str, request: Request) -> dict[str, Any]:
     if name not in hive.lifecycle.names:
         raise UnknownFunction(f"no function named {name!r}")
     return {"name": name, "events": await hive.lifecycle.history(name), "at": time.time()}
+
+
+@get("/v1/registry/{ref:str}/artifact", tags=["registry"],
+     summary="A version's files as a tar (a trained one as landed, with provenance.json; one by path or "
+             "package: its weights directory), for `colabhive models export`; 409 no_artifact if it has none")
+async def version_artifact(ref: str, request: Request) -> Stream:
+    """Whoever may call a version may take its files: the same visibility as ``GET /v1/fn``
+    (a private version only for its tenant). A retired version is still served: exporting
+    what was once preferred is how a rolled-back model is kept."""
+    hive: Hive = request.app.state.hive
+    tenant = await client_tenant(hive, request)
+    entry = _version(hive, ref)
+    if not visible(entry, tenant, hive):
+        raise Forbidden(f"{ref!r} is private to another tenant")
+    kind, root = await asyncio.to_thread(files_of, entry.manifest)  # a package may be found by importing it
+    plan = await asyncio.to_thread(tar_plan, root)
+    headers = {"content-length": str(plan.length), HEADER_VERSION: ref, HEADER_SOURCE: kind,
+               HEADER_DIGEST: entry.artifact.sha256,
+               "content-disposition": f'attachment; filename="{entry.manifest.name}-{entry.manifest.version}.tar"'}
+    return Stream(tar_stream(plan), media_type="application/x-tar", headers=headers)
+

@@ -20,7 +20,8 @@ from .errors import InvalidSpec
 
 __all__ = ["Budget", "DatasetRef", "EvalSpec", "JobSpec", "MethodName", "decode_spec", "split_ref"]
 
-MethodName = Literal["lora", "head", "forecast", "tabular"]
+MethodName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_-]*$")]
+"""A method the plugins declare (``hive_training_methods``); checked against them at decode."""
 OptimizerName = Literal["adamw", "muon"]
 Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="sha256 of the dataset file, lowercase hex.")]
 FunctionRef = Annotated[
@@ -74,8 +75,8 @@ class Budget(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class JobSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     method: MethodName
-    """lora (adapter on a generation model), head (classifier over a frozen encoder),
-    forecast (PatchTST from scratch), tabular (LightGBM from scratch)."""
+    """Built in: lora (adapter on a generation model), head (classifier over a frozen encoder),
+    forecast (PatchTST from scratch), tabular (LightGBM from scratch); plugins add more."""
     base: FunctionRef | None = None
     """The function whose model is the starting point (``smollm2-chat``, ``minilm-embed@1.0.0``);
     none for methods that start from scratch."""
@@ -146,7 +147,10 @@ def decode_spec(data: bytes | str, fmt: Literal["json", "toml"] | None = None) -
         raise InvalidSpec(msg, field=field or None) from None
     except msgspec.DecodeError as exc:
         raise InvalidSpec(f"not valid {fmt.upper()}: {exc}") from None
-    method = get_method(spec.method)
+    try:
+        method = get_method(spec.method)
+    except KeyError as exc:
+        raise InvalidSpec(str(exc.args[0]), field="method") from None
     try:
         hparams = msgspec.convert(spec.hparams, type=method.HParams)
     except msgspec.ValidationError as exc:
