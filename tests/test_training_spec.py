@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from colabhive.manifests import Guard, Hardware
 from colabhive.training import InvalidSpec, decode_spec
 from colabhive.training.example_data import EXAMPLES, write_dataset
 from colabhive.training.methods.lora import LoraHParams
@@ -133,6 +134,23 @@ def test_toml_writer_round_trips() -> None:
            "empty": {}, "options": {"max_tokens": 64, "flag": False}}
     back = msgspec.toml.decode(dumps(doc).encode())
     assert back == {k: v for k, v in doc.items() if v != {}}
+
+
+def test_toml_writer_writes_sub_tables_and_leaves_out_none() -> None:
+    """An exported manifest's ``hardware`` is ``to_builtins`` of the job's Hardware: its ``guard``
+    is ``None`` unless set (TOML has no null) and a set one is the ``[hardware.guard]`` table."""
+    unset = msgspec.to_builtins(Hardware())
+    assert unset["guard"] is None
+    doc = {"name": "x", "hardware": unset, "eval": {"metric": "chrf", "field": None}}
+    assert msgspec.toml.decode(dumps(doc).encode()) == {
+        "name": "x", "hardware": {k: v for k, v in unset.items() if k != "guard"}, "eval": {"metric": "chrf"}}
+    guarded = msgspec.to_builtins(Hardware(dtypes=["bf16", "fp32"], guard=Guard(min=0.99, field="embedding")))
+    text = dumps({"hardware": guarded})
+    assert "[hardware.guard]" in text, text
+    back = msgspec.toml.decode(text.encode(), type=dict[str, Hardware])["hardware"]
+    assert back.guard == Guard(min=0.99, field="embedding") and back.dtypes == ["bf16", "fp32"]
+    with pytest.raises(TypeError, match="tags"):
+        dumps({"tags": ["a", None]})
 
 
 def test_muon_takes_only_hidden_matrices() -> None:

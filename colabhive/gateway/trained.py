@@ -26,7 +26,7 @@ import msgspec
 
 from ..dispatch.node_registry import NodeRecord
 from ..errors import NotFound
-from ..recipes.provenance import file_sha256
+from ..recipes.provenance import artifact_digest, file_sha256
 from ..training.tomlout import dumps
 
 if TYPE_CHECKING:
@@ -116,7 +116,11 @@ async def land(hive: Hive, job: Job, tar_path: Path, node: NodeRecord) -> dict[s
             base_sha = hive.resolve(spec.base).artifact.sha256
         except Exception:  # the base was retired meanwhile: its name is still in the spec
             base_sha = None
+    # the registry's digest of what this version serves (as for a recipe's model: every file but
+    # provenance.json), so its evaluations are pinned to these files and `colabhive models verify` checks them
+    digest, files = await asyncio.to_thread(artifact_digest, folder)
     provenance = {
+        "artifact": {"sha256": digest, "files": files},
         "job": job.id, "output": spec.output, "method": spec.method, "seed": spec.seed,
         "dataset_sha256": spec.dataset.id, "eval_dataset_sha256": spec.eval.dataset, "base": spec.base,
         "base_artifact_sha256": base_sha, "artifact_sha256": sha, "spec": json.loads(job.spec_json),

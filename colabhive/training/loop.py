@@ -4,7 +4,8 @@ This is what a node calls with a leased job (the lead wires leases and uploads a
 state lives under ``work_dir``::
 
     work_dir/checkpoints/step-000040/   the last complete checkpoints (``keep`` of them)
-    work_dir/metrics.jsonl              one line per step (cut back to the checkpoint on resume)
+    work_dir/metrics.jsonl              one line per step (cut back to the checkpoint on resume), with
+                                        ``step_s`` (the step's own seconds) and ``time`` (unix seconds at its end)
     work_dir/export/                    the new version: weights, eval.jsonl, manifest.toml
 
 A checkpoint is written to a ``.tmp`` sibling and renamed when complete, so a job killed at
@@ -156,7 +157,12 @@ def run_job(
             if limit_s is not None and time.monotonic() - t0 >= limit_s:
                 stopped = "max_minutes"
                 break
+            began = time.monotonic()
             last = trainer.step()
+            # wall clock, so rates and gaps can be read off the points wherever they were made (a
+            # resumed job's steps come from two nodes); not part of the curve a resume must reproduce
+            last["step_s"] = round(time.monotonic() - began, 6)
+            last["time"] = round(time.time(), 6)
             log.write(json.dumps(last) + "\n")
             log.flush()
             if on_step is not None:
