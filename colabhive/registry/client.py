@@ -21,6 +21,7 @@ from .files import HEADER_DIGEST, HEADER_SOURCE, SourceKind
 
 __all__ = ["VersionFiles", "fetch_files"]
 
+CHUNK = 1 << 20
 Progress = Callable[[int, int], None]
 """``progress(bytes_so_far, total)``, as ``datasets push`` reports an upload."""
 
@@ -43,22 +44,24 @@ class _Reader(io.RawIOBase):
     """A file-like view of a response body, for tarfile's stream mode; counts what it read."""
 
     def __init__(self, chunks: Iterator[bytes], total: int, progress: Progress | None) -> None:
-        self._chunks, self._buf, self.total, self.seen, self._progress = chunks, b"", total, 0, progress
+        self._chunks, self._buf, self._at = chunks, memoryview(b""), 0
+        self.total, self.seen, self._progress = total, 0, progress
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, out: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._buf:
+        while self._at == len(self._buf):
             chunk = next(self._chunks, None)
             if chunk is None:
                 return 0
-            self._buf = chunk
+            self._buf, self._at = memoryview(chunk), 0
             self.seen += len(chunk)
             if self._progress is not None:
                 self._progress(self.seen, self.total)
-        n = min(len(out), len(self._buf))
-        out[:n], self._buf = self._buf[:n], self._buf[n:]
+        n = min(len(out), len(self._buf) - self._at)
+        out[:n] = self._buf[self._at:self._at + n]  # a view: no copy of the rest of the chunk
+        self._at += n
         return n
 
     def drain(self) -> None:
@@ -85,9 +88,9 @@ def fetch_files(http: httpx.Client, ref: str, into: Path, progress: Progress | N
         if before is not None:
             before(source)
         total = int(r.headers.get("content-length", 0))
-        reader = _Reader(r.iter_bytes(), total, progress)
+        reader = _Reader(r.iter_bytes(CHUNK), total, progress)
         into.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=reader, mode="r|") as tar:
+        with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK) as tar:
             tar.extractall(into, filter="data")
         reader.drain()
         if total and reader.seen != total:

@@ -326,6 +326,7 @@ def export(refs: list[str], out: Path, *, registry: Registry, merged: bool = Fal
     fetch = _Fetcher(registry, staging, progress)
     try:
         fetched = [fetch(ref, _adapters_only(ref) if len(refs) > 1 or merged else None) for ref in refs]
+        provenance = {v.ref: _json(v.path / "provenance.json") for v in fetched}  # read before files move
         adapters = [read_adapter(v) for v in fetched]
         result = staging / "out"
         plain = [v.ref for v, a in zip(fetched, adapters, strict=True) if a is None]
@@ -354,7 +355,7 @@ def export(refs: list[str], out: Path, *, registry: Registry, merged: bool = Fal
                     model.save_pretrained(str(result))
             record = ExportRecord(kind="merged" if merged else "adapter", versions=refs, weights=mix,
                                   combination=how if len(lora) > 1 else None, base=base.base or None,
-                                  base_sha256=base.base_sha256 or None, provenance=_provenance(fetched),
+                                  base_sha256=base.base_sha256 or None, provenance=provenance,
                                   exported_at=time.time(), colabhive=_version())
         kept = fetched[0].path / "provenance.json"  # (moved already when the files are the export)
         if len(fetched) == 1 and kept.is_file():
@@ -367,6 +368,3 @@ def export(refs: list[str], out: Path, *, registry: Registry, merged: bool = Fal
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
-
-def _provenance(fetched: list[VersionFiles]) -> dict[str, Any]:
-    return {v.ref: _json(v.path / "provenance.json") for v in fetched}
