@@ -333,8 +333,7 @@ def export(refs: list[str], out: Path, *, registry: Registry, merged: bool = Fal
         if plain and (len(refs) > 1 or merged):  # trained, but a head, a forecaster, a table model
             raise ExportError(f"{plain[0]} is not a LoRA adapter (a trained model of its own), so there is "
                               "nothing to merge or mix; export it alone, without --merged")
-        if plain:  # one version: its files as they are (read the provenance before they move)
-            provenance = _provenance(fetched)
+        if plain:  # one version: its files as they are (their provenance was read above, before they move)
             _keep_files(fetched[0], result)
             record = ExportRecord(kind="files", versions=refs, provenance=provenance,
                                   exported_at=time.time(), colabhive=_version())
