@@ -41,6 +41,7 @@ that body back into the same class, so callers catch one type on both sides of t
     ├── GatewayError (gateway_error)                  the gateway answered 4xx/5xx (http_status, remote_code)
     ├── ConnectionClosed (connection_closed)          a kept-alive connection closed before any answer
     ├── StreamClosed (stream_closed)                  a streamed task's caller went away
+    ├── Cancelled (cancelled)                         a node-side input cancelled before it finished
     ├── DatasetMismatch (dataset_mismatch)            fetched dataset bytes do not hash to its id
     └── NodeStopping (node_stopping)                  SIGTERM/SIGINT: unwind the poll loop and leave
 """
@@ -51,6 +52,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "BadRequest",
+    "Cancelled",
     "CheckpointError",
     "ConfigError",
     "Conflict",
@@ -321,6 +323,13 @@ class StreamClosed(HiveError):
     """The caller of a streamed task went away; generation stops early."""
 
     code = "stream_closed"
+
+
+class Cancelled(HiveError):
+    """A submitted input was cancelled (its handle's ``cancel``) before it finished: the
+    caller left, or its deadline passed. Raised inside a node only, never sent as is."""
+
+    code = "cancelled"
 
 
 class DatasetMismatch(HiveError):

@@ -124,6 +124,7 @@ def test_node_lists_the_plugin_device(toy_hive: HiveProcess) -> None:
         "memory_mb": 2048,
         "dtypes": ["fp32"],
         "capabilities": ["toy"],
+        "dtype_notes": [],
     }
     assert "cpu" in kinds  # the project's own CPU plugin is still there beside it
     assert "toyaccel" not in {d["kind"] for d in node_entry(toy_hive, "node-plain")["devices"]}

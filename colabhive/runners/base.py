@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar, Protocol
 import msgspec
 from msgspec import Meta
 
+from ..errors import Cancelled
 from ..manifests import Manifest
 from ..wire import Device
 
@@ -45,10 +46,6 @@ class Finished:
     """Rows in the forward passes it took part in, averaged (1.0 when it ran alone)."""
     tokens: int = 0
     """Tokens it produced (as far as it got, when it ended early)."""
-
-
-class Cancelled(Exception):
-    """A submitted input was cancelled (:meth:`Handle.cancel`) before it finished."""
 
 
 class Handle(Protocol):
