@@ -100,14 +100,16 @@ async def _streamed(client: Any, body: dict[str, Any]) -> tuple[float, int, str]
     raise RuntimeError("the stream ended without a result")
 
 
-def hive_run(url: str, conc: int, rounds: int, tokens: int) -> Figures:
+def closed_loop(url: str, conc: int, rounds: int, tokens: int, stream: Any) -> Figures:
+    """``conc`` callers, each sending ``rounds`` streamed calls one after another; ``stream``
+    reads one call's answer (the hive's SSE events or llama.cpp's OpenAI chunks)."""
     import httpx
 
     async def caller(client: httpx.AsyncClient, k: int, out: list[tuple[float, int]]) -> None:
         for r in range(rounds):
             body = {"messages": [{"role": "user", "content": prompt(k + r * conc)}],
                     "max_tokens": tokens, "temperature": 0, "stream": True}
-            ttft, n, _ = await _streamed(client, body)
+            ttft, n, _ = await stream(client, body)
             out.append((ttft, n))
 
     async def go() -> Figures:
@@ -120,6 +122,10 @@ def hive_run(url: str, conc: int, rounds: int, tokens: int) -> Figures:
         return Figures(sum(n for _, n in out), wall, [t for t, _ in out])
 
     return asyncio.run(go())
+
+
+def hive_run(url: str, conc: int, rounds: int, tokens: int) -> Figures:
+    return closed_loop(url, conc, rounds, tokens, _streamed)
 
 
 def hive_answer(url: str, text: str, tokens: int) -> tuple[str, int]:
@@ -256,25 +262,7 @@ async def _streamed_openai(client: Any, body: dict[str, Any]) -> tuple[float, in
 
 
 def llama_run(url: str, conc: int, rounds: int, tokens: int) -> Figures:
-    import httpx
-
-    async def caller(client: httpx.AsyncClient, k: int, out: list[tuple[float, int]]) -> None:
-        for r in range(rounds):
-            body = {"messages": [{"role": "user", "content": prompt(k + r * conc)}],
-                    "max_tokens": tokens, "temperature": 0, "stream": True}
-            ttft, n, _ = await _streamed_openai(client, body)
-            out.append((ttft, n))
-
-    async def go() -> Figures:
-        limits = httpx.Limits(max_connections=conc + 4, max_keepalive_connections=conc + 4)
-        async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
-            out: list[tuple[float, int]] = []
-            t0 = time.perf_counter()
-            await asyncio.gather(*(caller(client, k, out) for k in range(conc)))
-            wall = time.perf_counter() - t0
-        return Figures(sum(n for _, n in out), wall, [t for t, _ in out])
-
-    return asyncio.run(go())
+    return closed_loop(url, conc, rounds, tokens, _streamed_openai)
 
 
 def llama_bench(concs: list[int], rounds: int, tokens: int, threads: int) -> tuple[dict[int, Figures], str]:

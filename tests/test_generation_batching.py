@@ -21,7 +21,8 @@ import httpx
 import msgspec
 import pytest
 from conftest import TEST_LIMITS, serving
-from hivectl import MANIFESTS, HiveProcess, ok
+from hivectl import HiveProcess, ok
+from test_generation import runner  # noqa: F401  (its module-scoped smollm2 runner, one per module)
 
 from colabhive.errors import StreamClosed
 from colabhive.runners.base import Cancelled
@@ -33,26 +34,6 @@ HAIKU = "Write a haiku about the sea."
 RAINBOW = "Name three colours of the rainbow."
 SUM = "What is 2+2?"
 SPANISH = "Say hello in Spanish."
-
-
-@pytest.fixture(scope="module")
-def runner() -> Iterator[GenerationRunner]:
-    """The runner loaded here on the CPU, one thread (the node of the hive tests has the other core)."""
-    import torch
-    from colabhive_cpu import cpu_device
-
-    from colabhive.manifests import read_manifest
-
-    manifest, problems = read_manifest(MANIFESTS / f"{FN}.toml")
-    assert manifest is not None and not problems, problems
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    r = GenerationRunner(manifest, cpu_device(), "fp32")
-    r.load()
-    try:
-        yield r
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture
