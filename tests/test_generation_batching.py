@@ -27,6 +27,7 @@ from test_generation import runner  # noqa: F401  (its module-scoped smollm2 run
 from colabhive.errors import StreamClosed
 from colabhive.runners.base import Cancelled
 from colabhive.runners.generation import GenerationOutput, GenerationRunner
+from colabhive.runners.generation_rows import Row as _Row
 
 FN = "smollm2-chat"
 CAPITAL = "What is the capital of France?"
@@ -208,6 +209,44 @@ def test_a_full_batch_makes_newcomers_wait(runner: GenerationRunner, passes: lis
         engine.max_rows, engine.batch_tokens = saved
     assert max(passes) == 2, passes
     assert tickets[0].finished is not None and tickets[0].finished.batch_size > 1
+
+
+def test_newcomers_arriving_together_share_one_prefill(runner: GenerationRunner, passes: list[int]) -> None:
+    """Six requests queued before the engine admits any: their prompts (of different lengths,
+    so some are padded) are read in one forward pass, and every answer is still its own."""
+    inputs = [_input(q) for q in (CAPITAL, HAIKU, RAINBOW, SUM, SPANISH)]
+    inputs.append(_input("Write a long story about a lighthouse keeper.", max_tokens=6))
+    refs = [alone(runner, i) for i in inputs]
+    assert len({len(runner._prompt_ids(i)) for i in inputs}) > 2  # padding is exercised
+    engine = runner.engine
+    before = engine.stats.prefill_passes, engine.stats.prefilled_rows
+    passes.clear()
+    with engine._lock:  # the engine thread admits nothing until all six are queued
+        tickets = [runner.submit(i, Pieces()) for i in inputs]
+    assert [t.wait(60) for t in tickets] == refs
+    prefills = engine.stats.prefill_passes - before[0]
+    assert engine.stats.prefilled_rows - before[1] == len(inputs)
+    assert prefills < len(inputs) and prefills == 1, prefills
+    assert passes[0] == len(inputs), passes  # and all six decoded from the first step
+
+
+def test_the_token_cap_splits_a_prefill(runner: GenerationRunner) -> None:
+    """The plan alone (no model): prompts sharing the prefix go shortest first into passes of
+    at most ``batch_tokens`` padded tokens; one that does not start with it goes on its own."""
+    engine = runner.engine
+    head = list(engine.prefix)
+    rows = [_Row(prompt=head + [7] * n, inp=None, text=None, generator=None, done=print)
+            for n in (30, 10, 20, 40)]
+    other = _Row(prompt=[1, 2, 3], inp=None, text=None, generator=None, done=print)
+    saved = engine.batch_tokens
+    try:
+        engine.batch_tokens = 10_000
+        assert [(s, [len(r.prompt) for r in g]) for s, g in engine._plan([*rows, other])] == [
+            (0, [3]), (len(head), [len(head) + n for n in (10, 20, 30, 40)])]
+        engine.batch_tokens = 2 * (len(head) + 30)  # two of the three shortest, then the rest
+        assert [[len(r.prompt) - len(head) for r in g] for _, g in engine._plan(rows)] == [[10, 20], [30], [40]]
+    finally:
+        engine.batch_tokens = saved
 
 
 # ---- through a real gateway and node ----------------------------------------------------------

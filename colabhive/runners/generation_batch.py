@@ -7,15 +7,16 @@ thread of its own: a request joins between two decode steps, leaves the moment i
 (end of turn, a stop string, ``max_tokens``, its caller gone), and keeps its own sampling
 settings, seed, stop strings and stream all along.
 
-How the batch is laid out (:class:`_Batch`): rows are **left-padded** to one width, so every
-row's newest token sits in the last column and one forward pass appends one column for all
-of them. Each row carries its own position ids (its real length, padding not counted) and a
-2-D attention mask with zeros over its padding, so its keys are rotated and attended exactly
-as if it ran alone. A newcomer is prefilled **alone** (batch of one: the very forward a lone
-request gets) and its key/value cache is then padded and concatenated into the batch; a row
-that leaves is dropped by an index select, and columns that have become padding in every
-row are trimmed off the left. With fp32 weights a greedy answer in a batch is token for
-token the answer the request gets alone (tests/test_generation_batching.py checks it).
+How the batch is laid out (:mod:`.generation_rows`): rows are **left-padded** to one width,
+so one forward pass appends one column for all of them, each row with its own position ids
+and a 2-D attention mask with zeros over its padding, so its keys are rotated and attended
+exactly as if it ran alone. Newcomers admitted together are **prefilled together**, in one
+forward pass (right-padded: causal attention never shows a real token the padding) as far
+as the cache's token cap allows, so a burst of 8 calls costs one prefill, not 8 while the
+decoding rows wait; their key/value caches are then padded and concatenated into the batch.
+A row that leaves is dropped by an index select, and columns that have become padding in
+every row are trimmed off the left. With fp32 weights a greedy answer in a batch is token
+for token the answer the request gets alone (tests/test_generation_batching.py checks it).
 
 Why not transformers' own continuous batching (``ContinuousBatchingManager``, reached
 through ``init_continuous_batching`` / ``generate_batch`` in 5.23): it fits a server that
@@ -43,17 +44,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
 import torch
-import torch.nn.functional as F
-from transformers import DynamicCache
 
 from .base import Cancelled, Finished
+from .generation_rows import Batch as _Batch
+from .generation_rows import Row as _Row
+from .generation_rows import prefill_ids, repeat_cache
 
-__all__ = ["GenerationEngine", "PREFILL_TOKENS", "Ticket"]
+__all__ = ["EngineStats", "GenerationEngine", "PREFILL_TOKENS", "Ticket"]
 
 log = logging.getLogger("colabhive.node")
 
@@ -65,7 +67,19 @@ BATCH_TOKENS = 16384
 """Default cap on rows × width of the batch's cache, counting each row at its longest
 (prompt + max_tokens): left padding makes every row as wide as the widest, so one 8k-token
 conversation beside 31 short ones would otherwise hold 32 × 8k cached tokens (12 GB for
-SmolLM2-135M). A request that would break it waits for rows to leave; alone, any fits."""
+SmolLM2-135M). A request that would break it waits for rows to leave; alone, any fits. It
+bounds a prefill pass too: newcomers prefilled together × their widest prompt."""
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Forward passes an engine has run (tests, telemetry)."""
+
+    prefill_passes: int = 0
+    """Prefill forward passes: several newcomers admitted together share one."""
+    prefilled_rows: int = 0
+    """Prompts those passes read."""
+    decode_passes: int = 0
 
 
 class Ticket:
@@ -98,96 +112,6 @@ class Ticket:
     @property
     def finished(self) -> Finished | None:
         return self._finished
-
-
-@dataclass(slots=True, eq=False)
-class _Row:
-    """One request's state, in the batch or waiting to join it."""
-
-    prompt: list[int]
-    inp: Any
-    text: Any  # TextStream
-    generator: Any | None
-    done: Callable[[Finished], None]
-    ticket: Ticket | None = None
-    t0: float = field(default_factory=time.perf_counter)
-    reach: int = 0
-    """Its length at the longest: prompt plus max_tokens."""
-    count: int = 0
-    """Tokens produced so far (the end-of-turn token included)."""
-    over: bool = False
-    """Its ``done`` has run; the row only waits to be dropped from the batch."""
-    steps: int = 0
-    row_steps: int = 0
-
-
-class _Batch:
-    """The tensors of the rows decoding together: their shared key/value cache (left-padded
-    to one width), attention mask, next positions and newest tokens. Engine thread only."""
-
-    def __init__(self, device: Any) -> None:
-        self.device = device
-        self.cache: Any = None
-        self.mask: torch.Tensor | None = None  # [rows, width], 1 over real tokens
-        self.pos: torch.Tensor | None = None  # [rows]: where each row's next token goes
-        self.last: torch.Tensor | None = None  # [rows]: each row's newest token
-
-    @property
-    def rows(self) -> int:
-        return 0 if self.mask is None else int(self.mask.shape[0])
-
-    def add(self, cache: Any, length: int, token: int) -> None:
-        """Append a row prefilled alone (``cache`` holds its ``length`` tokens, batch of one)."""
-        mask = torch.ones(1, length, dtype=torch.long, device=self.device)
-        pos = torch.tensor([length], device=self.device)
-        last = torch.tensor([token], device=self.device)
-        if self.cache is None:
-            self.cache, self.mask, self.pos, self.last = cache, mask, pos, last
-            return
-        assert self.mask is not None and self.pos is not None and self.last is not None
-        width = int(self.mask.shape[1])
-        if length > width:  # the newcomer is the longest: everyone else gets more padding
-            grow = length - width
-            for layer in self.cache.layers:
-                layer.keys = F.pad(layer.keys, (0, 0, grow, 0))
-                layer.values = F.pad(layer.values, (0, 0, grow, 0))
-            self.mask = F.pad(self.mask, (grow, 0))
-            width = length
-        pad = width - length
-        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
-            mine.keys = torch.cat([mine.keys, F.pad(theirs.keys, (0, 0, pad, 0))])
-            mine.values = torch.cat([mine.values, F.pad(theirs.values, (0, 0, pad, 0))])
-        self.mask = torch.cat([self.mask, F.pad(mask, (pad, 0))])
-        self.pos = torch.cat([self.pos, pos])
-        self.last = torch.cat([self.last, last])
-
-    def keep(self, indices: list[int]) -> None:
-        """Keep only these rows (in this order), then trim columns that are padding in all."""
-        assert self.mask is not None and self.pos is not None and self.last is not None
-        if not indices:
-            self.cache = self.mask = self.pos = self.last = None
-            return
-        idx = torch.tensor(indices, device=self.device)
-        mask = self.mask.index_select(0, idx)
-        start = int(mask.any(0).int().argmax())  # first column some row still uses
-        for layer in self.cache.layers:
-            layer.keys = layer.keys.index_select(0, idx)[:, :, start:]
-            layer.values = layer.values.index_select(0, idx)[:, :, start:]
-        self.mask = mask[:, start:]
-        self.pos = self.pos.index_select(0, idx)
-        self.last = self.last.index_select(0, idx)
-
-    def step(self, model: Any) -> torch.Tensor:
-        """One forward pass for every row: logits ``[rows, vocab]`` for each row's next token."""
-        assert self.mask is not None and self.pos is not None and self.last is not None
-        self.mask = F.pad(self.mask, (0, 1), value=1)
-        out = model(
-            input_ids=self.last[:, None], attention_mask=self.mask, position_ids=self.pos[:, None],
-            past_key_values=self.cache, use_cache=True, logits_to_keep=1,
-        )
-        self.cache = out.past_key_values
-        self.pos = self.pos + 1
-        return out.logits[:, -1]
 
 
 class GenerationEngine:
@@ -225,7 +149,8 @@ class GenerationEngine:
         read once, their keys and values are copied into every such prompt's prefill."""
         self._prefix_cache: Any = None
         self.prefix_hits = 0
-        """Prefills that started from the shared prefix (tests and telemetry)."""
+        """Prompts prefilled from the shared prefix (tests and telemetry)."""
+        self.stats = EngineStats()
         self.observer: Callable[[int], None] | None = None
         """Called with the row count of every decode forward pass (tests, telemetry)."""
         self._lock = threading.RLock()
@@ -285,8 +210,8 @@ class GenerationEngine:
                     self._thread = None
                     return
             try:
-                for row in joining:
-                    self._prefill(row)
+                if joining:
+                    self._prefill(joining)
                 if self._rows:
                     self._decode()
             except Exception as exc:  # a model failure ends every request in hand, never the thread
@@ -326,49 +251,78 @@ class GenerationEngine:
             joining.append(head)
         return joining
 
-    def _prefill(self, row: _Row) -> None:
-        """The row's prompt alone (batch of one), its first token, then into the batch."""
-        with torch.inference_mode():
-            past, start = self._shared_prefix(row.prompt)
-            ids = torch.tensor([row.prompt[start:]], device=self.device)
-            out = self.model(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=1)
-            logits = out.logits[0, -1]
-        with self._lock:
-            if row.over:  # cancelled while its prompt was read
-                return
-            row.steps += 1
-            row.row_steps += 1
-            token = self.pick(logits, row.inp, row.generator)
-            self._take(row, token)
-            if row.over:
-                return
-            with torch.inference_mode():
-                self._batch.add(out.past_key_values, len(row.prompt), token)
-            self._rows.append(row)
+    def _prefill(self, rows: list[_Row]) -> None:
+        """The newcomers' prompts, in as few forward passes as :meth:`_plan` allows."""
+        for start, group in self._plan(rows):
+            self._prefill_group(group, start)
 
-    def _shared_prefix(self, prompt: list[int]) -> tuple[Any, int]:
-        """A copy of the shared prefix's cache and its length when ``prompt`` begins with it
-        (and goes on past it), else (None, 0). A short prompt's prefill is mostly the chat
-        template's system prompt (24 of ~37 tokens for SmolLM2), and prefill is compute-bound
-        while every decoding row waits for it; a greedy answer still does not depend on the
-        batch, since every request that starts with the prefix is prefilled this same way."""
+    def _plan(self, rows: list[_Row]) -> list[tuple[int, list[_Row]]]:
+        """Newcomers grouped into prefill passes: by where their prefill starts (after the
+        shared prefix, or at 0) and, shortest prompt first, while ``len(group) × widest
+        prompt`` (the padded pass and the cache it leaves) fits ``batch_tokens``; one always
+        fits. Admission already keeps the whole batch within that cap, so in practice the
+        newcomers of one admission share a pass per start."""
+        plan: list[tuple[int, list[_Row]]] = []
+        for row in sorted(rows, key=lambda r: (self._start(r.prompt), len(r.prompt))):
+            s = self._start(row.prompt)
+            if plan and plan[-1][0] == s and (len(plan[-1][1]) + 1) * len(row.prompt) <= self.batch_tokens:
+                plan[-1][1].append(row)
+            else:
+                plan.append((s, [row]))
+        return plan
+
+    def _prefill_group(self, group: list[_Row], start: int) -> None:
+        """One forward pass over these prompts (from ``start``, right-padded), each row's first
+        token, then the survivors into the batch. A row's real tokens see what they would
+        alone, so a greedy answer does not depend on who was prefilled beside it."""
+        with torch.inference_mode():
+            past = self._prefix_copy(len(group)) if start else None
+            ids, keep = prefill_ids([r.prompt[start:] for r in group], self.device)
+            out = self.model(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=keep)
+            logits = out.logits[:, -1]
+        self.stats.prefill_passes += 1
+        self.stats.prefilled_rows += len(group)
+        index: list[int] = []
+        tokens: list[int] = []
+        with self._lock:
+            for i, row in enumerate(group):
+                if row.over:  # cancelled while its prompt was read
+                    continue
+                row.steps += 1
+                row.row_steps += len(group)
+                token = self.pick(logits[i], row.inp, row.generator)
+                self._take(row, token)
+                if not row.over:
+                    index.append(i)
+                    tokens.append(token)
+            with torch.inference_mode():
+                self._batch.add(out.past_key_values, index, [len(group[i].prompt) for i in index], tokens)
+            self._rows.extend(group[i] for i in index)
+
+    def _start(self, prompt: list[int]) -> int:
+        """Where the prompt's prefill starts: after the shared prefix when it begins with it
+        (and goes on past it), else 0."""
         n = len(self.prefix)
-        if not n or len(prompt) <= n or prompt[:n] != self.prefix:
-            return None, 0
+        return n if n and len(prompt) > n and prompt[:n] == self.prefix else 0
+
+    def _prefix_copy(self, rows: int) -> Any:
+        """``rows`` copies of the shared prefix's cache (read on first use). A short prompt's
+        prefill is mostly the chat template's system prompt (24 of ~37 tokens for SmolLM2),
+        and prefill is compute-bound while every decoding row waits for it; a greedy answer
+        still does not depend on the batch, since every request that starts with the prefix
+        is prefilled this same way."""
         if self._prefix_cache is None:
             ids = torch.tensor([self.prefix], device=self.device)
             self._prefix_cache = self.model(input_ids=ids, use_cache=True).past_key_values
-        past = DynamicCache()
-        for i, layer in enumerate(self._prefix_cache.layers):
-            past.update(layer.keys.clone(), layer.values.clone(), i)
-        self.prefix_hits += 1
-        return past, n
+        self.prefix_hits += rows
+        return repeat_cache(self._prefix_cache, rows)
 
     def _decode(self) -> None:
         """One forward pass for every row in the batch, and each row's next token."""
         n = len(self._rows)
         with torch.inference_mode():
             logits = self._batch.step(self.model)
+            self.stats.decode_passes += 1
             chosen: list[int] = logits.argmax(-1).tolist()  # greedy rows; sampled ones are redrawn below
         if self.observer is not None:
             self.observer(n)
