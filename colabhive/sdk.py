@@ -85,12 +85,15 @@ class Client:
         """Invoke a streaming function (text generation) and yield its text as it is made.
 
         The generator's return value (``StopIteration.value``, or ``yield from``) is the
-        whole output; an error mid-stream is raised as the gateway's error class.
+        whole output, as :meth:`call` returns it (without the ``dtype`` the result event adds
+        beside it); an error mid-stream is raised as the gateway's error class.
         """
         for event, data in self._events(f"/v1/fn/{name}", inputs, _headers(timeout_ms, None)):
             if event == "chunk":
                 yield data["text"]
             elif event == "result":
+                if isinstance(data, dict):
+                    data.pop("dtype", None)
                 return data
             elif event == "error":
                 err = data["error"]

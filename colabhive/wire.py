@@ -156,12 +156,15 @@ class Chunk(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     text: Annotated[str, Meta(max_length=1 << 20)]
 
 
-class TaskChunk(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class TaskChunk(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """One piece of one streamed task's output, in a :class:`ChunkBatch`."""
 
     task: Annotated[str, Meta(min_length=1, max_length=64)]
     seq: Annotated[int, Meta(ge=0)]
     text: Annotated[str, Meta(max_length=1 << 20)]
+    dtype: Annotated[str, Meta(max_length=16)] = ""
+    """On a task's first piece: the dtype the node runs the model in (the gateway puts it on
+    the stream's ``X-Hive-Dtype`` header, which waits for this piece)."""
 
 
 class ChunkBatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -88,3 +88,27 @@ def test_sdk_stream_yields_pieces_and_returns_the_output(gen_hive: HiveProcess) 
             result = stop.value
         assert "".join(pieces) == result["text"] and len(pieces) > 1
         assert result == c.call("smollm2-chat", messages=MESSAGES, max_tokens=12, temperature=0)
+
+
+def test_a_stream_says_its_dtype_in_its_headers_and_its_final_event(gen_hive: HiveProcess) -> None:
+    """As a plain answer's X-Hive-Dtype does: the headers wait for the node's first piece,
+    which says it; the final event (result, or OpenAI's finish and usage chunks) says it too."""
+    body = {"messages": MESSAGES, "max_tokens": 4, "temperature": 0}
+    dtype = gen_hive.call("smollm2-chat", **body).headers["x-hive-dtype"]
+    assert dtype == "fp32"
+    with gen_hive.http.stream("POST", "/v1/fn/smollm2-chat", json=body | {"stream": True}) as r:
+        assert r.status_code == 200 and r.headers["x-hive-dtype"] == dtype
+        events = list(_events(r))
+    assert events[-1][0] == "result" and events[-1][1]["dtype"] == dtype, events[-1]
+    assert events[-1][1]["usage"]["completion_tokens"] == 4
+
+    chat = {"model": "smollm2-chat", **body, "stream": True, "stream_options": {"include_usage": True}}
+    with gen_hive.http.stream("POST", "/v1/chat/completions", json=chat) as r:
+        assert r.status_code == 200 and r.headers["x-hive-dtype"] == dtype
+        lines = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    chunks = [json.loads(line) for line in lines[:-1]]
+    finish = next(c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"])
+    assert finish["dtype"] == dtype and chunks[-1]["usage"]["completion_tokens"] == 4
+    assert chunks[-1]["dtype"] == dtype
+    assert all("dtype" not in c for c in chunks if c is not finish and c is not chunks[-1])

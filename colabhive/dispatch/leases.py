@@ -44,11 +44,14 @@ class Leases:
         def _reroute_orphans(self, q: deque[Task]) -> None: ...
         def _wake_one(self, task: Task) -> None: ...
 
-    def chunk(self, node: NodeRecord, task_id: str, text: str) -> bool:
-        """A piece of a streamed task's output; False when it is not that node's streamed task."""
+    def chunk(self, node: NodeRecord, task_id: str, text: str, dtype: str = "") -> bool:
+        """A piece of a streamed task's output; False when it is not that node's streamed task.
+        ``dtype``: what the node's first piece says it runs the model in (else its heartbeat's)."""
         t = self.in_flight.get(task_id)
         if t is None or t.node_id != node.id or t.chunks is None or t.abandoned:
             return False
+        if not t.streamed:
+            t.dtype = dtype or node.dtypes.get(t.fn, "")
         t.streamed += 1
         t.lease_until = time.monotonic() + self.lease_s  # producing output: clearly alive
         t.chunks.put_nowait(text)

@@ -53,6 +53,9 @@ class Task:
     """Set for a streamed call: pieces of output text the node posts as they are produced."""
     streamed: int = 0
     """Chunks already forwarded to the caller; a streamed task is never re-run after one."""
+    dtype: str = ""
+    """A streamed task's dtype as its node says, on its first chunk (or, from a node whose
+    chunks do not say it, its heartbeat's ``dtypes``): the stream's headers wait for it."""
     prefer: str | None = None
     """The caller's X-Hive-Prefer (None: hive.toml's routing.default)."""
     target: str | None = None

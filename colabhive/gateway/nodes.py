@@ -161,7 +161,7 @@ async def post_chunks(node_id: str, request: Request) -> dict[str, list[bool]]:
     rec = authenticate_node(hive, node_id, request.headers)
     batch = decode_input(await request.body(), ChunkBatch, "chunks")
     chunk = hive.dispatcher.chunk
-    return {"accepted": [chunk(rec, c.task, c.text) for c in batch.chunks]}
+    return {"accepted": [chunk(rec, c.task, c.text, c.dtype) for c in batch.chunks]}
 
 
 @post("/v1/nodes/{node_id:str}/heartbeat", tags=["nodes"], status_code=200)

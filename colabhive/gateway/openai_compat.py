@@ -201,9 +201,9 @@ class _ChatFrames:
     def __init__(self, cid: str, created: int, model: str, usage: bool) -> None:
         self.cid, self.created, self.model, self.usage = cid, created, model, usage
 
-    def frame(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def frame(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
         chunk = {"id": self.cid, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
         return b"data: " + msgspec.json.encode(chunk) + b"\n\n"
 
     def __call__(self, kind: str, value: Any) -> list[bytes]:
@@ -211,11 +211,12 @@ class _ChatFrames:
             return [self.frame({"content": value})]
         if kind == "result":
             out = msgspec.json.decode(value)
-            frames = [self.frame({}, out.get("finish_reason", "stop"))]
+            extra = {"dtype": out["dtype"]} if out.get("dtype") else {}  # the node's, as X-Hive-Dtype says
+            frames = [self.frame({}, out.get("finish_reason", "stop"), **extra)]
             if self.usage:
                 u = _completion(self.cid, self.created, self.model, out)["usage"]
                 chunk = {"id": self.cid, "object": "chat.completion.chunk", "created": self.created,
-                         "model": self.model, "choices": [], "usage": u}
+                         "model": self.model, "choices": [], "usage": u, **extra}
                 frames.append(b"data: " + msgspec.json.encode(chunk) + b"\n\n")
             return frames
         exc: HiveError = value

@@ -7,7 +7,9 @@ poll), so a caller sees every piece and then the whole output. A caller that goe
 withdraws the task; the node is told on its next chunk and stops generating.
 
 The task is queued when the stream is made, before the response starts: a full queue is
-a 429 status line, not a 200 that drops. The span ends and the log row is written in
+a 429 status line, not a 200 that drops. The response's headers wait for the first event
+(:meth:`TaskStream.start`): the node's first piece says the dtype it runs the model in,
+so a stream has ``X-Hive-Dtype`` as a plain answer does (and ``dtype`` on its result). The span ends and the log row is written in
 :meth:`TaskStream.aclose`, which the transport calls however the stream ends.
 """
 
@@ -66,6 +68,7 @@ class TaskStream:
         self._out: list[bytes] = list(prologue or [])
         self._epilogue = list(epilogue or [])
         self._ended = False
+        self._started = False
         self._closed = False
         self._getter: asyncio.Future[str] | None = None
         try:
@@ -82,11 +85,28 @@ class TaskStream:
         while not self._out:
             if self._ended:
                 raise StopAsyncIteration
-            kind, value = await self._next_event()
-            self._out.extend(self.framer(kind, value))
-            if self._ended:  # the last event is out: the framing's own end follows it
-                self._out.extend(self._epilogue)
+            await self._pull()
         return self._out.pop(0)
+
+    async def start(self) -> dict[str, str]:
+        """Wait for the first event (the node's first piece, or the end), then the headers
+        only the node could tell: ``x-hive-dtype``, the dtype it runs the model in. The
+        transport sends the response's headers after this, so they say it (the prologue, if
+        any, waits too: it goes out with the first piece)."""
+        if not self._started:
+            self._started = True
+            await self._pull()
+        return {"x-hive-dtype": self._dtype()} if self._dtype() else {}
+
+    async def _pull(self) -> None:
+        kind, value = await self._next_event()
+        self._out.extend(self.framer(kind, value))
+        if self._ended:  # the last event is out: the framing's own end follows it
+            self._out.extend(self._epilogue)
+
+    def _dtype(self) -> str:
+        """The node's result says it; before that, the node's report taken at the first chunk."""
+        return (self._outcome.dtype if self._outcome is not None else "") or self.task.dtype
 
     async def _next_event(self) -> Event:
         task, future = self.task, self.task.future
@@ -126,7 +146,7 @@ class TaskStream:
         if outcome.error is not None:
             self._error = outcome.error
             return "error", outcome.error
-        return "result", outcome.output or b"null"
+        return "result", _with_dtype(outcome.output or b"null", self._dtype())
 
     async def aclose(self) -> None:
         if self._closed:
@@ -143,6 +163,16 @@ class TaskStream:
             status = "failed"
         outcome = self._outcome if self._error is None else None
         close_task(self.hive, self.task, self.span, outcome, self._error, self._t0, status=status)
+
+
+def _with_dtype(output: bytes, dtype: str) -> bytes:
+    """The output of the final event with ``dtype`` beside its fields (where it is an object)."""
+    if not dtype or not output.startswith(b"{"):
+        return output
+    out = msgspec.json.decode(output)
+    if not isinstance(out, dict) or "dtype" in out:  # never over a field of the output's own
+        return output
+    return msgspec.json.encode(out | {"dtype": dtype})
 
 
 async def run_stream(hive: Hive, call: Call) -> Reply:

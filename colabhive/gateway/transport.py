@@ -35,6 +35,8 @@ class ReplyStream(Protocol):
 
     A plain async generator will not do: closing one that never started skips its
     ``finally``, so a caller who left before the first piece would leak its task and span.
+    A stream may also have ``async start() -> dict[str, str]``: the response's headers wait
+    for it and take what it returns (what is known only once the first event is in).
     """
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
@@ -123,11 +125,22 @@ async def _send_stream(send: Any, receive: Any, reply: Reply) -> None:
     stream = reply.stream
     assert stream is not None
     try:
-        headers = _encoded(SSE_HEADERS | (reply.headers or {}))
-        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         gone = asyncio.ensure_future(_disconnected(receive))
         pending: asyncio.Future[bytes] | None = None
         try:
+            late: dict[str, str] = {}
+            start = getattr(stream, "start", None)
+            if start is not None:  # headers that wait for the first event (X-Hive-Dtype)
+                first = asyncio.ensure_future(start())
+                await asyncio.wait({first, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not first.done():  # the caller left before the first piece
+                    first.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await first
+                    return
+                late = first.result()
+            headers = _encoded(SSE_HEADERS | (reply.headers or {}) | late)
+            await send({"type": "http.response.start", "status": reply.status, "headers": headers})
             while True:
                 pending = asyncio.ensure_future(stream.__anext__())
                 await asyncio.wait({pending, gone}, return_when=asyncio.FIRST_COMPLETED)

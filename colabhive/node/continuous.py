@@ -58,10 +58,10 @@ class Outbox:
         self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
         self._thread.start()
 
-    def chunk(self, task_id: str, seq: int, text: str, refused: Callable[[], None]) -> None:
+    def chunk(self, task_id: str, seq: int, text: str, refused: Callable[[], None], dtype: str = "") -> None:
         """Queue a piece; ``refused`` runs (on the outbox thread) if its caller has gone."""
         with self._cv:
-            self._chunks.append((TaskChunk(task=task_id, seq=seq, text=text), refused))
+            self._chunks.append((TaskChunk(task=task_id, seq=seq, text=text, dtype=dtype), refused))
             self._cv.notify()
 
     def result(self, result: TaskResult) -> None:
@@ -203,7 +203,8 @@ class ContinuousTasks:
 
         def emit(text: str) -> None:
             nonlocal seq
-            self.outbox.chunk(t.id, seq, text, lambda: self.cancel(t.id))
+            # the first piece says the dtype: the caller's headers wait for it (X-Hive-Dtype)
+            self.outbox.chunk(t.id, seq, text, lambda: self.cancel(t.id), runner.dtype if seq == 0 else "")
             seq += 1
 
         def done(f: Finished) -> None:
