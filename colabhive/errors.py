@@ -6,7 +6,7 @@ that body back into the same class, so callers catch one type on both sides of t
 
     HiveError (500, internal)
     ├── BadRequest (400, bad_request)
-    │   ├── InvalidParameter (400, invalid_parameter)  a query/path parameter out of range or mistyped; `field` names it
+    │   ├── InvalidParameter (400, invalid_parameter)  a query/path parameter mistyped or out of range
     │   └── InvalidInput (422, invalid_input)        a field is missing, mistyped, empty or too long
     │       └── InvalidSpec (422, invalid_training_spec)  a training job spec field is wrong
     ├── Unauthorized (401, unauthorized)

@@ -133,7 +133,8 @@ def test_wrong_method_is_405_json(hive: HiveProcess, method: str, path: str) -> 
         ("GET", "/v1/datasets?limit=-3", "limit", "an integer from 1 to 500; got '-3'", {"ge": 1, "le": 500}),
         ("GET", "/v1/tasks?status=exploded", "status",
          "one of queued, running, succeeded, failed, cancelled; got 'exploded'", {"type": "str"}),
-        ("POST", "/v1/datasets?format=xml", "format", "one of jsonl, csv, parquet; got 'xml'", {}),  # the wire name, not the handler's
+        # the wire name (format), not the handler's (fmt)
+        ("POST", "/v1/datasets?format=xml", "format", "one of jsonl, csv, parquet; got 'xml'", {}),
         ("PUT", "/v1/nodes/n/jobs/j/checkpoint?step=-1", "step", "an integer >= 0; got '-1'", {"ge": 0}),
     ],
 )
