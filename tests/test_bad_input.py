@@ -155,6 +155,16 @@ def test_every_bad_parameter_is_named(hive: HiveProcess) -> None:
     assert "`limit`" in err["message"] and "`status`" in err["message"], err
 
 
+def test_healthz_says_why_a_function_is_not_served(echo_hive: HiveProcess) -> None:
+    r = echo_hive.http.get("/healthz")
+    assert r.status_code == 200, r.text
+    unserved = {u["function"]: u for u in r.json()["not_served"]}
+    assert "echo" not in unserved and "echo" in r.json()["ready"]
+    embed = unserved["minilm-embed"]
+    assert embed["version"] == "minilm-embed@1.0.0" and embed["state"] == "unplaced", embed
+    assert "node.functions" in embed["reason"], embed  # the node was started with --functions echo
+
+
 def test_function_without_node_is_503_at_once(echo_hive: HiveProcess) -> None:
     """minilm-embed is in the catalog but no node hosts it: a fast 503, never a hang."""
     t0 = time.monotonic()
