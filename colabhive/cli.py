@@ -156,6 +156,64 @@ def _local_join_token(args: argparse.Namespace, cfg: HiveConfig) -> str:
     return _with_store(args, mint)
 
 
+def _wait_served(
+    url: str, procs: list, only: list[str], local_node: bool, timeout: float, interrupted,
+) -> tuple[list[str], bool]:
+    """Report each function as it becomes served, then the whole catalog this hive can serve
+    (everything but what /healthz says cannot be: ``unplaced`` or ``not_promoted``); on timeout,
+    what is still not served and why. Returns (served names, whether a hive process died)."""
+    from .gateway.readiness import SETTLED
+
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    reported: set[str] = set()
+    health: dict = {}
+    while not interrupted():
+        health = _get_json(url + "/healthz") or health
+        unserved = {u["function"]: u for u in health.get("not_served", [])}
+        served = [n for n in health.get("ready", []) if not only or n in only]
+        new = [n for n in served if n not in reported]
+        if new:
+            nodes = (_get_json(url + "/v1/nodes") or {}).get("nodes", [])
+            fns = {f["name"]: f for f in (_get_json(url + "/v1/fn") or {}).get("functions", [])}
+            for name in sorted(new):
+                ref = (fns.get(name) or {}).get("default") or name
+                where = sorted(n["name"] for n in nodes if ref in n.get("functions", []))
+                if (fns.get(name) or {}).get("ensemble") is not None:
+                    where = ["the gateway (an ensemble)"]
+                print(f"ready: {ref} on {', '.join(where) or 'a node'} ({time.monotonic() - t0:.1f} s)",
+                      flush=True)
+                reported.add(name)
+        pending = {n: u for n, u in unserved.items() if (not only or n in only) and u["state"] not in SETTLED}
+        if health and health.get("nodes", 0) > 0 and not pending:
+            total = len(reported) + sum(1 for n in unserved if not only or n in only)
+            took = time.monotonic() - t0
+            if len(reported) == total:
+                print(f"all {total} functions served after {took:.1f} s", flush=True)
+            else:
+                cannot = [u for n, u in sorted(unserved.items()) if not only or n in only]
+                print(f"all {len(reported)} functions this hive can serve are served after {took:.1f} s; "
+                      f"{len(cannot)} of {total} cannot be here:", flush=True)
+                for u in cannot:
+                    print(f"  not served: {u['function']}: {u['reason']}", flush=True)
+            return sorted(reported), False
+        if health and not local_node and health.get("nodes", 0) == 0:
+            print("colabhive: no local node (node.local = false); functions are served once a node joins",
+                  flush=True)
+            return sorted(reported), False
+        if any(p.poll() is not None for p in procs):
+            print("colabhive: a hive process exited during start-up", file=sys.stderr)
+            return sorted(reported), True
+        if time.monotonic() > deadline:
+            print(f"colabhive: after {timeout:.0f} s (--ready-timeout), {len(pending)} function(s) are still "
+                  "not served:", flush=True)
+            for n, u in sorted(pending.items()):
+                print(f"  not served: {n}: {u['reason']}", flush=True)
+            return sorted(reported), False
+        time.sleep(0.3)
+    return sorted(reported), False
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from .gateway.supervisor import stop_process
 
@@ -192,23 +250,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             if token:
                 env["COLABHIVE_JOIN_TOKEN"] = token
             procs.append(subprocess.Popen(node_cmd, env=env))
-        catalog = _get_json(url + "/v1/fn") or {"functions": []}
-        wanted = {f["name"] for f in catalog["functions"]}
-        if cfg.node.functions:
-            wanted &= set(cfg.node.functions)
-        deadline = time.monotonic() + args.ready_timeout
-        ready: list[str] = []
-        while not interrupted and time.monotonic() < deadline:
-            health = _get_json(url + "/healthz") or {}
-            ready = health.get("ready", [])
-            nodes = _get_json(url + "/v1/nodes") or {"nodes": []}
-            still_loading = any(n["loading"] for n in nodes["nodes"])
-            if set(ready) >= wanted or (ready and not still_loading and len(nodes["nodes"]) > 0):
-                break
-            if any(p.poll() is not None for p in procs):
-                print("colabhive: a hive process exited during start-up", file=sys.stderr)
-                return 1
-            time.sleep(0.3)
+        ready, failed = _wait_served(url, procs, cfg.node.functions, cfg.node.local, args.ready_timeout,
+                                     lambda: interrupted)
+        if failed:
+            return 1
         print(f"\nColabHive is up at {url}", flush=True)
         print(f"  ready functions: {', '.join(sorted(ready)) or '(none yet)'}")
         print(f"  catalog: curl -s {url}/v1/fn")

@@ -6,6 +6,7 @@ that body back into the same class, so callers catch one type on both sides of t
 
     HiveError (500, internal)
     ├── BadRequest (400, bad_request)
+    │   ├── InvalidParameter (400, invalid_parameter)  a query/path parameter mistyped or out of range
     │   └── InvalidInput (422, invalid_input)        a field is missing, mistyped, empty or too long
     │       └── InvalidSpec (422, invalid_training_spec)  a training job spec field is wrong
     ├── Unauthorized (401, unauthorized)
@@ -68,6 +69,7 @@ __all__ = [
     "GatewayUnreachable",
     "HiveError",
     "InvalidInput",
+    "InvalidParameter",
     "InvalidSpec",
     "LifecycleConflict",
     "NoArtifact",
@@ -126,6 +128,13 @@ class BadRequest(HiveError):
 
     status = 400
     code = "bad_request"
+
+
+class InvalidParameter(BadRequest):
+    """A query or path parameter is mistyped or outside its allowed range."""
+
+    status = 400
+    code = "invalid_parameter"
 
 
 class InvalidInput(BadRequest):

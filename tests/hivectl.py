@@ -315,6 +315,31 @@ class HiveProcess:
                     out.append(json.loads(line))
         return out
 
+    def wait_for_spans(
+        self,
+        predicate: Callable[[list[dict[str, Any]]], bool],
+        timeout: float = 60,
+        what: str = "the spans asserted on",
+        trace_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Poll the span sink until ``predicate`` holds on the spans flushed so far (only those of
+        ``trace_id`` when given) and return that snapshot, so a test asserts on exactly what it
+        waited for. Each process exports on its own (batched), so a test must wait for every span
+        it asserts on, not just the first process's; on timeout the spans seen are in the error."""
+        seen: list[dict[str, Any]] = []
+
+        def holds() -> bool:
+            nonlocal seen
+            seen = [s for s in self.spans() if trace_id is None or s["trace_id"] == trace_id]
+            return predicate(seen)
+
+        try:
+            self.wait_for(holds, timeout, what)
+        except TimeoutError as exc:
+            names = sorted((s.get("service", "?"), s["name"]) for s in seen)
+            raise TimeoutError(f"spans {'of ' + trace_id if trace_id else 'seen'}: {names}\n{exc}") from None
+        return seen
+
 
 def ok(r: httpx.Response) -> Any:
     """The JSON of a 200 response; any other status fails with the body in the message."""

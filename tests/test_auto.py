@@ -102,17 +102,18 @@ def test_one_trace_spans_the_request_and_every_part(auto_hive: HiveProcess) -> N
     trace = doc["plan"]["trace_id"]
     assert len(trace) == 32
 
-    def spans() -> list[dict[str, Any]]:
-        return [s for s in auto_hive.spans() if s["trace_id"] == trace]
+    def invokes(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [s for s in spans if s["name"].startswith(("invoke translate", "invoke langid"))]
 
-    auto_hive.wait_for(
-        lambda: sum(s["name"].startswith("node.execute") for s in spans()) >= 2
-        and any(s["name"] == "auto" for s in spans()), 15, "the request's and its parts' spans")
-    names = [s["name"] for s in spans()]
-    root = next(s for s in spans() if s["name"] == "auto")
+    def complete(spans: list[dict[str, Any]]) -> bool:  # the gateway's and the nodes' export separately
+        return (any(s["name"] == "auto" for s in spans) and len(invokes(spans)) >= 2
+                and sum(s["name"].startswith("node.execute") for s in spans) >= 2)
+
+    spans = auto_hive.wait_for_spans(complete, 60, "the request's, its parts' and the nodes' spans", trace)
+    names = [s["name"] for s in spans]
+    root = next(s for s in spans if s["name"] == "auto")
     assert root["parent_id"] is None
-    invokes = [s for s in spans() if s["name"].startswith("invoke translate") or s["name"].startswith("invoke langid")]
-    assert len(invokes) == 2 and all(s["parent_id"] == root["span_id"] for s in invokes), names
+    assert len(invokes(spans)) == 2 and all(s["parent_id"] == root["span_id"] for s in invokes(spans)), names
 
 
 def test_bad_auto_requests_are_422(auto_hive: HiveProcess) -> None:

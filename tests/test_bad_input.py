@@ -26,7 +26,7 @@ def assert_error(r: httpx.Response, status: int, code: str, field: Any = NO_FIEL
     body = r.json()
     assert set(body) == {"error"}, body
     err = body["error"]
-    assert set(err) <= {"code", "message", "field"}, err
+    assert set(err) <= {"code", "message", "field", "detail"}, err
     assert err["code"] == code, err
     assert isinstance(err["message"], str) and err["message"].strip(), err
     if field is not NO_FIELD:
@@ -121,6 +121,48 @@ def test_unknown_route_is_404_json(hive: HiveProcess) -> None:
 def test_wrong_method_is_405_json(hive: HiveProcess, method: str, path: str) -> None:
     err = assert_error(hive.http.request(method, path), 405, "method_not_allowed")
     assert method in err["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field", "words", "constraints"),
+    [
+        ("GET", "/v1/tasks?limit=100000", "limit", "an integer from 1 to 500; got '100000'",
+         {"type": "int", "ge": 1, "le": 500}),
+        ("GET", "/v1/tasks?limit=ten", "limit", "an integer from 1 to 500; got 'ten'", {"ge": 1, "le": 500}),
+        ("GET", "/v1/jobs?limit=0", "limit", "an integer from 1 to 500; got '0'", {"ge": 1, "le": 500}),
+        ("GET", "/v1/datasets?limit=-3", "limit", "an integer from 1 to 500; got '-3'", {"ge": 1, "le": 500}),
+        ("GET", "/v1/tasks?status=exploded", "status",
+         "one of queued, running, succeeded, failed, cancelled; got 'exploded'", {"type": "str"}),
+        # the wire name (format), not the handler's (fmt)
+        ("POST", "/v1/datasets?format=xml", "format", "one of jsonl, csv, parquet; got 'xml'", {}),
+        ("PUT", "/v1/nodes/n/jobs/j/checkpoint?step=-1", "step", "an integer >= 0; got '-1'", {"ge": 0}),
+    ],
+)
+def test_bad_query_parameter_names_it_and_its_range(
+    hive: HiveProcess, method: str, path: str, field: str, words: str, constraints: dict[str, Any]
+) -> None:
+    err = assert_error(hive.http.request(method, path, content=b""), 400, "invalid_parameter", field)
+    assert f"query parameter `{field}` must be {words}" in err["message"], err
+    (param,) = err["detail"]["parameters"]
+    assert param["name"] == field and param["in"] == "query"
+    assert constraints.items() <= param["constraints"].items(), param
+    assert "Validation failed" not in err["message"]
+
+
+def test_every_bad_parameter_is_named(hive: HiveProcess) -> None:
+    err = assert_error(hive.http.get("/v1/tasks?limit=9999&status=nope"), 400, "invalid_parameter")
+    assert {p["name"] for p in err["detail"]["parameters"]} == {"limit", "status"}
+    assert "`limit`" in err["message"] and "`status`" in err["message"], err
+
+
+def test_healthz_says_why_a_function_is_not_served(echo_hive: HiveProcess) -> None:
+    r = echo_hive.http.get("/healthz")
+    assert r.status_code == 200, r.text
+    unserved = {u["function"]: u for u in r.json()["not_served"]}
+    assert "echo" not in unserved and "echo" in r.json()["ready"]
+    embed = unserved["minilm-embed"]
+    assert embed["version"] == "minilm-embed@1.0.0" and embed["state"] == "unplaced", embed
+    assert "node.functions" in embed["reason"], embed  # the node was started with --functions echo
 
 
 def test_function_without_node_is_503_at_once(echo_hive: HiveProcess) -> None:

@@ -158,7 +158,9 @@ def test_format_from_the_query_and_unknown_content_type_is_415(hive: HiveProcess
     assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
     assert "?format=" in r.json()["error"]["message"]
     r = push(hive, b"a,b\n1,2\n", CSV, format="xlsx")
-    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request", r.text
+    err = r.json()["error"]
+    assert r.status_code == 400 and err["code"] == "invalid_parameter" and err["field"] == "format", r.text
+    assert "`format` must be one of jsonl, csv, parquet" in err["message"], err
 
 
 def test_upload_above_the_json_body_limit_is_accepted(hive: HiveProcess) -> None:

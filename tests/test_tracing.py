@@ -7,9 +7,9 @@ traces.<service>.jsonl in the hive's directory; the test reads them back.
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any
 
+import pytest
 from hivectl import HiveProcess
 
 WANTED = {
@@ -20,16 +20,14 @@ WANTED = {
 }
 
 
-def _spans_of(hive: HiveProcess, trace_id: str, timeout: float = 10) -> dict[tuple[str, str], dict[str, Any]]:
-    """Wait (bounded) until all WANTED spans of ``trace_id`` are flushed; return them by (service, name)."""
-    end = time.monotonic() + timeout
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    while time.monotonic() < end:
-        found = {(s["service"], s["name"]): s for s in hive.spans() if s["trace_id"] == trace_id}
-        if WANTED <= set(found):
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"spans of {trace_id} after {timeout}s: {sorted(found)}; wanted {sorted(WANTED)}")
+def _spans_of(hive: HiveProcess, trace_id: str, timeout: float = 30) -> dict[tuple[str, str], dict[str, Any]]:
+    """Wait until all WANTED spans of ``trace_id`` are flushed; return them by (service, name)."""
+
+    def by_key(spans: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(s["service"], s["name"]): s for s in spans}
+
+    return by_key(hive.wait_for_spans(lambda spans: WANTED <= set(by_key(spans)), timeout,
+                                      f"spans {sorted(WANTED)}", trace_id))
 
 
 def test_client_traceparent_is_continued_end_to_end(echo_hive: HiveProcess) -> None:
@@ -58,15 +56,14 @@ def test_client_traceparent_is_continued_end_to_end(echo_hive: HiveProcess) -> N
     assert execute["start_ns"] <= forward["start_ns"] <= forward["end_ns"] <= execute["end_ns"]
 
 
-def _new_root_invoke(hive: HiveProcess, before: set[str], timeout: float = 10) -> dict[str, Any] | None:
+def _new_root_invoke(hive: HiveProcess, before: set[str], timeout: float = 30) -> dict[str, Any]:
     """The first root "invoke echo@1.0.0" span of a trace not in ``before`` (bounded wait)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        for s in hive.spans():
-            if s["name"] == "invoke echo@1.0.0" and s["trace_id"] not in before and s["parent_id"] is None:
-                return s
-        time.sleep(0.1)
-    return None
+
+    def fresh(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [s for s in spans if s["name"] == "invoke echo@1.0.0" and s["trace_id"] not in before
+                and s["parent_id"] is None]
+
+    return fresh(hive.wait_for_spans(lambda spans: bool(fresh(spans)), timeout, "a new root invoke span"))[0]
 
 
 def test_call_without_traceparent_starts_its_own_trace(echo_hive: HiveProcess) -> None:
@@ -76,6 +73,39 @@ def test_call_without_traceparent_starts_its_own_trace(echo_hive: HiveProcess) -
         r = echo_hive.post("/v1/fn/echo", {"text": "untraced"}, **headers)
         assert r.status_code == 200
         invoke = _new_root_invoke(echo_hive, before)
-        assert invoke is not None, f"no root invoke span for a call with headers {headers}"
         spans = _spans_of(echo_hive, invoke["trace_id"])
         assert spans[("colabhive-node", "node.execute echo@1.0.0")]["parent_id"] == invoke["span_id"]
+
+
+class _StagedSink(HiveProcess):
+    """A hive whose span sink fills in stages, the nodes' export before the gateway's, as it can
+    on a loaded machine; no process is started."""
+
+    def __init__(self, tmp: Any, stages: list[list[dict[str, Any]]]) -> None:
+        super().__init__(tmp)
+        self.stages, self.reads = stages, 0
+
+    def spans(self) -> list[dict[str, Any]]:
+        self.reads += 1
+        return self.stages[min(self.reads, len(self.stages)) - 1]
+
+
+def _span(service: str, name: str, trace: str = "t1") -> dict[str, Any]:
+    return {"service": service, "name": name, "trace_id": trace, "span_id": name, "parent_id": None}
+
+
+def test_wait_for_spans_waits_for_every_span_the_predicate_names(tmp_path: Any) -> None:
+    node = [_span("colabhive-node", "node.execute echo@1.0.0"), _span("colabhive-node", "x", trace="other")]
+    gateway = [_span("colabhive-gateway", "invoke echo@1.0.0")]
+    sink = _StagedSink(tmp_path, [[], node, node, node + gateway])
+    got = sink.wait_for_spans(lambda spans: {s["name"] for s in spans} >= {"invoke echo@1.0.0",
+                                                                         "node.execute echo@1.0.0"},
+                              5, trace_id="t1")
+    assert sink.reads == 4  # not back at the first read that had the node's spans only
+    assert sorted(s["name"] for s in got) == ["invoke echo@1.0.0", "node.execute echo@1.0.0"]  # only trace t1
+
+
+def test_wait_for_spans_times_out_naming_the_spans_it_saw(tmp_path: Any) -> None:
+    sink = _StagedSink(tmp_path, [[_span("colabhive-node", "node.execute echo@1.0.0")]])
+    with pytest.raises(TimeoutError, match=r"spans of t1: \[\('colabhive-node', 'node.execute echo@1.0.0'\)\]"):
+        sink.wait_for_spans(lambda spans: len(spans) > 1, 0.3, trace_id="t1")

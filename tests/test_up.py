@@ -7,6 +7,7 @@ left behind after SIGINT: no listening port, no process mentioning the config.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,7 +40,7 @@ class Up:
         self.state = tmp / "state"
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
         cmd = [sys.executable, "-m", "colabhive", "up", "--config", str(self.config)]
-        cmd += ["--port", str(self.port), "--state-dir", str(self.state)]
+        cmd += ["--port", str(self.port), "--state-dir", str(self.state), "--ready-timeout", "600", "--no-eval"]
         self.proc = subprocess.Popen(
             cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -84,6 +86,20 @@ class Up:
         self.proc.wait(10)
 
 
+def test_healthz_lists_what_is_not_served_on_a_gateway_with_no_node(make_hive: Any) -> None:
+    h = make_hive()
+    h.start_gateway()
+    r = h.http.get("/healthz")
+    assert r.status_code == 200, r.text  # liveness: 200 even with nothing served
+    health = r.json()
+    assert health["status"] == "ok" and health["nodes"] == 0 and health["ready"] == []
+    unserved = {u["function"]: u for u in health["not_served"]}
+    assert unserved["echo"] == {"function": "echo", "version": "echo@1.0.0", "state": "no_node",
+                                "reason": "no node is connected to the hive"}
+    assert set(unserved) == {f["name"] for f in h.get_json("/v1/fn")["functions"]}
+    assert unserved["forecast-ensemble"]["state"] == "members", unserved["forecast-ensemble"]
+
+
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
     u = Up(tmp_path)
@@ -94,9 +110,19 @@ def up(tmp_path: Path) -> Iterator[Up]:
 
 
 def test_up_serves_then_sigint_stops_everything(up: Up) -> None:
-    assert up.is_up.wait(90), f"`colabhive up` never said it was up:\n{up.output()}"
-    assert f"ColabHive is up at {up.url}" in up.output()
-    assert "minilm-embed" in up.output()  # listed among the ready functions
+    assert up.is_up.wait(600), f"`colabhive up` never said it was up:\n{up.output()}"
+    out = up.output()
+    assert f"ColabHive is up at {up.url}" in out
+    assert "minilm-embed" in out  # listed among the ready functions
+    # one line per function as it became ready, then one for the whole catalog, all before the banner
+    before, _, _ = "".join(up.lines).partition("ColabHive is up at")
+    ready = re.findall(r"^ready: (\S+)@\S+ on (.+) \((\d+\.\d) s\)$", before, re.M)
+    where = {n: w for n, w, _ in ready}
+    assert "minilm-embed" in where and where["minilm-embed"] != "a node", before  # the node's name
+    (total,) = re.findall(r"^all (\d+) functions served after \d+\.\d s$", before, re.M)
+    assert int(total) == len(ready) == len({n for n, _, _ in ready}) > 1, before
+    health = httpx.get(f"{up.url}/healthz", timeout=10).json()
+    assert health["not_served"] == [] and len(health["ready"]) == int(total), health
 
     r = httpx.post(f"{up.url}/v1/fn/minilm-embed", json={"text": "hello"}, timeout=60)
     assert r.status_code == 200, r.text

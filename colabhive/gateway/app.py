@@ -19,6 +19,7 @@ from ..config import HiveConfig, config_from_json
 from .errors import EXCEPTION_HANDLERS, error_response
 from .durable import replay
 from .front import FrontDoor, document
+from .readiness import not_served
 from .functions import describe_function, list_functions
 from .auto_routes import auto
 from .openai_compat import chat_completions, embeddings, models
@@ -47,8 +48,10 @@ __all__ = ["create_app", "create_asgi", "from_env"]
 log = logging.getLogger("colabhive.gateway")
 
 
-@get("/healthz", tags=["ops"], summary="Liveness and what is ready")
+@get("/healthz", tags=["ops"], summary="Liveness, what is served and why the rest is not")
 async def healthz(request: Request) -> dict[str, Any]:
+    """Always 200 while the gateway answers (liveness; ``status`` says ok or draining), served
+    or not: ``not_served`` lists each function a plain call could not run now, with why."""
     hive: Hive = request.app.state.hive
     versions = sorted(ref for ref in hive.catalog if hive.serving(ref))
     # a name is ready when the version a plain call runs is served
@@ -59,6 +62,7 @@ async def healthz(request: Request) -> dict[str, Any]:
         "nodes": len(hive.nodes.live()),
         "ready": ready,
         "ready_versions": versions,
+        "not_served": not_served(hive),
     }
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 
-from ..errors import HiveError, InvalidInput
+from ..errors import HiveError, InvalidInput, InvalidParameter
 from .transport import INTERNAL_MESSAGE, TOO_LARGE_MESSAGE, error_body, error_reply, not_allowed_message
 
 __all__ = ["EXCEPTION_HANDLERS", "decode_input", "error_response"]
@@ -62,7 +63,86 @@ def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal", INTERNAL_MESSAGE)
 
 
-EXCEPTION_HANDLERS = {HiveError: _hive_error, HTTPException: _http_error, Exception: _unexpected}
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_CHOICES = re.compile(r"^\^\((?P<alts>[\w.-]+(?:\|[\w.-]+)*)\)\$$")
+
+
+def _allowed(annotation: Any, kwarg: Any) -> tuple[str, dict[str, Any]]:
+    """What a parameter accepts, in words and as machine-readable constraints."""
+    base = next((t for t in (bool, int, float, str) if annotation is t or t in getattr(annotation, "__args__", ())),
+                None)
+    words = _TYPE_WORDS.get(base, "a value of another form")  # type: ignore[arg-type]
+    limits: dict[str, Any] = {"type": base.__name__} if base else {}
+    if kwarg is None:
+        return words, limits
+    for k in ("ge", "gt", "le", "lt", "min_length", "max_length", "pattern"):
+        if (v := getattr(kwarg, k, None)) is not None:
+            limits[k] = v
+    lo, hi = kwarg.ge, kwarg.le
+    if lo is not None and hi is not None:
+        words += f" from {lo} to {hi}"
+    else:
+        for k, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            if (v := getattr(kwarg, k, None)) is not None:
+                words += f" {sign} {v}"
+    if kwarg.min_length is not None or kwarg.max_length is not None:
+        words += f" of {kwarg.min_length or 0} to {kwarg.max_length or 'any number of'} characters"
+    if kwarg.pattern:
+        m = _CHOICES.match(kwarg.pattern)
+        words = f"one of {', '.join(m['alts'].split('|'))}" if m else f"{words} matching {kwarg.pattern!r}"
+    return words, limits
+
+
+def _parameter_problems(request: Request, exc: ValidationException) -> list[dict[str, Any]] | None:
+    """Each failed parameter: its wire name, where it goes, what it accepts and what came; None
+    when the failure is not about parameters (Litestar did not say which one)."""
+    if not isinstance(exc.extra, list) or not exc.extra:
+        return None
+    try:
+        fields = request.route_handler.parsed_fn_signature.parameters
+    except AttributeError:
+        fields = {}
+    out = []
+    for item in exc.extra:
+        if not isinstance(item, dict) or "key" not in item:
+            return None
+        key = str(item["key"])
+        source = str(getattr(item.get("source"), "value", item.get("source") or "query"))
+        fd = fields.get(key)
+        kwarg = getattr(fd, "kwarg_definition", None)
+        name = getattr(kwarg, source, None) or key if source in ("query", "header", "cookie") else key
+        allowed, limits = _allowed(getattr(fd, "annotation", None), kwarg)
+        if source == "query":
+            got = request.query_params.get(name)
+        elif source == "path":
+            got = request.path_params.get(name)
+        else:
+            got = None
+        out.append({"name": name, "in": source, "allowed": allowed, "constraints": limits,
+                    "got": got, "problem": str(item.get("message", ""))})
+    return out
+
+
+def _validation_error(request: Request, exc: ValidationException) -> Response:
+    """A parameter Litestar rejected (``?limit=100000``): name it and say what it takes."""
+    try:
+        problems = _parameter_problems(request, exc)
+    except Exception:  # describing the problem must never turn a 400 into a 500
+        log.exception("could not describe a parameter validation failure on %s", request.url.path)
+        problems = None
+    if not problems:
+        return _http_error(request, exc)
+    sentences = [
+        f"{p['in']} parameter `{p['name']}` must be {p['allowed']}"
+        + (f"; got {p['got']!r}" if p["got"] is not None else "")
+        for p in problems
+    ]
+    err = InvalidParameter("; ".join(sentences), field=problems[0]["name"], detail={"parameters": problems})
+    return _hive_error(request, err)
+
+
+EXCEPTION_HANDLERS = {HiveError: _hive_error, ValidationException: _validation_error, HTTPException: _http_error,
+                      Exception: _unexpected}
 
 _AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _FIELD = re.compile(r"(?:missing required field|unknown field) `(?P<f>[^`]+)`")
