@@ -1,17 +1,20 @@
-"""How well `/v1/auto` picks the expert: the labelled requests of tests/auto_routing.jsonl, planned dry.
+"""How well `/v1/auto` splits and routes requests it was not tuned on: evals/auto_routing/{train,dev,test}.jsonl, planned dry.
 
 Each line's input goes to ``POST {url}/v1/auto?dry_run=true`` as ``{"input": ...}``; the reply's
-``plan.parts`` says which expert each part went to. A line is correct when its plan has exactly one
-part and that part's expert (``name@version``) is the expected function, or a tabular function on
-exactly the expected one's features (its alternative or their ensemble: a record cannot tell them
-apart, so /auto picks the best evaluated, and the count of such lines is printed). It prints the overall
-accuracy, accuracy per expected function, a confusion table (the off-diagonal cells), how many lines
-were split into several parts, the fallback rate, and the planning latency (as the client saw it,
-and as the gateway reports it in ``plan.ms``).
+``plan.parts`` says which expert each part went to. A line is correct when its plan has exactly as
+many parts as it lists in ``expected`` and each part, in order, went to the expected function (or,
+for a record, a tabular function on exactly the expected one's features: its alternative or their
+ensemble; a record cannot tell them apart). Per split it prints the request accuracy, how often the
+part count was right, the part-level routing accuracy, accuracy per form and per function, the
+confusions, the fallback rate, calibration (mean confidence right / wrong) and the planning latency
+(client side, and the gateway's ``plan.ms``).
 
-    .venv/bin/python bench/auto_eval.py                    # against the hive on 127.0.0.1:8700 (make up)
-    .venv/bin/python bench/auto_eval.py --url http://host:8700 --json out.json
-    .venv/bin/python bench/auto_eval.py --start            # starts its own gateway and one node, then stops them
+train tuned the router (``make models`` trains on it), dev chose its settings, test was written
+apart (evals/auto_routing/HELDOUT.md) and is only scored; misses are listed for dev, not for test,
+unless --show-misses is given.
+
+    .venv/bin/python bench/auto_eval.py --start --split dev test    # its own gateway and node
+    .venv/bin/python bench/auto_eval.py --split test               # against the hive on :8700 (make up)
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-EVAL_SET = ROOT / "tests" / "auto_routing.jsonl"
+EVAL_DIR = ROOT / "evals" / "auto_routing"
+SPLITS = ("train", "dev", "test")
 sys.path.insert(0, str(ROOT))
 from colabhive.auto.experts import same_records  # noqa: E402
 from colabhive.manifests import load_manifests  # noqa: E402
@@ -116,32 +120,36 @@ def chosen_label(rec: dict[str, Any]) -> str:
     return "+".join(names)
 
 
+def expected_of(row: dict[str, Any]) -> list[str]:
+    e = row["expected"]
+    return [e] if isinstance(e, str) else list(e)
+
+
+def _same(want: str, got: str) -> bool:
+    return got in SAME_RECORDS.get(want, {want})
+
+
 def evaluate(url: str, rows: list[dict[str, Any]], timeout: float, progress: bool) -> list[dict[str, Any]]:
     results = []
     with httpx.Client(timeout=timeout) as client:
         for i, row in enumerate(rows, 1):
             rec, ms = plan_one(client, url, row["input"])
             parts = rec.get("parts") or []
-            chosen = fn_name(parts[0]["expert"]) if len(parts) == 1 else None
-            correct = chosen is not None and chosen in SAME_RECORDS.get(row["expected"], {row["expected"]})
-            results.append(
-                {
-                    "input": row["input"],
-                    "expected": row["expected"],
-                    "task": row.get("task"),
-                    "chosen": chosen_label(rec),
-                    "correct": correct,
-                    "exact": chosen == row["expected"],
-                    "n_parts": len(parts),
-                    "fallback": any(p["fallback"] for p in parts),
-                    "confidence": parts[0]["confidence"] if len(parts) == 1 else None,
-                    "why": "; ".join(p["why"] for p in parts),
-                    "error": rec.get("error"),
-                    "ms": round(ms, 2),
-                    "server_ms": rec.get("server_ms"),
-                }
-            )
-            if progress and i % 25 == 0:
+            want = expected_of(row)
+            got = [fn_name(p["expert"]) for p in parts]
+            split_ok = len(got) == len(want)
+            results.append({
+                "input": row["input"], "expected": want, "form": row.get("form", "single"),
+                "lang": row.get("lang", "en"), "chosen": chosen_label(rec),
+                "split_ok": split_ok,
+                "part_hits": [_same(w, g) for w, g in zip(want, got)] if split_ok else [],
+                "correct": split_ok and all(_same(w, g) for w, g in zip(want, got)),
+                "n_parts": len(parts), "fallback": any(p["fallback"] for p in parts),
+                "confidences": [p["confidence"] for p in parts],
+                "why": "; ".join(p["why"] for p in parts), "error": rec.get("error"),
+                "ms": round(ms, 2), "server_ms": rec.get("server_ms"),
+            })
+            if progress and i % 50 == 0:
                 print(f"  {i}/{len(rows)}", file=sys.stderr, flush=True)
     return results
 
@@ -149,81 +157,67 @@ def evaluate(url: str, rows: list[dict[str, Any]], timeout: float, progress: boo
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     n = len(results)
     per: dict[str, list[bool]] = defaultdict(list)
+    forms: dict[str, list[bool]] = defaultdict(list)
+    confusion: Counter[tuple[str, str]] = Counter()
+    conf_right, conf_wrong = [], []
     for r in results:
-        per[r["expected"]].append(r["correct"])
-    confusion = Counter((r["expected"], r["chosen"]) for r in results if not r["correct"])
+        forms[r["form"]].append(r["correct"])
+        for w, hit, c in zip(r["expected"], r["part_hits"], r["confidences"]):
+            per[w].append(hit)
+            (conf_right if hit else conf_wrong).append(c)
+        if not r["correct"]:
+            confusion[("+".join(r["expected"]), r["chosen"])] += 1
     ok = [r for r in results if r["error"] is None]
     latencies = [r["ms"] for r in ok]
     server = [r["server_ms"] for r in ok if isinstance(r["server_ms"], (int, float))]
-    conf_right = [r["confidence"] for r in results if r["correct"] and r["confidence"] is not None]
-    conf_wrong = [r["confidence"] for r in results if not r["correct"] and r["confidence"] is not None]
+    parts = [h for r in results for h in r["part_hits"]]
     return {
         "lines": n,
         "correct": sum(r["correct"] for r in results),
         "accuracy": sum(r["correct"] for r in results) / n,
-        "exact": sum(r["exact"] for r in results),
-        "per_function": {
-            fn: {"n": len(v), "correct": sum(v), "accuracy": sum(v) / len(v)} for fn, v in sorted(per.items())
-        },
-        "confusion": [
-            {"expected": e, "chosen": c, "count": k}
-            for (e, c), k in sorted(confusion.items(), key=lambda kv: (-kv[1], kv[0]))
-        ],
-        "several_parts": sum(r["n_parts"] > 1 for r in results),
+        "split_accuracy": sum(r["split_ok"] for r in results) / n,
+        "part_accuracy": sum(parts) / len(parts) if parts else math.nan,
+        "per_form": {f: {"n": len(v), "accuracy": sum(v) / len(v)} for f, v in sorted(forms.items())},
+        "per_function": {fn: {"n": len(v), "correct": sum(v), "accuracy": sum(v) / len(v)}
+                         for fn, v in sorted(per.items())},
+        "confusion": [{"expected": e, "chosen": c, "count": k}
+                      for (e, c), k in sorted(confusion.items(), key=lambda kv: (-kv[1], kv[0]))],
         "errors": sum(r["error"] is not None for r in results),
         "fallback_rate": sum(r["fallback"] for r in ok) / len(ok) if ok else math.nan,
-        "latency_ms": {
-            "mean": statistics.fmean(latencies) if latencies else math.nan,
-            "p50": percentile(latencies, 50),
-            "p95": percentile(latencies, 95),
-        },
-        "server_plan_ms": {
-            "mean": statistics.fmean(server) if server else math.nan,
-            "p95": percentile(server, 95),
-        },
-        "confidence_mean": {
-            "correct": statistics.fmean(conf_right) if conf_right else None,
-            "wrong": statistics.fmean(conf_wrong) if conf_wrong else None,
-        },
+        "latency_ms": {"mean": statistics.fmean(latencies) if latencies else math.nan,
+                       "p50": percentile(latencies, 50), "p95": percentile(latencies, 95)},
+        "server_plan_ms": {"p50": percentile(server, 50), "p95": percentile(server, 95)},
+        "confidence_mean": {"correct": statistics.fmean(conf_right) if conf_right else None,
+                            "wrong": statistics.fmean(conf_wrong) if conf_wrong else None},
     }
 
 
-def report(summary: dict[str, Any], results: list[dict[str, Any]], show_misses: int) -> None:
+def report(name: str, summary: dict[str, Any], results: list[dict[str, Any]], show_misses: int) -> None:
     s = summary
-    print(f"\n/v1/auto routing: {s['correct']}/{s['lines']} correct, accuracy {s['accuracy']:.3f} "
-          f"({s['correct'] - s['exact']} of them a sibling on the same features: an alternative or an ensemble)")
-    print(f"plans with several parts: {s['several_parts']}   errors: {s['errors']}   "
-          f"fallback rate: {s['fallback_rate']:.3f}")
+    print(f"\n== {name}: {s['correct']}/{s['lines']} requests right, accuracy {s['accuracy']:.3f}; "
+          f"part count right {s['split_accuracy']:.3f}; parts routed right {s['part_accuracy']:.3f}")
     lat, srv = s["latency_ms"], s["server_plan_ms"]
-    print(f"planning latency (dry run, client): mean {lat['mean']:.1f} ms, p50 {lat['p50']:.1f} ms, "
-          f"p95 {lat['p95']:.1f} ms;  gateway plan.ms: mean {srv['mean']:.1f} ms, p95 {srv['p95']:.1f} ms")
+    print(f"planning (dry run): client p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms; "
+          f"gateway plan.ms p50 {srv['p50']:.1f} ms, p95 {srv['p95']:.1f} ms; errors {s['errors']}; "
+          f"fallback rate {s['fallback_rate']:.3f}")
     cm = s["confidence_mean"]
-    if cm["correct"] is not None or cm["wrong"] is not None:
-        right, wrong = (("—" if v is None else f"{v:.3f}") for v in (cm["correct"], cm["wrong"]))
-        print(f"mean confidence: correct {right}, wrong {wrong}")
-
+    if cm["correct"] is not None:
+        wrong = "—" if cm["wrong"] is None else f"{cm['wrong']:.3f}"
+        print(f"mean confidence of a part: routed right {cm['correct']:.3f}, wrong {wrong}")
+    print("per form: " + ", ".join(f"{f} {v['accuracy']:.2f} ({v['n']})" for f, v in s["per_form"].items()))
     width = max(len(fn) for fn in s["per_function"])
-    print(f"\n{'expected':<{width}}  {'n':>4}  {'correct':>7}  {'accuracy':>8}")
+    print(f"{'function (parts)':<{width}}  {'n':>4}  {'right':>5}  {'accuracy':>8}")
     for fn, v in s["per_function"].items():
-        print(f"{fn:<{width}}  {v['n']:>4}  {v['correct']:>7}  {v['accuracy']:>8.3f}")
-
-    print("\nconfusion (expected → chosen, misses only):")
-    if not s["confusion"]:
-        print("  none")
-    else:
-        cw = max(len(c["chosen"]) for c in s["confusion"])
-        for c in s["confusion"]:
-            print(f"  {c['expected']:<{width}} → {c['chosen']:<{cw}}  {c['count']:>3}")
-
+        print(f"{fn:<{width}}  {v['n']:>4}  {v['correct']:>5}  {v['accuracy']:>8.3f}")
     misses = [r for r in results if not r["correct"]]
     if misses and show_misses:
-        print(f"\nmisses (first {min(show_misses, len(misses))} of {len(misses)}):")
+        print(f"misses (first {min(show_misses, len(misses))} of {len(misses)}):")
         for r in misses[:show_misses]:
             text = " ".join(r["input"].split())
-            text = text if len(text) <= 100 else text[:97] + "..."
+            text = text if len(text) <= 110 else text[:107] + "..."
             why = r["error"] or r["why"]
-            why = why if len(why) <= 140 else why[:137] + "..."
-            print(f"  [{r['expected']} → {r['chosen']}] {text}\n      why: {why}")
+            why = why if len(why) <= 160 else why[:157] + "..."
+            print(f"  [{'+'.join(r['expected'])} → {r['chosen']}] {text}\n      why: {why}")
 
 
 def _finite(obj: Any) -> Any:
@@ -246,7 +240,7 @@ def overhead(url: str, rows: list[dict[str, Any]], per_fn: int = 8) -> None:
     Both sides run the expert once; /auto adds parsing, one or two embedding calls (the
     request's instruction; the language identifier for translations) and the merge.
     """
-    picked = [r for fn in OVERHEAD_FUNCTIONS for r in [x for x in rows if x["expected"] == fn][:per_fn]]
+    picked = [r for fn in OVERHEAD_FUNCTIONS for r in [x for x in rows if expected_of(x) == [fn]][:per_fn]]
     auto_ms, direct_ms = [], []
     with httpx.Client(base_url=url, timeout=60) as c:
         for r in picked * 2:  # the first pass warms both paths; only the second is kept
@@ -276,27 +270,30 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument(
         "--start", action="store_true", help="start a hive of its own (gateway + node-a), stop it after"
     )
-    ap.add_argument("--set", type=Path, default=EVAL_SET, help="the labelled requests (default %(default)s)")
-    ap.add_argument("--json", type=Path, help="write the summary and every line's result here")
+    ap.add_argument("--split", nargs="+", choices=SPLITS, default=["dev"], help="which splits (default dev)")
+    ap.add_argument("--json", type=Path, help="write the summaries and every line's result here")
     ap.add_argument("--timeout", type=float, default=60.0, help="per-request timeout in s (default %(default)s)")
-    ap.add_argument("--show-misses", type=int, default=25, help="how many misses to list (default %(default)s)")
-    ap.add_argument("--limit", type=int, help="only the first N lines (a quick look)")
+    ap.add_argument("--show-misses", type=int, help="misses to list per split (default 25 for train/dev, 0 for test)")
+    ap.add_argument("--overhead", action="store_true", help="also time /auto against calling the expert directly")
     args = ap.parse_args(argv)
 
-    rows = load(args.set)
-    if args.limit:
-        rows = rows[: args.limit]
     ctx = own_hive() if args.start else contextlib.nullcontext(args.url.rstrip("/"))
+    doc: dict[str, Any] = {"splits": {}}
     with ctx as url:
-        print(f"{len(rows)} requests → {url}/v1/auto?dry_run=true", file=sys.stderr, flush=True)
-        results = evaluate(url, rows, args.timeout, progress=True)
-        summary = summarise(results)
-        report(summary, results, args.show_misses)
-        overhead(url, rows)
+        for name in args.split:
+            rows = load(EVAL_DIR / f"{name}.jsonl")
+            print(f"{name}: {len(rows)} requests → {url}/v1/auto?dry_run=true", file=sys.stderr, flush=True)
+            results = evaluate(url, rows, args.timeout, progress=True)
+            summary = summarise(results)
+            shown = args.show_misses if args.show_misses is not None else (0 if name == "test" else 25)
+            report(name, summary, results, shown)
+            doc["splits"][name] = {"summary": summary, "results": results}
+        if args.overhead:
+            overhead(url, load(EVAL_DIR / "train.jsonl"))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        doc = _finite({"url": url, "set": str(args.set), "summary": summary, "results": results})
-        args.json.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(_finite(doc | {"url": url}), indent=1, ensure_ascii=False) + "\n",
+                             encoding="utf-8")
         print(f"\nwrote {args.json}")
     return 0 if summary["errors"] < len(results) else 1
 

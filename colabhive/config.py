@@ -90,6 +90,8 @@ class TelemetryConfig(_Section):
 class LimitsConfig(_Section):
     max_body_bytes: Annotated[Positive, Meta(description="Largest request body accepted (413 above).")] = 1_048_576
     max_text_chars: Annotated[Positive, Meta(description="Longest text field accepted (422 above).")] = 20_000
+    max_auto_parts: Annotated[Positive, Meta(
+        description="Most parts one /v1/auto request may fan out into (422 above, saying how many were found).")] = 16
     max_dataset_bytes: Annotated[
         Positive,
         Meta(description="Largest dataset upload (POST /v1/datasets, streamed to disk; 413 above). "
@@ -164,6 +166,9 @@ class HiveConfig(_Section):
     site_dirs: Annotated[list[str], Meta(description="Directories of site profiles.")] = msgspec.field(
         default_factory=lambda: ["nodes"]
     )
+    auto_router: Annotated[str, Meta(
+        description="Directory of the /v1/auto router that `make models` builds (relative to hive.toml); "
+        "missing: /auto routes by nearest manifest example and says so at start.")] = "models/auto-router"
     gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
     node: NodeConfig = msgspec.field(default_factory=NodeConfig)
     telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)

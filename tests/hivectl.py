@@ -144,7 +144,8 @@ class HiveProcess:
         for section, values in sections.items():
             conf.setdefault(section, {}).update(values)
         dirs = [str(d) for d in (manifest_dirs or [MANIFESTS])]
-        top: dict[str, Any] = {"state_dir": str(tmp / "var"), "manifest_dirs": dirs}
+        top: dict[str, Any] = {"state_dir": str(tmp / "var"), "manifest_dirs": dirs,
+                               "auto_router": str(ROOT / "models" / "auto-router")}
         if site_dirs is not None:  # default: <tmp>/nodes, absent, so any site name is accepted
             top["site_dirs"] = [str(d) for d in site_dirs]
         self.config = write_config(tmp / "hive.toml", top, conf)

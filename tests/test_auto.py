@@ -4,7 +4,10 @@ are the real choices, not a stand-in."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ from hivectl import HiveProcess, ok
 
 from colabhive import Client
 
+ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ["minilm-embed", "sentiment", "langid", "translate-en-pt", "fracast", "tabular-wine", "smollm2-chat"]
 SERIES = ", ".join(str(10 + (i % 12) * 2 + i // 12) for i in range(36))
 WINE = ("alcohol=13.2, malic_acid=1.78, ash=2.14, alcalinity_of_ash=11.2, magnesium=100, total_phenols=2.65, "
@@ -64,11 +68,22 @@ def test_mixed_request_is_split_run_concurrently_and_merged_in_order(auto_hive: 
     assert slots[2]["output"] == ok(auto_hive.call("translate-en-pt", text="Where is the train station?"))
 
 
-def test_unclear_request_falls_back_to_the_general_model_and_says_so(auto_hive: HiveProcess) -> None:
+def test_a_part_falls_back_exactly_when_the_router_is_unsure(auto_hive: HiveProcess) -> None:
+    """The plan's confidence is the router's calibrated probability: below the threshold dev chose
+    (models/auto-router/router.json) the part says it is unsure and goes to the general model; above
+    it, it does not. (The fallback branch on fixed vectors: test_auto_choice_unit.py.)"""
+    threshold = json.loads((ROOT / "models" / "auto-router" / "router.json").read_text())["threshold"]
+    texts = ["zorbly quintex vam", "Hmm.", "Portuguese feelings", "What is the capital of Peru?"]
+    for p in (_auto(auto_hive, {"input": t}, dry_run=True)["plan"]["parts"][0] for t in texts):
+        assert p["fallback"] is (p["confidence"] < threshold), p
+        if p["fallback"]:
+            assert p["expert"].startswith("smollm2-chat@") and "unsure" in p["why"]
+
+
+def test_a_general_question_goes_to_the_chat_model(auto_hive: HiveProcess) -> None:
     doc = _auto(auto_hive, {"input": "What is the capital of Peru?"})
     (p,) = doc["plan"]["parts"]
-    assert p["fallback"] is True and p["expert"].startswith("smollm2-chat@")
-    assert "general model" in p["why"] and p["confidence"] < 0.3
+    assert p["expert"].startswith("smollm2-chat@") and p["fallback"] is False
     assert "lima" in doc["output"][0]["output"]["text"].lower()
 
 
@@ -113,7 +128,10 @@ def test_one_trace_spans_the_request_and_every_part(auto_hive: HiveProcess) -> N
     names = [s["name"] for s in spans]
     root = next(s for s in spans if s["name"] == "auto")
     assert root["parent_id"] is None
-    assert len(invokes(spans)) == 2 and all(s["parent_id"] == root["span_id"] for s in invokes(spans)), names
+    # both parts, and the planner's own calls (the language of what is translated), are children of the request
+    called = {s["name"].split("@")[0] for s in invokes(spans)}
+    assert called == {"invoke translate-en-pt", "invoke langid"}, names
+    assert all(s["parent_id"] == root["span_id"] for s in invokes(spans)), names
 
 
 def test_bad_auto_requests_are_422(auto_hive: HiveProcess) -> None:
@@ -121,3 +139,22 @@ def test_bad_auto_requests_are_422(auto_hive: HiveProcess) -> None:
                         ({"input": "hi", "prefer": "slow"}, "prefer"), ({"parts": []}, "parts")]:
         r = auto_hive.http.post("/v1/auto", json=body)
         assert r.status_code == 422 and r.json()["error"]["field"] == field, (body, r.text)
+
+
+def test_a_request_that_fans_out_too_far_is_422_before_any_expert_runs(auto_hive: HiveProcess) -> None:
+    r = auto_hive.http.post("/v1/auto", json={"input": "translate to portuguese: hello. " * 600})
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["field"] == "input" and err["detail"] == {"parts": 600, "limit": 16}
+    assert "600 parts" in err["message"] and "16" in err["message"]
+
+
+def test_the_router_is_warmed_at_start(auto_hive: HiveProcess) -> None:
+    """Once the embedding function is served the gateway embeds the catalog by itself, so the first
+    /v1/auto call does not pay for it; the log line says which router it warmed."""
+    log = auto_hive.logs / "gateway.log"
+    deadline = time.monotonic() + 120
+    while "/auto router warm" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    line = next(ln for ln in log.read_text(errors="replace").splitlines() if "/auto router warm" in ln)
+    assert "learned router" in line

@@ -6,10 +6,14 @@ exactly; everything else is the real ExpertIndex."""
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from colabhive.auto.experts import ExpertIndex
 from colabhive.ensemble import Ensemble
 from colabhive.manifests import Manifest
+
+if TYPE_CHECKING:
+    from colabhive.auto.router import LearnedRouter
 
 VECS = {"ask": [1.0, 0.0, 0.0], "a": [0.99, 0.14, 0.0], "b": [0.99, 0.0, 0.14], "chat": [0.0, 0.0, 1.0]}
 
@@ -80,3 +84,38 @@ def test_asking_for_combined_models_picks_the_ensemble() -> None:
     assert c.manifest.name == "ab" and "several models combined" in c.why
     c = asyncio.run(index.choose("series", "ask", {"series": [1.0] * 8, "horizon": 2}))
     assert c.manifest.name != "ab"  # not asked for: the closest forecaster
+
+
+# the learned router (colabhive/auto/router.py) on the same fixed vectors: weights set by hand, so the
+# probabilities are known; the real one is built by `make models` and checked in test_auto_router.py
+def _router(threshold: float, names: tuple[str, ...] = ("a", "chat")) -> "LearnedRouter":
+    import numpy as np
+
+    from colabhive.auto.router import LearnedRouter
+
+    rows = {"a": [4.0, 0.0, 0.0], "chat": [0.0, 0.0, 4.0], "b": [0.0, 0.0, 0.0]}
+    w = np.array([rows[n] for n in names])
+    return LearnedRouter(list(names), w, np.zeros(len(names)), threshold, "instruction", "test")
+
+
+def test_the_learned_router_picks_by_probability_and_says_so() -> None:
+    experts = [_m("a", "classification", "a"), _m("chat", "generation", "chat", True)]
+    c = asyncio.run(ExpertIndex(experts, _embed, router=_router(0.3)).choose("text", "ask", {"text": "ask"}))
+    assert c.manifest.name == "a" and not c.fallback and "router picks a" in c.why
+    assert abs(sum(c.scores.values()) - 1.0) < 1e-6 and c.confidence > 0.9
+
+
+def test_an_unsure_router_falls_back_to_the_general_model() -> None:
+    experts = [_m("a", "classification", "a"), _m("chat", "generation", "chat", True)]
+    index = ExpertIndex(experts, _embed, router=_router(0.6))
+    c = asyncio.run(index.choose("text", "something unrelated", {"text": "x"}))  # [0, 1, 0]: 50/50
+    assert c.manifest.name == "chat" and c.fallback and "unsure" in c.why and c.confidence < 0.6
+
+
+def test_a_manifest_newer_than_the_router_is_routed_by_its_nearest_example() -> None:
+    """`b` joined the catalog after the router was built: its example is the closest, so it wins
+    until the next `make models` trains it in."""
+    experts = [_m("a", "classification", "chat"), _m("b", "classification", "ask"),
+               _m("chat", "generation", "chat", True)]
+    c = asyncio.run(ExpertIndex(experts, _embed, router=_router(0.0)).choose("text", "ask", {"text": "ask"}))
+    assert c.manifest.name == "b" and "newer than the router" in c.why

@@ -23,7 +23,8 @@ import pytest
 
 from colabhive import hookimpl
 from colabhive.auto.orchestrate import _explicit
-from colabhive.auto.parse import Part, classify_shape, series_of, split_request
+from colabhive.auto.parse import Part, classify_shape, series_of
+from colabhive.auto.split import split_request
 from colabhive.ensemble import combine
 from colabhive.errors import ConfigError, EnsembleError
 from colabhive.families import (

@@ -20,6 +20,7 @@ from typing import Any
 from .. import families
 from ..manifests import Manifest
 from .parse import instruction_of, record_for, wants_ensemble
+from .router import LearnedRouter
 
 __all__ = ["Choice", "ExpertIndex", "record_features", "same_records"]
 
@@ -29,6 +30,9 @@ TIE = 0.02
 """Experts of one task scoring within this of each other are told apart by their evaluations."""
 MARGIN = 0.08
 """A specialist must beat its task's general model by this much to be chosen over it."""
+NEWER = 0.05
+"""A function the router was not trained on wins when its nearest example is this much closer
+than the router's pick's: it is new since the last ``make models``."""
 
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
 
@@ -82,7 +86,10 @@ class ExpertIndex:
         language: Callable[[str], Awaitable[str | None]] | None = None,
         quality: Callable[[str], float | None] = lambda ref: None,
         features_of: Callable[[Manifest], list[str]] | None = None,
+        router: LearnedRouter | None = None,
     ) -> None:
+        self.router = router
+        """The classifier built by ``make models``; None: nearest example alone."""
         self.quality = quality
         """An expert's latest evaluation, normalised so higher is better (None: not evaluated)."""
         self.language = language
@@ -167,11 +174,12 @@ class ExpertIndex:
         if (c := self._by_features(text)) is not None:
             return c
         await self.warm()
-        (vec,) = await self.embed([instruction_of(text)])  # what is asked, not what it is about
+        full = self.router is not None and self.router.feature == "full"
+        (vec,) = await self.embed([text if full else instruction_of(text)])  # what is asked, not what it is about
         pool = [m for m in self.experts if _shape(m) == shape]  # e.g. rerank needs passages: ranking only
         pool = [m for m in pool if self.served(m.ref)] or pool  # dry runs still plan on an empty hive
         scores = {m.name: max(_cos(vec, v) for v in self.vectors.get(m.name, [[0.0]])) for m in pool}
-        for fam in families.of_shape(shape):  # a task asked for in so many words: no similarity needed
+        for fam in families.of_shape(shape) if self.router is None else ():  # asked for in so many words
             asked = [m for m in pool if m.task == fam.name]
             if asked and (why := fam.asked_for(text)) is not None:
                 rounded = {k: round(v, 3) for k, v in scores.items()}
@@ -186,6 +194,8 @@ class ExpertIndex:
             return Choice(m, round(scores[m.name], 3), False, f"the request asks for several models combined; "
                           f"{m.name} is the closest ensemble (cosine {scores[m.name]:.2f})",
                           {k: round(v, 3) for k, v in sorted(scores.items(), key=lambda kv: -kv[1])[:5]})
+        if self.router is not None and (c := await self._learned(shape, text, payload, vec, pool, scores)):
+            return c
         best = max(scores, key=lambda n: scores[n])
         m = next(e for e in self.experts if e.name == best)
         best, m = self._by_quality(best, m, scores)
@@ -212,3 +222,30 @@ class ExpertIndex:
                       f"using the general model {general.name}", rounded)
 
 
+
+    async def _learned(self, shape: str, text: str, payload: dict[str, Any], vec: list[float],
+                       pool: list[Manifest], scores: dict[str, float]) -> Choice | None:
+        """The learned router's pick among ``pool``; None when it knows none of them."""
+        assert self.router is not None
+        probs = self.router.probs(vec, [m.name for m in pool])
+        if not probs:
+            return None
+        best = max(probs, key=lambda n: probs[n])
+        shown = {k: round(v, 3) for k, v in sorted(probs.items(), key=lambda kv: -kv[1])[:5]}
+        new = [m for m in pool if not self.router.knows(m.name)]
+        if new:
+            nearest = max(new, key=lambda m: scores[m.name])
+            if scores[nearest.name] >= scores.get(best, 0.0) + NEWER:
+                why = (f"{nearest.name} is newer than the router (the next `make models` trains it in); its examples "
+                       f"are the closest (cosine {scores[nearest.name]:.2f} against {scores.get(best, 0.0):.2f})")
+                return (await self._refined(nearest, text, payload, why, shown)
+                        or Choice(nearest, round(scores[nearest.name], 3), False, why, shown))
+        m = next(e for e in pool if e.name == best)
+        p = probs[best]
+        general = self._general(families.general().name) if families.general() is not None else None
+        if p < self.router.threshold and shape == "text" and general is not None:
+            return Choice(general, round(p, 3), True,
+                          f"the router is unsure (best {best} at p={p:.2f} < {self.router.threshold}); "
+                          f"using the general model {general.name}", shown)
+        why = f"the router picks {best} (p={p:.2f})"
+        return await self._refined(m, text, payload, why, shown) or Choice(m, round(p, 3), False, why, shown)

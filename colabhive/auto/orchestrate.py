@@ -19,9 +19,10 @@ import msgspec
 from ..errors import HiveError
 from ..families import all_families, family
 from .experts import Choice, ExpertIndex
-from .parse import Part, split_request
+from .parse import Part
+from .split import split_request
 
-__all__ = ["PlannedPart", "plan_request", "run_parts"]
+__all__ = ["PlannedPart", "TooManyParts", "plan_request", "run_parts"]
 
 Invoke = Callable[[str, bytes, dict[str, str]], Awaitable[tuple[bytes, dict[str, str]]]]
 
@@ -49,10 +50,24 @@ class PlannedPart(msgspec.Struct, kw_only=True):
     error: dict[str, Any] | None = None
 
 
-async def plan_request(index: ExpertIndex, text: str | None, parts: list[Any] | None) -> list[PlannedPart]:
-    """Split (or take the caller's parts), recognise each part's shape, choose its expert."""
+class TooManyParts(ValueError):
+    def __init__(self, found: int, limit: int) -> None:
+        super().__init__(f"the request splits into {found} parts; one /v1/auto request may have at most {limit} "
+                         "(limits.max_auto_parts): send the rest in another request")
+        self.found, self.limit = found, limit
+
+
+async def plan_request(index: ExpertIndex, text: str | None, parts: list[Any] | None,
+                       max_parts: int = 16) -> list[PlannedPart]:
+    """Split (or take the caller's parts), recognise each part's shape, choose its expert.
+
+    The part count is checked before any expert is chosen, so a request that fans out too
+    far costs only its split."""
     raw = split_request(text) if text is not None else [_explicit(p) for p in parts or []]
+    if len(raw) > max_parts:
+        raise TooManyParts(len(raw), max_parts)
     choices: list[Choice] = await asyncio.gather(*(index.choose(p.kind, p.text, p.payload) for p in raw))
+    raw, choices = await _undo_guesses(index, raw, choices)
     planned = []
     for i, (part, c) in enumerate(zip(raw, choices)):
         m = c.manifest
@@ -63,6 +78,24 @@ async def plan_request(index: ExpertIndex, text: str | None, parts: list[Any] | 
                                    confidence=c.confidence, fallback=c.fallback, why=c.why, scores=c.scores,
                                    input=body, members=list(m.ensemble.members) if m.ensemble else None))
     return planned
+
+
+async def _undo_guesses(index: ExpertIndex, raw: list[Part], choices: list[Choice]) -> tuple[list[Part], list[Choice]]:
+    """Rejoin a part cut at "… and <verb> …" with the one before when both went to one expert
+    or either was unsure: "detect the language and give me the ISO code" is one ask."""
+    from .parse import classify_shape
+
+    i = 1
+    while i < len(raw):
+        a, b = choices[i - 1], choices[i]
+        if raw[i].joined == "and" and (a.manifest.name == b.manifest.name or a.fallback or b.fallback):
+            joined = classify_shape(raw[i - 1].text + " and " + raw[i].text)
+            joined.joined = raw[i - 1].joined
+            raw[i - 1: i + 1] = [joined]
+            choices[i - 1: i + 1] = [await index.choose(joined.kind, joined.text, joined.payload)]
+            continue
+        i += 1
+    return raw, choices
 
 
 def _explicit(p: Any) -> Part:

@@ -1,4 +1,4 @@
-"""Reading a free-text request: where it splits into parts, what each part's payload is.
+"""Reading a free-text part: what its payload is (where a request splits is `split.py`).
 
 Structured payloads are recognised before any model looks at the text, by the task families
 that take them (``TaskFamily.recognise``, built on the parsers here): a run of numbers is a
@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "Part", "horizon_of", "instruction_of", "passages_of", "record_for", "record_of", "series_of", "split_request",
+    "Part", "horizon_of", "instruction_of", "passages_of", "record_for", "record_of", "series_of",
     "target_language", "text_payload", "wants_translation",
 ]
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _SERIES = re.compile(rf"(?:{_NUMBER}\s*[,;]?\s*){{8,}}")
-_PAIR = re.compile(rf"([A-Za-z][\w /()'-]*?)\s*[=:]\s*({_NUMBER})(?=\s*(?:[,;\n]|$))")
+_PAIR = re.compile(rf"([A-Za-z][\w /()'-]{{0,60}}?)\s*[=:]\s*({_NUMBER})(?=\s*(?:[,;\n]|$))")
 _QUOTED = re.compile(
     r'"([^"]{2,})"|“([^”]{2,})”|«([^»]{2,})»|‘([^’]{2,})’|(?<![\w])\'([^\']{2,})\'(?![\w])'
 )
@@ -35,8 +35,6 @@ _PASSAGE = re.compile(
 )
 _HORIZON = re.compile(r"\b(?:next|following|coming)\s+(\d{1,3})\b|\b(\d{1,3})\s+(?:steps|values|points|periods|"
                       r"months|weeks|days|hours|quarters|years)\b", re.I)
-_SPLIT = re.compile(r"\n\s*\n|;\s+(?=Also|Then|And|Translate|Forecast|What|Which|Is|Classify|Rank)|"
-                    r"\s+(?:Also|Then|And then|Additionally),\s+")
 
 
 @dataclass(slots=True)
@@ -45,6 +43,9 @@ class Part:
     kind: str = "text"
     """text | series | record | ranking (what the payload looks like, before any model)."""
     payload: dict[str, Any] = field(default_factory=dict)
+    joined: str = "start"
+    """What separated it from the part before (``split.Piece.joined_by``); "and" is a guess
+    the planner undoes when both halves go to one expert or the first is unsure."""
 
 
 def series_of(text: str) -> list[float] | None:
@@ -114,22 +115,6 @@ def classify_shape(text: str) -> Part:
         if f.auto_shape is not None and f.auto_shape != "text" and (payload := f.recognise(text)) is not None:
             return Part(text, f.auto_shape, payload)
     return Part(text, "text", {"text": text_payload(text)})
-
-
-def split_request(text: str) -> list[Part]:
-    """Independent requests inside one: blank lines, list items, "; Next…", "Also, …".
-
-    Conservative on purpose: a single request must stay one part, so only clear
-    separators split, and a piece too short to be a request rejoins its neighbour.
-    """
-    pieces = [p.strip() for p in _SPLIT.split(text) if p and p.strip()]
-    merged: list[str] = []
-    for p in pieces:
-        if merged and len(p) < 12:
-            merged[-1] += " " + p
-        else:
-            merged.append(p)
-    return [classify_shape(p) for p in merged or [text.strip()]]
 
 
 _TARGETS = {"pt": ("portuguese", "português", "portugues", "brazilian"), "en": ("english", "inglês", "ingles")}

@@ -21,7 +21,7 @@ from .durable import replay
 from .front import FrontDoor, document
 from .readiness import not_served
 from .functions import describe_function, list_functions
-from .auto_routes import auto
+from .auto_routes import auto, warm_router
 from .openai_compat import chat_completions, embeddings, models
 from .model_routes import (evaluate_version, history, promote_version, retire_version, rollback_function,
                            version_artifact)
@@ -83,12 +83,14 @@ def _lifespan(hive: Hive):  # -> a Litestar lifespan context manager
         replayed = await replay(hive)
         await hive.jobs.start()
         reaper = asyncio.create_task(_reap_jobs(hive))
+        warm = asyncio.create_task(warm_router(hive))
         log.info("gateway ready: %d functions, %d async tasks replayed, %d training jobs unfinished",
                  len(hive.catalog), replayed, len(hive.jobs.jobs))
         try:
             yield
         finally:
             reaper.cancel()
+            warm.cancel()
             await hive.stop()
 
     return lifespan

@@ -8,6 +8,9 @@ then the merged answer.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any, Literal
@@ -17,7 +20,7 @@ from litestar import Request, Response, post
 from msgspec import Meta
 
 from ..auto.experts import ExpertIndex
-from ..auto.orchestrate import PlannedPart, plan_request, run_parts
+from ..auto.orchestrate import PlannedPart, TooManyParts, plan_request, run_parts
 from ..errors import HiveError, InvalidInput, NoCapacity
 from ..families import RouterRole, TaskFamily, family, with_role
 from ..telemetry import context_from_traceparent, traceparent_of
@@ -28,7 +31,13 @@ from .hive import Hive
 from .tenants import client_tenant
 from .transport import PieceStream, Reply, ReplyResponse
 
-__all__ = ["auto"]
+__all__ = ["auto", "warm_router"]
+
+log = logging.getLogger("colabhive.auto")
+_CALL_HEADERS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("auto_headers", default=None)
+"""The headers (traceparent, preference, deadline) of the /v1/auto call being planned."""
+EMBED_CACHE = 4096
+"""Vectors kept per gateway (catalog texts and recent requests), least recently used out first."""
 
 MAX_PARTS = 16
 ROUTING = {"fast": "fast", "green": "green", "cheap": "cheap", "best": "fast"}
@@ -76,12 +85,24 @@ def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
     embedder = _embedder(hive)
     emb_family = _family(hive, embedder)
 
-    async def embed(texts: list[str]) -> list[list[float]]:
-        import asyncio
+    cache = hive.auto_vectors
 
-        bodies = [msgspec.json.encode(emb_family.text_body(t[:2000])) for t in texts]
-        replies = await asyncio.gather(*(call_function(hive, embedder, b, headers, tenant) for b in bodies))
-        return [emb_family.vector_of(msgspec.json.decode(r.body)) for r in replies]
+    async def embed(texts: list[str]) -> list[list[float]]:
+        """Through the hive, like any call; a text embedded before (the catalog's, a repeated
+        request) comes from the gateway's cache, shared by every tenant's index."""
+        missing = list(dict.fromkeys(t[:2000] for t in texts if t[:2000] not in cache))
+        bodies = [msgspec.json.encode(emb_family.text_body(t)) for t in missing]
+        now = _CALL_HEADERS.get() or headers  # this request's trace, not the one that built the index
+        replies = await asyncio.gather(*(call_function(hive, embedder, b, now, tenant) for b in bodies))
+        for t, r in zip(missing, replies):
+            cache[t] = emb_family.vector_of(msgspec.json.decode(r.body))
+        out = []
+        for t in texts:
+            cache.move_to_end(t[:2000])
+            out.append(cache[t[:2000]])
+        while len(cache) > EMBED_CACHE:
+            cache.popitem(last=False)
+        return out
 
     langid = next(iter(_of_role(hive, "language_id")), None)
 
@@ -91,7 +112,7 @@ def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
         lang_family = _family(hive, langid)
         try:
             reply = await call_function(hive, langid, msgspec.json.encode(lang_family.text_body(text[:2000])),
-                                        headers, tenant)
+                                        _CALL_HEADERS.get() or headers, tenant)
         except HiveError:
             return None  # the direction then comes from the text's own hints
         return lang_family.language_of(msgspec.json.decode(reply.body))
@@ -103,7 +124,7 @@ def _index(hive: Hive, tenant: str, headers: Mapping[str, str]) -> ExpertIndex:
         score = float(ev["score"])
         return -score if ev.get("lower_is_better") else score / 100 if ev.get("metric") == "chrf" else score
 
-    index = ExpertIndex(experts, embed, hive.serving, language, quality)
+    index = ExpertIndex(experts, embed, hive.serving, language, quality, router=hive.auto_router)
     hive.auto_index = (key, index)
     return index
 
@@ -138,10 +159,13 @@ async def auto(request: Request, dry_run: bool = False) -> Response:
     if req.budget_ms is not None:
         headers["x-timeout-ms"] = str(req.budget_ms)
     trace_id = tp[3:35]
+    _CALL_HEADERS.set(headers)
     try:
         index = _index(hive, tenant, headers)
         try:
-            planned = await plan_request(index, req.input, req.parts)
+            planned = await plan_request(index, req.input, req.parts, hive.cfg.limits.max_auto_parts)
+        except TooManyParts as exc:
+            raise InvalidInput(str(exc), field="input", detail={"parts": exc.found, "limit": exc.limit}) from None
         except LookupError as exc:
             raise InvalidInput(str(exc), field="input") from None
         span.set_attribute("hive.auto.parts", len(planned))
@@ -183,3 +207,28 @@ async def _events(planned: list[PlannedPart], invoke: Any, trace_id: str, prefer
                              "plan": _plan_doc(planned, trace_id, prefer, False, t0)})
     except HiveError as exc:
         yield frame("error", exc.to_body())
+
+
+async def warm_router(hive: Hive, poll_s: float = 0.5) -> None:
+    """Embed the catalog's texts as soon as a node serves the embedding function, so the first
+    /v1/auto call costs what the others do (it took 7.8 s cold). Runs once per catalog
+    generation; a failure is logged and retried at the next change."""
+    done = -1
+    while True:
+        try:
+            gen = hive.lifecycle.generation
+            if gen != done and any(hive.serving(r) for r in _of_role(hive, "embedder")):
+                t0 = time.perf_counter()
+                index = _index(hive, "", {})
+                await index.warm()
+                await index.embed(["warm up the request path"])
+                done = gen
+                log.info("/auto router warm: %d experts embedded in %.1f s (%s)", len(index.experts),
+                         time.perf_counter() - t0, "learned router" if index.router else "nearest example")
+        except HiveError as exc:
+            log.warning("/auto warm-up failed, retrying: %s", exc.message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a warm-up must never take the gateway down
+            log.exception("/auto warm-up failed")
+        await asyncio.sleep(poll_s)

@@ -6,6 +6,7 @@ One instance lives on ``app.state.hive``; route handlers reach everything throug
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 import contextlib
 import json
 import logging
@@ -97,6 +98,12 @@ class Hive:
         self._plan_key: tuple[Any, ...] = ()
         self._synced_plan: Plan | None = None
         self.auto_index: tuple[tuple[int, str], Any] | None = None
+        from ..auto.router import LearnedRouter
+
+        self.auto_vectors: OrderedDict[str, list[float]] = OrderedDict()
+        """Embedded texts for /v1/auto (the catalog's and recent requests'), bounded, LRU."""
+        self.auto_router = LearnedRouter.load(self.cfg.resolve(self.cfg.auto_router))
+        """/v1/auto's classifier (``make models``); None: nearest-example routing."""
         """/auto's expert index, with the (lifecycle generation, tenant) it was built for."""
         self.started_at = time.time()
         self.catalog_generation = 0

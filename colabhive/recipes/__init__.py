@@ -35,6 +35,7 @@ RECIPES: dict[str, str] = {
     "tabular-wine": "tabular_wine",
     "tabular-breast-cancer-linear": "tabular_breast_cancer_linear",
     "tabular-diabetes-linear": "tabular_diabetes_linear",
+    "auto-router": "auto_router",
 }
 
 
@@ -55,6 +56,9 @@ def _code_sha256(module: ModuleType) -> str:
     h = hashlib.sha256()
     for f in sorted(files):
         h.update(f.name.encode() + b"\0" + file_sha256(f).encode())
+    for f in getattr(module, "inputs", list)():  # data it learns from (the router: manifests, labelled requests)
+        if f.exists():
+            h.update(f.name.encode() + b"\0" + file_sha256(f).encode())
     return h.hexdigest()
 
 

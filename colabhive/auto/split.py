@@ -1,0 +1,325 @@
+"""Where one request holds several asks, and which text belongs to which.
+
+A request is cut at the separators people use between asks: blank lines, one ask per line,
+numbered or bulleted lists of asks, "first … second …", "then" / "after that", "and also" /
+"Also, …", "… and <verb> …" inside one sentence, and a new question or instruction after a
+finished one. Payloads are masked first (quoted text, JSON objects, runs of numbers), so a
+separator inside what a user wants translated never cuts the request.
+
+What is *not* cut: a list whose items are passages under one query (a ranking), a table's
+lines, and a follow-up sentence that only points back at the text before it ("… 'great
+phone'. Is it positive?"). A part that names no payload of its own but points at one ("tell
+me if this review is positive and put it into Portuguese: '…'") gets its sibling's.
+
+Every rule is a separator a person would see; none is a task word, so a new family needs
+nothing here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .parse import _QUOTED, Part, classify_shape
+
+__all__ = ["Piece", "pieces_of", "split_request"]
+
+_VERBS = frozenset("""
+add analyse analyze answer arrange assess book brainstorm calculate cancel categorise categorize change check
+classify compare compose compute convert count create decide describe detect determine draft embed encode
+estimate evaluate explain extend extract figure find forecast generate get give guess help identify
+judge label let list look make map name note order outline paraphrase pick play plot predict prepare produce
+project provide put rank rate read recommend reorder rephrase reply report reserve respond return reword rewrite
+run say schedule score send set show sort spell state suggest summarise summarize switch tag take tell
+transfer translate turn vectorise vectorize wake work write average blend combine use rebook remind block freeze
+lock unlock pay buy open close call text email message dial start stop pause resume skip cancel reschedule move
+clear delete remove update track locate navigate drive hail reserve order convert define rate review proofread
+shorten expand simplify fix correct improve polish condense paraphrase sum up break tag cluster group match
+score sort rank reorder prioritise prioritize choose select filter retrieve fetch search lookup look detect
+infer interpret decode render express phrase word note draft jot sketch imagine invent think come brainstorm
+predict project extrapolate anticipate foresee continue estimate classify diagnose assess tell say show
+traduza traduz traduzir diga escreva lembra lembre acorda acorde dá dê da ponha põe bota coloca manda mande
+transfira pague compre cancele abra feche toca liga desliga reserva agenda marca mostra conta fala fale converte
+prevê preveja projete estime resuma reescreva ordene classifique organize avalie analise compare combine
+mostre explica explique cria crie gera gere sugere sugira recomende recomenda escreve preveja prever classifique identifique detecte ordene faça crie resuma
+explique liste dê mostre calcule verifique analise informe indique coloque passe converta gere sugira
+responda reescreva marque agende ligue desligue toque
+traduce dime escribe predice clasifica identifica ordena explica resume dame
+traduis traduisez dis écris prédis classe identifie explique résume donne
+""".split())
+_QUESTION = re.compile(
+    r"^(?:¿|what|what's|whats|which|how|is|are|does|do|did|can|could|would|will|should|who|where|when|why|"
+    r"qual|quais|o que|como|em que|quanto|quantos|quantas|onde|quando|por que|é|está|existe|"
+    r"qué|cuál|cómo|dónde|cuándo|quel|quelle|quels|quelles|comment|est-ce)\b", re.I)
+_POLITE = re.compile(
+    r"^(?:(?:please|pls|plz|kindly|now|also|and|then|next|finally|lastly|afterwards|ok|okay|hey|hi|so|"
+    r"first(?:ly)?|second(?:ly)?|third(?:ly)?|primeiro|segundo|terceiro|me|por favor|agora|também|depois|e|"
+    r"ent[ãa]o|por último|finalmente|"
+    r"can you|could you|would you|will you|can u|could u|i'd like you to|i want you to|i need you to|"
+    r"você pode|pode|poderia|you can|help me|me ajude a|gostaria que)\b[\s,:]*)+", re.I)
+_WANTS = re.compile(r"^(?:i need|i want|i'd like|i would like|i wanna|we need|preciso|quero|gostaria|necesito|quiero|"
+                    r"je veux|j'ai besoin)\b", re.I)
+_POINTS_BACK = re.compile(r"\b(?:it|this|that|these|those|they|them|its|the (?:text|review|sentence|message|"
+                          r"comment|tweet|line|phrase|result|same)|isso|isto|ele|ela|esse|essa|este|esta)\b", re.I)
+_LIST_ITEM = re.compile(r"(?m)^\s*(?:\d{1,2}[.)]|\((?:\d{1,2}|[a-hA-H])\)|\[\d{1,2}\]|[a-hA-H][.)]|[-*•])\s+")
+_ORDINAL = re.compile(
+    r"(?:^|(?<=[.;!?:,]\s)|(?<=[.;!?:,]\s\s)|(?<=\n))(?:and\s+)?(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|"
+    r"fourth(?:ly)?|finally|lastly|primeiro|segundo|terceiro|por fim|por último)\b\s*[,:]?\s*", re.I)
+_THEN = re.compile(r"(?:[,;]?\s+and then\b|[,;]\s*then\b|\.\s+then\b|\s+then\s+(?=\w+\b)|[,;.]?\s+after that\b[,:]?|"
+                   r"[,;.]?\s+afterwards\b[,:]?|[,;.]?\s+e depois\b|[,;.]?\s+em seguida\b|[,;.]\s+depois\b[,:]?)\s*",
+                   re.I)
+_ALSO = re.compile(r"(?:[,;]?\s+and also\b|[.;!?]\s+also\b[,:]?|[,;]\s+also\b[,:]?|[.;!?]\s+plus\b[,:]?|"
+                   r"[,;]?\s+as well as\b|[.;!?]\s+in addition\b[,:]?|[.;!?]\s+additionally\b[,:]?|"
+                   r"[,;]?\s+e também\b|[.;!?]\s+além disso\b[,:]?|[,;]?\s+y también\b|[,;]?\s+et aussi\b)\s*", re.I)
+_AND_VERB = re.compile(r"(?:,\s*|\s+)(?:and|plus|e|y|et)\s+(?=(?:please\s+|also\s+|me\s+)?(?:then\s+)?(\w+)\b)", re.I)
+_AND_QUESTION = frozenset("what which how is does can could who where when why qual quais como onde quando qué cómo".split())
+_SENTENCE = re.compile(r"(?<=[.!?\ue001])\s+(?=\S)")
+_RANK_CUES = re.compile(r"\b(?:rank|order|sort|reorder|relevan|best (?:match|answer|fit)|most (?:useful|relevant|helpful)|"
+                        r"which (?:of (?:these|the following)|one|passage|answer|option)|match(?:es)? (?:my|the) "
+                        r"(?:question|query)|ordene|ordena|classe|mais relevante)", re.I)
+
+
+@dataclass(slots=True)
+class Piece:
+    text: str
+    """The ask as written, payloads restored."""
+    joined_by: str
+    """What separated it from the piece before: "start", "line", "list", "ordinal", "then",
+    "also", "and", "sentence"."""
+
+
+class _Masked:
+    """The request with its payloads replaced by placeholders, and the way back."""
+
+    def __init__(self, text: str) -> None:
+        self.saved: list[str] = []
+        number = r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?"  # no trailing ".": that ends a sentence
+        pattern = re.compile(rf"{_QUOTED.pattern}|\{{[^{{}}]*\}}|(?:{number}(?:[ \t]*[,;][ \t]*|[ \t]+)){{7,}}{number}")
+        self.text = pattern.sub(self._keep, text)
+
+    def _keep(self, m: re.Match[str]) -> str:
+        self.saved.append(m.group(0))
+        tail = " " if m.group(0).endswith((" ", "\n")) else ""
+        return f"\ue000{len(self.saved) - 1}\ue001{tail}"
+
+    def restore(self, text: str) -> str:
+        return re.sub("\ue000(\\d+)\ue001", lambda m: self.saved[int(m.group(1))], text)
+
+
+def _bare(text: str) -> str:
+    """The piece without list marks, placeholders and politeness: what its first word is."""
+    t = re.sub(r"\ue000\d+\ue001", " X ", text)
+    t = _LIST_ITEM.sub("", t, count=1).strip(" \t\n-*•.,;:")
+    return _POLITE.sub("", t).strip()
+
+
+def _is_ask(text: str) -> bool:
+    """An instruction or a question, not a statement or a passage."""
+    t = _bare(text)
+    if not t:
+        return False
+    if t.rstrip().endswith("?") or _QUESTION.match(t) or _WANTS.match(t):
+        return True
+    first = re.match(r"[\wÀ-ÿ'-]+", t)
+    return bool(first) and first.group(0).lower().split("-")[0] in _VERBS
+
+
+def _asks_somewhere(text: str) -> bool:
+    """Some sentence of it is an ask ("Diabetes baseline: {…}. Predict the progression")."""
+    return any(_is_ask(s) for s in _SENTENCE.split(text))
+
+
+def _is_header(text: str) -> bool:
+    """"Please do the following:" — it announces the asks after it and is none of them."""
+    return text.rstrip().endswith(":")
+
+
+def _has_payload(text: str) -> bool:
+    return "\ue000" in text or bool(re.search(r":\s*\S", text))
+
+
+def _own_payload(line: str) -> bool:
+    """The line brings its own text to work on (a masked payload, or words after a colon)."""
+    return "\ue000" in line or re.search(r":[ \t]*\S", line) is not None
+
+
+def _follows_up(line: str) -> bool:
+    """A question about what came before ("Is it positive?"): it points back and brings nothing."""
+    return not _own_payload(line) and _POINTS_BACK.search(line) is not None
+
+
+def _lines(masked: str) -> list[tuple[str, str]]:
+    """Paragraphs, then lines that each are an ask; anything else stays with the line above.
+
+    A new ask starts a new part only once the current one holds an ask: data lines first
+    ("Wine measurements:" and a record), then "Which cultivar?" is one part. Items of a list
+    under a ranking question are its passages."""
+    out: list[tuple[str, str]] = []
+    for para in re.split(r"\n\s*\n", masked):
+        lines = [ln for ln in para.split("\n") if ln.strip()]
+        if not lines:
+            continue
+        listed = [bool(_LIST_ITEM.match(ln)) for ln in lines]
+        ranking = any(_RANK_CUES.search(ln) for ln, item in zip(lines, listed) if not item) and any(listed)
+        cur: list[str] = []
+        for ln, item in zip(lines, listed):
+            ask = not ranking and (_is_ask(ln) or _own_payload(ln)) if item else _is_ask(ln)
+            if cur and ask and any(_is_ask(c) or item for c in cur) and (item or not _follows_up(ln)):
+                out.append(("\n".join(cur), "line"))
+                cur = []
+            cur.append(ln)
+        out.append(("\n".join(cur), "line"))
+    return out
+
+
+def _inline_list(text: str) -> list[tuple[str, str]]:
+    """"1. … 2. …" or "1) … 2) …" inside one line, when every item is an ask."""
+    marks = list(re.finditer(r"(?:^|(?<=\s))(\d{1,2})[.)]\s+", text))
+    if len(marks) < 2 or [int(m.group(1)) for m in marks] != list(range(1, len(marks) + 1)):
+        return [(text, "start")]
+    items = [text[m.end(): marks[i + 1].start() if i + 1 < len(marks) else len(text)] for i, m in enumerate(marks)]
+    head = text[: marks[0].start()]
+    if _RANK_CUES.search(head) or not all(_is_ask(it) for it in items):
+        return [(text, "start")]
+    out = [(head, "start")] if _is_ask(head) and not _is_header(head) else []
+    return out + [(it, "list") for it in items]
+
+
+def _cut(pieces: list[tuple[str, str]], pattern: re.Pattern[str], how: str,
+         strict: bool = False) -> list[tuple[str, str]]:
+    """Cut at an explicit connector when what follows it is an ask (``strict``: and what
+    precedes it too; "if it rains then …" is one ask)."""
+    out: list[tuple[str, str]] = []
+    for text, joined in pieces:
+        parts = pattern.split(text)
+        if len(parts) == 1 or how != "ordinal" and "\n" in text and _LIST_ITEM.search(text):
+            out.append((text, joined))
+            continue
+        kept = [p for p in parts if p is not None and p.strip(" .,;:")]
+        later_ask = len(kept) >= 2 and all(_is_ask(p) or _own_payload(p) for p in kept[1:])
+        counted = how == "ordinal" and len(kept) >= 2 and len(pattern.findall(text)) >= 2 \
+            and not _ask_before(text, pattern)  # "First … Second …", not "most relevant first"
+        if not counted and (not later_ask or (strict and not _asks_somewhere(kept[0]))
+                            or len(_bare(kept[0]).split()) < 2):
+            out.append((text, joined))
+            continue
+        out.append((kept[0], joined))
+        out.extend((p, how) for p in kept[1:])
+    return out
+
+
+def _ranking(text: str) -> bool:
+    """A query over marked passages: its items and sentences are passages, never asks."""
+    from .parse import passages_of
+
+    masked = re.sub("\ue000\\d+\ue001", "Q", text)
+    mark = _LIST_ITEM.search(masked) or re.search(r"(?:^|\s)(?:\d{1,2}|[A-Ha-h])[.)]\s|\[\d{1,2}\]", masked)
+    return mark is not None and bool(_RANK_CUES.search(masked[: mark.start()])) and passages_of(text) is not None
+
+
+def _ask_before(text: str, pattern: re.Pattern[str]) -> bool:
+    """The first ordinal comes after an ask of its own ("… come first for …")."""
+    m = pattern.search(text)
+    return m is not None and len(_bare(text[: m.start()]).split()) >= 3
+
+
+def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """"… and <verb> …": a second instruction in the same sentence."""
+    out: list[tuple[str, str]] = []
+    for text, joined in pieces:
+        last, cur_joined = 0, joined
+        for m in _AND_VERB.finditer(text):
+            verb = m.group(1).lower()
+            before, after = text[last:m.start()], text[m.end():]
+            asks_again = verb in _VERBS or (verb in _AND_QUESTION and after.rstrip().endswith("?"))
+            if asks_again and len(_bare(after).split()) >= 2 and len(_bare(before).split()) >= 3:
+                out.append((before, cur_joined))
+                last, cur_joined = m.end(), "and"
+        out.append((text[last:], cur_joined))
+    return out
+
+
+def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A new ask after a finished one: split when both are asks, the later one does not just
+    point back at the earlier one's text, and, inside a payload after a colon, it brings its own."""
+    out: list[tuple[str, str]] = []
+    for text, joined in pieces:
+        if "\n" in text and _LIST_ITEM.search(text):  # a list's lines were judged by _lines
+            out.append((text, joined))
+            continue
+        sentences = _SENTENCE.split(text)
+        cur, cur_joined = sentences[0], joined
+        for s in sentences[1:]:
+            if cur.rstrip().endswith("\ue001") and not _own_payload(s):  # "Is 'great phone' Positive?"
+                cur += " " + s
+                continue
+            in_payload = re.search(r":\s*\S", cur) is not None and "\ue000" not in cur.split(":", 1)[1]
+            own = _has_payload(s)
+            refers = _POINTS_BACK.search(re.sub(r"\ue000\d+\ue001", " ", s)) is not None
+            capital = re.match(r"[¿\"'“«\ue000A-ZÀ-Ý]", s) is not None or _bare(s).split(" ")[0].lower() in _VERBS
+            if _is_ask(cur) and _is_ask(s) and (own or not refers) and (own or not in_payload) and capital:
+                out.append((cur, cur_joined))
+                cur, cur_joined = s, "sentence"
+            else:
+                cur += " " + s
+        out.append((cur, cur_joined))
+    return out
+
+
+def _unless_ranking(cut: Callable[[list[tuple[str, str]]], list[tuple[str, str]]], m: _Masked,
+                    pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for p in pieces:
+        out += [p] if _ranking(m.restore(p[0])) else cut([p])
+    return out
+
+
+def pieces_of(text: str) -> list[Piece]:
+    """The asks in ``text``, in order, with what separated each from the one before."""
+    m = _Masked(text)
+    pieces = _lines(m.text)
+    pieces = [q for p, j in pieces for q in ([(p, j)] if "\n" in p else _retag(_inline_list(p), j))]
+    for cut in (lambda ps: _cut(ps, _ORDINAL, "ordinal"), lambda ps: _cut(ps, _THEN, "then", strict=True),
+                lambda ps: _cut(ps, _ALSO, "also"), _cut_and, _cut_sentences):
+        pieces = _unless_ranking(cut, m, pieces)
+    merged: list[tuple[str, str]] = []
+    for k, (p, j) in enumerate(pieces):
+        if not p.strip(" \n\t.,;:-") or (k + 1 < len(pieces) and _is_header(p) and pieces[k + 1][1] in ("line", "list")):
+            continue
+        if merged and not _is_ask(p) and j not in ("line", "list", "ordinal"):
+            merged[-1] = (merged[-1][0] + " " + p, merged[-1][1])
+        elif merged and not _is_ask(merged[-1][0]) and merged[-1][1] == "start":
+            merged[-1] = (merged[-1][0] + "\n" + p, "start")
+        else:
+            merged.append((p, j))
+    return [Piece(m.restore(p).strip(" \n\t,;"), j) for p, j in merged] or [Piece(text.strip(), "start")]
+
+
+def _retag(pieces: list[tuple[str, str]], joined: str) -> list[tuple[str, str]]:
+    return [(p, joined if i == 0 else j) for i, (p, j) in enumerate(pieces)]
+
+
+def split_request(text: str) -> list[Part]:
+    """The parts of a request, each with the payload it carries or shares with a sibling."""
+    pieces = pieces_of(text)
+    parts = [classify_shape(p.text) for p in pieces]
+    for piece, part in zip(pieces, parts):
+        part.joined = piece.joined_by
+    if len(parts) > 1:
+        _share_payloads(pieces, parts)
+    return parts
+
+
+def _share_payloads(pieces: list[Piece], parts: list[Part]) -> None:
+    """A text part with nothing to work on but a pointer ("this review", "it") takes the
+    nearest sibling's payload: the next one's first (the text usually comes last), else the
+    one before."""
+    own = [p.kind != "text" or _has_payload(_Masked(p.text).text) for p in parts]
+    for i, (piece, part) in enumerate(zip(pieces, parts)):
+        if own[i] or part.kind != "text" or not _POINTS_BACK.search(piece.text):
+            continue
+        for j in [*range(i + 1, len(parts)), *range(i - 1, -1, -1)]:
+            if own[j] and parts[j].kind == "text":
+                part.payload = dict(parts[j].payload)
+                break
