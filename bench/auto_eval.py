@@ -146,6 +146,7 @@ def evaluate(url: str, rows: list[dict[str, Any]], timeout: float, progress: boo
                 "correct": split_ok and all(_same(w, g) for w, g in zip(want, got)),
                 "n_parts": len(parts), "fallback": any(p["fallback"] for p in parts),
                 "confidences": [p["confidence"] for p in parts],
+                "fast": sum("fast head" in p["why"] for p in parts),
                 "why": "; ".join(p["why"] for p in parts), "error": rec.get("error"),
                 "ms": round(ms, 2), "server_ms": rec.get("server_ms"),
             })
@@ -183,6 +184,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
         "confusion": [{"expected": e, "chosen": c, "count": k}
                       for (e, c), k in sorted(confusion.items(), key=lambda kv: (-kv[1], kv[0]))],
         "errors": sum(r["error"] is not None for r in results),
+        "fast_head_share": sum(r["fast"] for r in results) / max(1, sum(r["n_parts"] for r in results)),
         "fallback_rate": sum(r["fallback"] for r in ok) / len(ok) if ok else math.nan,
         "latency_ms": {"mean": statistics.fmean(latencies) if latencies else math.nan,
                        "p50": percentile(latencies, 50), "p95": percentile(latencies, 95)},
@@ -199,7 +201,8 @@ def report(name: str, summary: dict[str, Any], results: list[dict[str, Any]], sh
     lat, srv = s["latency_ms"], s["server_plan_ms"]
     print(f"planning (dry run): client p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms; "
           f"gateway plan.ms p50 {srv['p50']:.1f} ms, p95 {srv['p95']:.1f} ms; errors {s['errors']}; "
-          f"fallback rate {s['fallback_rate']:.3f}")
+          f"fallback rate {s['fallback_rate']:.3f}; parts decided in the gateway (fast head) "
+          f"{s['fast_head_share']:.2f}")
     cm = s["confidence_mean"]
     if cm["correct"] is not None:
         wrong = "—" if cm["wrong"] is None else f"{cm['wrong']:.3f}"

@@ -158,3 +158,14 @@ def test_the_router_is_warmed_at_start(auto_hive: HiveProcess) -> None:
         time.sleep(0.2)
     line = next(ln for ln in log.read_text(errors="replace").splitlines() if "/auto router warm" in ln)
     assert "learned router" in line
+
+
+def test_a_clear_part_is_planned_in_the_gateway_without_a_model_call(auto_hive: HiveProcess) -> None:
+    """The router's fast head (the distilled table and n-grams, in the gateway) is sure of a clear
+    request, so the plan calls no node: the request's trace has its auto span and no invoke span."""
+    doc = _auto(auto_hive, {"input": "Which language is this: 'Ich habe heute leider keine Zeit'"}, dry_run=True)
+    (p,) = doc["plan"]["parts"]
+    assert p["expert"].startswith("langid@") and "fast head" in p["why"], p
+    spans = auto_hive.wait_for_spans(lambda ss: any(s["name"] == "auto" for s in ss), 60, "the auto span",
+                                     doc["plan"]["trace_id"])
+    assert not [s["name"] for s in spans if s["name"].startswith("invoke")], [s["name"] for s in spans]

@@ -88,20 +88,23 @@ def test_asking_for_combined_models_picks_the_ensemble() -> None:
 
 # the learned router (colabhive/auto/router.py) on the same fixed vectors: weights set by hand, so the
 # probabilities are known; the real one is built by `make models` and checked in test_auto_router.py
-def _router(threshold: float, names: tuple[str, ...] = ("a", "chat")) -> "LearnedRouter":
+def _router(threshold: float, names: tuple[str, ...] = ("a", "chat")) -> LearnedRouter:
+    """A router with only its full head (on the part's vector), the weights set by hand."""
     import numpy as np
 
-    from colabhive.auto.router import LearnedRouter
+    from colabhive.auto.features import Featuriser
+    from colabhive.auto.router import Head, LearnedRouter
 
     rows = {"a": [4.0, 0.0, 0.0], "chat": [0.0, 0.0, 4.0], "b": [0.0, 0.0, 0.0]}
-    w = np.array([rows[n] for n in names])
-    return LearnedRouter(list(names), w, np.zeros(len(names)), threshold, "instruction", "test")
+    head = Head(Featuriser("minilm", "instruction", False), np.array([rows[n] for n in names]),
+                np.zeros(len(names)))
+    return LearnedRouter(list(names), {"full": head}, threshold, 1.01, "test")
 
 
 def test_the_learned_router_picks_by_probability_and_says_so() -> None:
     experts = [_m("a", "classification", "a"), _m("chat", "generation", "chat", True)]
     c = asyncio.run(ExpertIndex(experts, _embed, router=_router(0.3)).choose("text", "ask", {"text": "ask"}))
-    assert c.manifest.name == "a" and not c.fallback and "router picks a" in c.why
+    assert c.manifest.name == "a" and not c.fallback and "full head picks a" in c.why
     assert abs(sum(c.scores.values()) - 1.0) < 1e-6 and c.confidence > 0.9
 
 

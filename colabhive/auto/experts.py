@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import families
+from ..errors import HiveError
 from ..manifests import Manifest
 from .parse import instruction_of, record_for, wants_ensemble
 from .router import LearnedRouter
@@ -173,11 +174,15 @@ class ExpertIndex:
     async def choose(self, shape: str, text: str, payload: dict[str, Any]) -> Choice:
         if (c := self._by_features(text)) is not None:
             return c
-        await self.warm()
-        full = self.router is not None and self.router.feature == "full"
-        (vec,) = await self.embed([text if full else instruction_of(text)])  # what is asked, not what it is about
         pool = [m for m in self.experts if _shape(m) == shape]  # e.g. rerank needs passages: ranking only
         pool = [m for m in pool if self.served(m.ref)] or pool  # dry runs still plan on an empty hive
+        r = self.router
+        if r is not None and all(r.knows(m.name) for m in pool) and not (
+                wants_ensemble(text) and any(m.ensemble is not None for m in pool)):
+            return await self._cascade(shape, text, payload, pool)
+        await self.warm()
+        full = r is not None and r.full_text == "full"
+        (vec,) = await self.embed([text if full else instruction_of(text)])  # what is asked, not what it is about
         scores = {m.name: max(_cos(vec, v) for v in self.vectors.get(m.name, [[0.0]])) for m in pool}
         for fam in families.of_shape(shape) if self.router is None else ():  # asked for in so many words
             asked = [m for m in pool if m.task == fam.name]
@@ -223,17 +228,43 @@ class ExpertIndex:
 
 
 
+    async def _cascade(self, shape: str, text: str, payload: dict[str, Any], pool: list[Manifest]) -> Choice | None:
+        """The router's fast head in the gateway; its full head (one embedding call) only when the
+        fast one is unsure, or has to be (the embedding function down: the fast answer stands)."""
+        assert self.router is not None
+        names = [m.name for m in pool]
+        probs, escalate = self.router.first(text, names)
+        how = "fast"
+        if escalate:
+            try:
+                (vec,) = await self.embed([text if self.router.full_text == "full" else instruction_of(text)])
+                probs, how = self.router.full(text, names, vec), "full"
+            except HiveError:
+                if not probs:
+                    raise
+        return await self._decide(shape, text, payload, probs, pool, {}, how)
+
     async def _learned(self, shape: str, text: str, payload: dict[str, Any], vec: list[float],
                        pool: list[Manifest], scores: dict[str, float]) -> Choice | None:
-        """The learned router's pick among ``pool``; None when it knows none of them."""
+        """The router with experts it was not trained on in ``pool``: ``scores`` (cosines to each
+        expert's examples) let a newer one win by its nearest example."""
         assert self.router is not None
-        probs = self.router.probs(vec, [m.name for m in pool])
+        names = [m.name for m in pool]
+        if "full" in self.router.heads:
+            probs, how = self.router.full(text, names, vec), "full"
+        else:
+            probs, how = self.router.first(text, names)[0], "fast"
+        return await self._decide(shape, text, payload, probs, pool, scores, how)
+
+    async def _decide(self, shape: str, text: str, payload: dict[str, Any], probs: dict[str, float],
+                      pool: list[Manifest], scores: dict[str, float], how: str) -> Choice | None:
+        assert self.router is not None
         if not probs:
             return None
         best = max(probs, key=lambda n: probs[n])
         shown = {k: round(v, 3) for k, v in sorted(probs.items(), key=lambda kv: -kv[1])[:5]}
         new = [m for m in pool if not self.router.knows(m.name)]
-        if new:
+        if new and scores:
             nearest = max(new, key=lambda m: scores[m.name])
             if scores[nearest.name] >= scores.get(best, 0.0) + NEWER:
                 why = (f"{nearest.name} is newer than the router (the next `make models` trains it in); its examples "
@@ -245,7 +276,7 @@ class ExpertIndex:
         general = self._general(families.general().name) if families.general() is not None else None
         if p < self.router.threshold and shape == "text" and general is not None:
             return Choice(general, round(p, 3), True,
-                          f"the router is unsure (best {best} at p={p:.2f} < {self.router.threshold}); "
+                          f"the router is unsure (best {best} at p={p:.2f} < {self.router.threshold}, {how} head); "
                           f"using the general model {general.name}", shown)
-        why = f"the router picks {best} (p={p:.2f})"
+        why = f"the router's {how} head picks {best} (p={p:.2f})"
         return await self._refined(m, text, payload, why, shown) or Choice(m, round(p, 3), False, why, shown)

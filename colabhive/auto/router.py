@@ -1,9 +1,12 @@
-"""The learned router: calibrated probabilities over the catalog's functions for one vector.
+"""The learned router: calibrated probabilities over the catalog's functions for one part.
 
-Built by ``colabhive/recipes/auto_router.py`` at ``make models`` time (weights, classes,
-temperature and threshold, with provenance); here it is one matrix product, so the gateway
-needs no torch. Probabilities are renormalised over the functions a part may go to (its
-shape's, that a node serves), which is the classifier's answer given that restriction.
+Built by ``colabhive/recipes/auto_router.py`` at ``make models`` time, with provenance. Two heads,
+tried in turn (a cascade): the *fast* head reads features the gateway computes itself (the
+distilled static MiniLM table and n-grams: no node call, about 2 ms); when its top probability is
+below ``escalate_below`` (chosen on dev) the *full* head, on the part's MiniLM vector from the
+catalog's embedding function (through the hive), decides. Either is one sparse product here, so
+the gateway needs no torch. Probabilities are renormalised over the functions a part may go to
+(its shape's, that a node serves): the classifier's answer given that restriction.
 """
 
 from __future__ import annotations
@@ -12,23 +15,49 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["LearnedRouter"]
+from .features import Featuriser
+from .static_embed import TABLE_FILE, StaticEmbedder
+
+__all__ = ["Head", "LearnedRouter"]
 
 log = logging.getLogger("colabhive.auto")
 
 
 @dataclass(slots=True)
-class LearnedRouter:
-    classes: list[str]
+class Head:
+    featuriser: Featuriser
     weight: np.ndarray
     bias: np.ndarray
+    static: StaticEmbedder | None = None
+
+    def probs(self, text: str, idx: list[int], vector: list[float] | None) -> np.ndarray:
+        t = self.featuriser.text_of(text)
+        if self.featuriser.embedding == "static":
+            assert self.static is not None
+            vec = self.static([t])
+        elif vector is not None:
+            vec = np.asarray([vector], dtype=np.float32)
+        else:
+            raise ValueError("this head needs the part's MiniLM vector")
+        row = self.featuriser.matrix([t], vec)
+        z = np.asarray(row @ self.weight[idx].T).ravel() + self.bias[idx]
+        z = np.exp(z - z.max())
+        return z / z.sum()
+
+
+@dataclass(slots=True)
+class LearnedRouter:
+    classes: list[str]
+    heads: dict[str, Head]
+    """"fast" (gateway features) and/or "full" (MiniLM through the hive)."""
     threshold: float
     """Below this top probability the plan says it is unsure and falls back to the general model."""
-    feature: str
-    """What of a part is embedded: "instruction" (the ask without its payload) or "full"."""
+    escalate_below: float
+    """The fast head's top probability under which the full head is asked (when there is one)."""
     source: str
     index: dict[str, int] = field(default_factory=dict)
 
@@ -46,18 +75,46 @@ class LearnedRouter:
 
         doc = json.loads(config.read_text())
         tensors = load_file(str(directory / "router.safetensors"))
-        return cls(list(doc["classes"]), tensors["weight"].astype(np.float64), tensors["bias"].astype(np.float64),
-                   float(doc["threshold"]), str(doc["feature"]), str(directory))
+        heads: dict[str, Head] = {}
+        for name, spec in doc["heads"].items():
+            f = Featuriser(spec["embedding"], spec["text"], bool(spec["ngrams"]))
+            static = None
+            if f.embedding == "static":
+                if not (directory / TABLE_FILE).exists():
+                    log.warning("the /auto router at %s lacks its static table: rebuild it (make models)", directory)
+                    return None
+                static = StaticEmbedder.load(directory)
+            heads[name] = Head(f, tensors[f"{name}.weight"], tensors[f"{name}.bias"], static)
+        return cls(list(doc["classes"]), heads, float(doc["threshold"]), float(doc["escalate_below"]),
+                   str(directory))
+
+    @property
+    def full_text(self) -> str:
+        """What of a part the full head embeds ("full" or "instruction")."""
+        head = self.heads.get("full")
+        return head.featuriser.text if head else "full"
 
     def knows(self, name: str) -> bool:
         return name in self.index
 
-    def probs(self, vector: list[float], among: list[str]) -> dict[str, float]:
-        """Probability of each function in ``among`` (the ones the router was trained on)."""
+    def first(self, text: str, among: list[str]) -> tuple[dict[str, float], bool]:
+        """The fast head's probabilities (empty when there is none) and whether to ask the full head."""
+        idx = [self.index[n] for n in among if n in self.index]
+        if not idx:
+            return {}, False
+        if "fast" not in self.heads:
+            return {}, True
+        p = self.heads["fast"].probs(text, idx, None)
+        return ({self.classes[i]: float(v) for i, v in zip(idx, p)},
+                "full" in self.heads and float(p.max()) < self.escalate_below)
+
+    def full(self, text: str, among: list[str], vector: list[float]) -> dict[str, float]:
         idx = [self.index[n] for n in among if n in self.index]
         if not idx:
             return {}
-        z = self.weight[idx] @ np.asarray(vector, dtype=np.float64) + self.bias[idx]
-        z = np.exp(z - z.max())
-        p = z / z.sum()
+        p = self.heads["full"].probs(text, idx, vector)
         return {self.classes[i]: float(v) for i, v in zip(idx, p)}
+
+    def describe(self) -> dict[str, Any]:
+        return {name: h.featuriser.name for name, h in self.heads.items()} | {
+            "escalate_below": self.escalate_below, "threshold": self.threshold}

@@ -35,7 +35,7 @@ RECIPES: dict[str, str] = {
     "tabular-wine": "tabular_wine",
     "tabular-breast-cancer-linear": "tabular_breast_cancer_linear",
     "tabular-diabetes-linear": "tabular_diabetes_linear",
-    "auto-router": "auto_router",
+    "auto-router": "auto_router",  # last: it reads the manifests, which need the models above
 }
 
 

@@ -40,8 +40,12 @@ NAME = "auto-router"
 DATA = REPO / "evals" / "auto_routing"
 MANIFESTS = REPO / "manifests"
 MAX_TOKENS = 256  # minilm-embed's own options.max_tokens: the vectors the gateway will get
-C_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+C_GRID = (4.0, 16.0, 64.0)
 FEATURES = ("instruction", "full")
+EMBEDDINGS = ("minilm", "static")
+SIF_A = 1e-3
+ESCALATE = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 1.01)
+"""Fast-head confidences under which the full head is asked (1.01: always; 0: never)."""
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.0, 0.61, 0.05))
 WEIGHT_FILE = "router.safetensors"
 CONFIG_FILE = "router.json"
@@ -97,12 +101,6 @@ def dev_parts(rows: list[dict[str, Any]], names: set[str]) -> tuple[list[tuple[s
     return out, missed
 
 
-def featurise(texts: list[str], how: str) -> list[str]:
-    from ..auto.parse import instruction_of
-
-    return [instruction_of(t) if how == "instruction" else t for t in texts]
-
-
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -155,7 +153,47 @@ def ece(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
     return float(total)
 
 
+def distil(embed: Embedder, out_dir: Path) -> None:
+    """MiniLM's vocabulary through MiniLM, one token at a time (``[CLS] t [SEP]``, mean pooled):
+    the static table the gateway embeds with (:mod:`colabhive.auto.static_embed`), with SIF weights
+    from each token's rank (WordPiece vocabularies list whole words by frequency)."""
+    import shutil
+
+    import torch
+    from safetensors.numpy import save_file
+
+    from ..auto.static_embed import TABLE_FILE, TOKENIZER_FILE
+
+    enc = embed.encoder
+    tok = enc.tokenizer
+    vocab = len(tok)
+    special = set(tok.all_special_ids)
+    table = np.zeros((vocab, 384), dtype=np.float32)
+    cls_id, sep_id = tok.cls_token_id, tok.sep_token_id
+    ids = torch.arange(vocab)
+    with torch.inference_mode():
+        for k in range(0, vocab, 2048):
+            chunk = ids[k: k + 2048]
+            batch = torch.stack([torch.full_like(chunk, cls_id), chunk, torch.full_like(chunk, sep_id)], dim=1)
+            hidden = enc.model(input_ids=batch, attention_mask=torch.ones_like(batch)).last_hidden_state
+            table[k: k + len(chunk)] = hidden.float().mean(1).numpy()
+    table /= np.linalg.norm(table, axis=1, keepdims=True).clip(1e-9)
+    first_word = tok.convert_tokens_to_ids("the")  # where frequency order starts ("the", "of", "and", ...)
+    rank = np.maximum(np.arange(vocab) - first_word + 1, 1).astype(np.float64)
+    p = 1.0 / (rank * np.log(vocab))
+    weights = (SIF_A / (SIF_A + p)).astype(np.float32)
+    weights[list(special)] = 0.0
+    weights[[i for t, i in tok.get_vocab().items() if t.startswith("[unused")]] = 0.0
+    save_file({"table": table.astype(np.float16), "weights": weights}, str(out_dir / TABLE_FILE))
+    shutil.copyfile(Path(tok.name_or_path) / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
+
+
 def build(out_dir: Path, seed: int) -> dict[str, float]:
+    from scipy import sparse
+
+    from ..auto.features import Featuriser
+    from ..auto.static_embed import StaticEmbedder
+
     manifests = _routable()
     names = sorted(m.name for m in manifests)
     general = next((m.name for m in manifests if m.options.get("general") is True and m.task == "generation"), None)
@@ -164,52 +202,87 @@ def build(out_dir: Path, seed: int) -> dict[str, float]:
     own = manifest_rows(manifests)
     dev_rows = _jsonl(dev_file) if dev_file.exists() else []
     dev, dev_split_misses = dev_parts(dev_rows, set(names))
+    texts, dev_texts = [t for t, _ in own + train], [t for t, _ in dev]
+    y = np.array([names.index(fn) for _, fn in own + train])
+    y_dev = np.array([names.index(fn) for _, fn in dev])
 
     t0 = time.perf_counter()
     embed = Embedder(max_tokens=MAX_TOKENS)
-    texts = [t for t, _ in own + train]
-    y = np.array([names.index(fn) for _, fn in own + train])
-    y_dev = np.array([names.index(fn) for _, fn in dev])
-    vecs = {how: embed(featurise(texts, how)) for how in FEATURES}
-    dev_vecs = {how: embed(featurise([t for t, _ in dev], how)) for how in FEATURES} if dev else {}
+    distil(embed, out_dir)
+    static = StaticEmbedder.load(out_dir)
+    distil_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    vectors: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    for kind, how in ((k, h) for k in EMBEDDINGS for h in FEATURES):
+        f = Featuriser(kind, how, False)
+        run = embed if kind == "minilm" else static
+        vectors[(kind, how)] = (run([f.text_of(t) for t in texts]),
+                                run([f.text_of(t) for t in dev_texts]) if dev else np.zeros((0, 384)))
     embed_s = time.perf_counter() - t0
 
     g = names.index(general) if general else None
     trials = []
-    for how in FEATURES:
-        for c in C_GRID:
-            head = _fit(vecs[how], y, c)
-            if not dev:
-                trials.append((0.0, how, c, 0.0, head))
-                continue
-            logits = np.full((len(dev), len(names)), -1e9)
-            logits[:, head.classes_] = head.decision_function(dev_vecs[how])
-            probs = _softmax(logits)
-            score, thr = max((_dev_score(probs, y_dev, g, t), t) for t in THRESHOLDS)
-            trials.append((score, how, c, thr, head))
-    score, how, c, _, _ = max(trials, key=lambda t: (t[0], t[1] == "instruction", -t[2]))
-    head = _fit(vecs[how], y, c)
-    temperature = _temperature(vecs[how], y, c, seed)
-    w = np.zeros((len(names), vecs[how].shape[1]), dtype=np.float32)
-    b = np.full(len(names), -1e4, dtype=np.float32)
-    w[head.classes_] = head.coef_ / temperature
-    b[head.classes_] = head.intercept_ / temperature
-    dev_metrics: dict[str, float] = {}
-    threshold = 0.0
+    for (kind, how), (vx, vdev) in vectors.items():
+        for ngrams in (False, True):
+            f = Featuriser(kind, how, ngrams)
+            x = f.matrix([f.text_of(t) for t in texts], vx)
+            x_dev = f.matrix([f.text_of(t) for t in dev_texts], vdev) if dev else None
+            for c in C_GRID:
+                head = _fit(x, y, c)
+                if not dev:
+                    trials.append((0.0, kind == "static", c, f, 0.0))
+                    continue
+                logits = np.full((len(dev), len(names)), -1e9)
+                logits[:, head.classes_] = head.decision_function(x_dev)
+                probs = _softmax(logits)
+                score = _dev_score(probs, y_dev, None, 0.0)
+                trials.append((score, kind == "static", -c, f, _dev_score(probs, y_dev, g, 0.3)))
+    heads: dict[str, dict[str, Any]] = {}
+    for name, kind in (("fast", "static"), ("full", "minilm")):
+        # per head, the most accurate settings on dev; a tie goes to the simpler model
+        best = max((t for t in trials if (t[3].embedding == kind)), key=lambda t: (t[0], t[2]))
+        f, c = best[3], -best[2] if dev else best[2]
+        vx, vdev = vectors[(f.embedding, f.text)]
+        x = f.matrix([f.text_of(t) for t in texts], vx)
+        head = _fit(x, y, c)
+        temperature = _temperature(x, y, c, seed)
+        w = np.zeros((len(names), x.shape[1]), dtype=np.float32)
+        b = np.full(len(names), -1e4, dtype=np.float32)
+        w[head.classes_] = head.coef_ / temperature
+        b[head.classes_] = head.intercept_ / temperature
+        dev_p = (_softmax(np.asarray(f.matrix([f.text_of(t) for t in dev_texts], vdev) @ w.T) + b)
+                 if dev else np.zeros((0, len(names))))
+        heads[name] = {"f": f, "C": c, "temperature": temperature, "w": w, "b": b, "dev_probs": dev_p,
+                       "train_accuracy": float(np.mean((np.asarray(x @ w.T) + b).argmax(axis=1) == y))}
+
+    def cascade(tau: float) -> np.ndarray:
+        fast, full = heads["fast"]["dev_probs"], heads["full"]["dev_probs"]
+        return np.where((fast.max(axis=1) < tau)[:, None], full, fast)
+
+    dev_metrics: dict[str, Any] = {}
+    threshold, escalate = 0.0, 0.0
     if dev:
-        probs = _softmax(dev_vecs[how] @ w.T + b)
+        # the fewest node calls at the best dev accuracy
+        escalate = min(ESCALATE, key=lambda t: (-_dev_score(cascade(t), y_dev, None, 0.0), t))
+        probs = cascade(escalate)
         # ties go to the highest threshold: as accurate, and it says "unsure" where it is
         threshold = max(THRESHOLDS, key=lambda t: (_dev_score(probs, y_dev, g, t), t))
         dev_metrics = {"dev_part_accuracy": _dev_score(probs, y_dev, g, threshold),
-                       "dev_part_accuracy_no_threshold": _dev_score(probs, y_dev, None, 0.0),
+                       "dev_part_accuracy_fast_head": _dev_score(heads["fast"]["dev_probs"], y_dev, None, 0.0),
+                       "dev_part_accuracy_full_head": _dev_score(heads["full"]["dev_probs"], y_dev, None, 0.0),
+                       "dev_escalated_share": float(np.mean(heads["fast"]["dev_probs"].max(axis=1) < escalate)),
                        "dev_ece": ece(probs, y_dev)}
-    train_acc = float(np.mean((vecs[how] @ w.T + b).argmax(axis=1) == y))
+    grid = {f"{t[3].name} C={-t[2] if dev else t[2]}": round(t[0], 4) for t in trials}
+    train_acc = heads["full"]["train_accuracy"]
 
     from safetensors.numpy import save_file
 
-    save_file({"weight": w, "bias": b}, str(out_dir / WEIGHT_FILE))
-    config = {"classes": names, "feature": how, "threshold": threshold, "general": general,
-              "embedder": "minilm-embed", "max_tokens": MAX_TOKENS, "temperature": temperature, "C": c}
+    save_file({f"{n}.{part}": h[key] for n, h in heads.items() for part, key in (("weight", "w"), ("bias", "b"))},
+              str(out_dir / WEIGHT_FILE))
+    config = {"classes": names, "threshold": threshold, "escalate_below": escalate, "general": general,
+              "embedder": "minilm-embed", "max_tokens": MAX_TOKENS,
+              "heads": {n: {"embedding": h["f"].embedding, "text": h["f"].text, "ngrams": h["f"].ngrams,
+                            "C": h["C"], "temperature": h["temperature"]} for n, h in heads.items()}}
     (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
     data = [{"source": str(p.relative_to(REPO)), "sha256": file_sha256(p),
              "rows": len(_jsonl(p))} for p in (train_file, dev_file) if p.exists()]
@@ -221,12 +294,16 @@ def build(out_dir: Path, seed: int) -> dict[str, float]:
         data=data,
         seed=seed,
         metrics={"train_accuracy": train_acc, **dev_metrics, "dev_parts": len(dev),
-                 "dev_requests_split_otherwise": dev_split_misses, "embed_seconds": round(embed_s, 1)},
+                 "dev_requests_split_otherwise": dev_split_misses, "embed_seconds": round(embed_s, 1),
+                 "distil_seconds": round(distil_s, 1), "dev_grid": grid},
         params={"classes": len(names), "train_rows": len(train), "manifest_rows": len(own),
-                "feature": how, "C": c, "temperature": round(temperature, 4), "threshold": threshold,
-                "selection": "dev part accuracy over feature x C x threshold; test.jsonl unread",
+                "heads": {n: f"{h['f'].name} C={h['C']} T={h['temperature']:.3f}" for n, h in heads.items()},
+                "escalate_below": escalate, "threshold": threshold,
+                "selection": "dev part accuracy over embedding x text x n-grams x C, then threshold; "
+                             "test.jsonl unread",
                 "head": "sklearn LogisticRegression (multinomial, lbfgs, balanced class weights)",
-                "embedding": f"all-MiniLM-L6-v2, mean pooled, L2-normalised, {MAX_TOKENS} tokens"},
-        libraries=["transformers", "scikit-learn"],
+                "embedding": f"all-MiniLM-L6-v2, mean pooled, L2-normalised, {MAX_TOKENS} tokens; static: its "
+                             f"vocabulary distilled (Model2Vec-style, SIF a={SIF_A})"},
+        libraries=["transformers", "scikit-learn", "tokenizers"],
     )
     return {"dev_part_accuracy": dev_metrics.get("dev_part_accuracy", float("nan")), "train_accuracy": train_acc}
