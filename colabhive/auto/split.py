@@ -6,10 +6,18 @@ numbered or bulleted lists of asks, "first … second …", "then" / "after that
 finished one. Payloads are masked first (quoted text, JSON objects, runs of numbers), so a
 separator inside what a user wants translated never cuts the request.
 
-What is *not* cut: a list whose items are passages under one query (a ranking), a table's
-lines, and a follow-up sentence that only points back at the text before it ("… 'great
-phone'. Is it positive?"). A part that names no payload of its own but points at one ("tell
-me if this review is positive and put it into Portuguese: '…'") gets its sibling's.
+A question begun inside an instruction's sentence is cut too ("write a slogan for a bike shop
+what language is 'fahrrad'?", "translate 'x', is 'y' negative?"), lowercase or not, and an
+ask before a ranking's query ("Give me a vector for 'x' and rank these: 1. … 2. …").
+
+What is *not* cut: a list whose items are passages under one query (a ranking), a list of
+items that are not asks under one instruction ("Translate these into Portuguese:\n- hello\n-
+goodbye" is one ask whose text is the list), a table's lines, a payload after a colon, a
+verb that only sets up the next ("Read this review and tell me …"), and a follow-up sentence
+that only points back at the text before it ("… 'great phone'. Is it positive?"). Greeting
+and sign-off lines ("Hi!", "Thanks!") are dropped: they are not asks. A part that names no
+payload of its own but points at one ("tell me if this review is positive and put it into
+Portuguese: '…'") gets its sibling's.
 
 Every rule is a separator a person would see; none is a task word, so a new family needs
 nothing here.
@@ -23,8 +31,8 @@ from dataclasses import dataclass
 
 from .parse import _QUOTED, Part, classify_shape
 from .split_words import (
-    _ALSO, _AND_QUESTION, _AND_VERB, _LIST_ITEM, _ORDINAL, _POINTS_BACK, _POLITE, _QUESTION, _RANK_CUES, _SENTENCE,
-    _THEN, _VERBS, _WANTS,
+    _ALSO, _AND_QUESTION, _AND_VERB, _EMBEDS, _INLINE_MARK, _LIST_ITEM, _MID_QUESTION, _ORDINAL, _PLEASANTRY, _POINTS_BACK, _POLITE,
+    _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _VERBS, _WANTS,
 )
 
 __all__ = ["Piece", "pieces_of", "split_request"]
@@ -68,7 +76,7 @@ def _is_ask(text: str) -> bool:
     t = _bare(text)
     if not t:
         return False
-    if t.rstrip().endswith("?") or _QUESTION.match(t) or _WANTS.match(t):
+    if re.search(r"\?(?:\s*X)*$", t) or _QUESTION.match(t) or _WANTS.match(t):  # "… com isto? 'Great!'"
         return True
     first = re.match(r"[\wÀ-ÿ'-]+", t)
     return bool(first) and first.group(0).lower().split("-")[0] in _VERBS
@@ -122,6 +130,21 @@ def _lines(masked: str) -> list[tuple[str, str]]:
     return out
 
 
+def _without_pleasantries(masked: str) -> str:
+    """The message without a greeting line above it ("Hi!") or a sign-off line below it
+    ("Thanks!"): neither is an ask, nor part of one. A list item ("- thank you") or a line
+    under a colon is a payload and stays."""
+    lines = masked.split("\n")
+    keep = [bool(ln.strip()) and not (_PLEASANTRY.match(ln) and not _LIST_ITEM.match(ln)) for ln in lines]
+    first = next((i for i, k in enumerate(keep) if k), None)
+    if first is None:
+        return masked
+    last = max(i for i, k in enumerate(keep) if k)
+    while last + 1 < len(lines) and (not lines[last + 1].strip() or lines[last].rstrip().endswith(":")):
+        last += 1  # blank lines, and a line that is the payload of the one above, stay
+    return "\n".join(lines[first:last + 1])
+
+
 def _inline_list(text: str) -> list[tuple[str, str]]:
     """"1. … 2. …" or "1) … 2) …" inside one line, when every item is an ask."""
     marks = list(re.finditer(r"(?:^|(?<=\s))(\d{1,2})[.)]\s+", text))
@@ -163,7 +186,7 @@ def _ranking(text: str) -> bool:
     from .parse import passages_of
 
     masked = re.sub("\ue000\\d+\ue001", "Q", text)
-    mark = _LIST_ITEM.search(masked) or re.search(r"(?:^|\s)(?:\d{1,2}|[A-Ha-h])[.)]\s|\[\d{1,2}\]", masked)
+    mark = _LIST_ITEM.search(masked) or _INLINE_MARK.search(masked)
     return mark is not None and bool(_RANK_CUES.search(masked[: mark.start()])) and passages_of(text) is not None
 
 
@@ -182,9 +205,37 @@ def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
             verb = m.group(1).lower()
             before, after = text[last:m.start()], text[m.end():]
             asks_again = verb in _VERBS or (verb in _AND_QUESTION and after.rstrip().endswith("?"))
-            if asks_again and len(_bare(after).split()) >= 2 and len(_bare(before).split()) >= 3:
+            if asks_again and len(_bare(after).split()) >= 2 and _whole_ask(before):
                 out.append((before, cur_joined))
                 last, cur_joined = m.end(), "and"
+        out.append((text[last:], cur_joined))
+    return out
+
+
+def _whole_ask(before: str) -> bool:
+    """What precedes an "and" is an ask of its own: three words, or a verb and its payload
+    ("summarize 'X'"), and not a verb that only sets up the next one ("Read this review and …")."""
+    bare = _bare(before)
+    if _PREPARE.match(bare) and not _own_payload(before):
+        return False
+    return len(bare.split()) >= (2 if "\ue000" in before else 3)
+
+
+def _cut_mid_question(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A question begun inside an instruction's sentence, with no full stop between them
+    ("write a slogan for a bike shop what language is 'fahrrad'?", "translate 'x', is 'y'
+    negative?"): the question runs to its "?", and a question word right after a verb or a
+    pronoun ("tell me what language 'x' is") is an embedded question, not a new one."""
+    out: list[tuple[str, str]] = []
+    for text, joined in pieces:
+        last, cur_joined = 0, joined
+        for m in _MID_QUESTION.finditer(text):
+            before, after = text[last:m.start()], text[m.end():]
+            words = re.findall(r"[\wÀ-ÿ']+", before.lower())
+            if (words and words[-1] not in _EMBEDS and ":" not in before and words[-1] not in _VERBS and re.match(r"[^.!?]*\?", after)
+                    and _is_ask(before) and _whole_ask(before)):
+                out.append((before, cur_joined))
+                last, cur_joined = m.end(), "sentence"
         out.append((text[last:], cur_joined))
     return out
 
@@ -197,7 +248,7 @@ def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if "\n" in text and _LIST_ITEM.search(text):  # a list's lines were judged by _lines
             out.append((text, joined))
             continue
-        sentences = _SENTENCE.split(text)
+        sentences = _with_payloads(_SENTENCE.split(text))
         cur, cur_joined = sentences[0], joined
         for s in sentences[1:]:
             if cur.rstrip().endswith("\ue001") and not _own_payload(s):  # "Is 'great phone' Positive?"
@@ -206,7 +257,9 @@ def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
             in_payload = re.search(r":\s*\S", cur) is not None and "\ue000" not in cur.split(":", 1)[1]
             own = _has_payload(s)
             refers = _POINTS_BACK.search(re.sub(r"\ue000\d+\ue001", " ", s)) is not None
-            capital = re.match(r"[¿\"'“«\ue000A-ZÀ-Ý]", s) is not None or _bare(s).split(" ")[0].lower() in _VERBS
+            bare = _bare(s)
+            capital = re.match(r"[¿\"'“«\ue000A-ZÀ-Ý]", s) is not None or bare.split(" ")[0].lower() in _VERBS \
+                or _QUESTION.match(bare) is not None and not re.match(r"[\w']+\s*:", bare)  # not "are: age: …"
             if _is_ask(cur) and _is_ask(s) and (own or not refers) and (own or not in_payload) and capital:
                 out.append((cur, cur_joined))
                 cur, cur_joined = s, "sentence"
@@ -216,25 +269,53 @@ def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
+def _with_payloads(sentences: list[str]) -> list[str]:
+    """A sentence that is only a payload belongs to the question before it ("Is it positive? 'Great!'")."""
+    out: list[str] = []
+    for s in sentences:
+        if out and re.fullmatch(r"(?:\ue000\d+\ue001[\s.!?]*)+", s):
+            out[-1] += " " + s
+        else:
+            out.append(s)
+    return out
+
+
 def _unless_ranking(cut: Callable[[list[tuple[str, str]]], list[tuple[str, str]]], m: _Masked,
                     pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for p in pieces:
-        out += [p] if _ranking(m.restore(p[0])) else cut([p])
+        out += _ask_before_ranking(cut, p) if _ranking(m.restore(p[0])) else cut([p])
     return out
+
+
+def _ask_before_ranking(cut: Callable[[list[tuple[str, str]]], list[tuple[str, str]]],
+                        piece: tuple[str, str]) -> list[tuple[str, str]]:
+    """A ranking whose query line starts with another ask ("Give me a vector for 'x' and order
+    these by relevance: 1. …"): only the query line is cut, the last piece keeps the passages,
+    and only when the ranking cue is in that last piece ("Pick the most relevant results and
+    order them: …" is one ranking)."""
+    text, joined = piece
+    mark = _LIST_ITEM.search(text) or _INLINE_MARK.search(text)
+    if mark is None:
+        return [piece]
+    head = cut([(text[: mark.start()], joined)])
+    if len(head) < 2 or not _RANK_CUES.search(head[-1][0]) or any(_RANK_CUES.search(h) for h, _ in head[:-1]):
+        return [piece]
+    return head[:-1] + [(head[-1][0] + text[mark.start():], head[-1][1])]
 
 
 def pieces_of(text: str) -> list[Piece]:
     """The asks in ``text``, in order, with what separated each from the one before."""
     m = _Masked(text)
-    pieces = _lines(m.text)
+    pieces = _lines(_without_pleasantries(m.text))
     pieces = [q for p, j in pieces for q in ([(p, j)] if "\n" in p else _retag(_inline_list(p), j))]
     for cut in (lambda ps: _cut(ps, _ORDINAL, "ordinal"), lambda ps: _cut(ps, _THEN, "then", strict=True),
-                lambda ps: _cut(ps, _ALSO, "also"), _cut_and, _cut_sentences):
+                lambda ps: _cut(ps, _ALSO, "also"), _cut_and, _cut_mid_question,
+                _cut_sentences):
         pieces = _unless_ranking(cut, m, pieces)
     merged: list[tuple[str, str]] = []
     for k, (p, j) in enumerate(pieces):
-        if not p.strip(" \n\t.,;:-") or (k + 1 < len(pieces) and _is_header(p) and pieces[k + 1][1] in ("line", "list")):
+        if not p.strip(" \n\t.,;:-") or _PLEASANTRY.match(p) or (k + 1 < len(pieces) and _is_header(p) and pieces[k + 1][1] in ("line", "list")):
             continue
         if merged and not _is_ask(p) and j not in ("line", "list", "ordinal"):
             merged[-1] = (merged[-1][0] + " " + p, merged[-1][1])

@@ -32,33 +32,60 @@ responda reescreva marque agende ligue desligue toque
 traduce dime escribe predice clasifica identifica ordena explica resume dame
 traduis traduisez dis écris prédis classe identifie explique résume donne
 """.split())
+_EMOJI = "\U0001F300-\U0001FAFF\u2600-\u27BF"
+"""Emoji close a sentence in chat ("a tweet about coffee 😊 also can you …")."""
 _QUESTION = re.compile(
     r"^(?:¿|what|what's|whats|which|how|is|are|does|do|did|can|could|would|will|should|who|where|when|why|"
     r"qual|quais|o que|como|em que|quanto|quantos|quantas|onde|quando|por que|é|está|existe|"
     r"qué|cuál|cómo|dónde|cuándo|quel|quelle|quels|quelles|comment|est-ce)\b", re.I)
 _POLITE = re.compile(
-    r"^(?:(?:please|pls|plz|kindly|now|also|and|then|next|finally|lastly|afterwards|ok|okay|hey|hi|so|"
+    r"^(?:(?:please|pls|plz|kindly|now|also|and|then|next|finally|lastly|afterwards|ok|okay|hey|hi|hello|so|btw|"
+    r"oi|olá|ola|hola|bonjour|1st|2nd|3rd|"
     r"first(?:ly)?|second(?:ly)?|third(?:ly)?|primeiro|segundo|terceiro|me|por favor|agora|também|depois|e|"
     r"ent[ãa]o|por último|finalmente|"
-    r"can you|could you|would you|will you|can u|could u|i'd like you to|i want you to|i need you to|"
+    r"can you|could you|would you|will you|can u|could u|pode me|can i get|can i have|i'd like you to|i want you to|i need you to|"
     r"você pode|pode|poderia|you can|help me|me ajude a|gostaria que)\b[\s,:]*)+", re.I)
 _WANTS = re.compile(r"^(?:i need|i want|i'd like|i would like|i wanna|we need|preciso|quero|gostaria|necesito|quiero|"
                     r"je veux|j'ai besoin)\b", re.I)
 _POINTS_BACK = re.compile(r"\b(?:it|this|that|these|those|they|them|its|the (?:text|review|sentence|message|"
                           r"comment|tweet|line|phrase|result|same)|isso|isto|ele|ela|esse|essa|este|esta)\b", re.I)
-_LIST_ITEM = re.compile(r"(?m)^\s*(?:\d{1,2}[.)]|\((?:\d{1,2}|[a-hA-H])\)|\[\d{1,2}\]|[a-hA-H][.)]|[-*•])\s+")
+_LIST_ITEM = re.compile(r"(?m)^\s*(?:\d{1,2}[.)]|\d{1,2}[ \t]*[-–]|\((?:\d{1,2}|[a-hA-H])\)|\[\d{1,2}\]|[a-hA-H][.)]|[-*•])\s+")
+_INLINE_MARK = re.compile(r"(?:^|\s)\(?(?:\d{1,2}|[A-Ha-h])[.)]\s|\[\d{1,2}\]")
+"""A passage's mark inside a line ("… : 1. … 2. …", "(a) …")."""
 _ORDINAL = re.compile(
     r"(?:^|(?<=[.;!?:,]\s)|(?<=[.;!?:,]\s\s)|(?<=\n))(?:and\s+)?(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|"
-    r"fourth(?:ly)?|finally|lastly|primeiro|segundo|terceiro|por fim|por último)\b\s*[,:]?\s*", re.I)
+    r"fourth(?:ly)?|finally|lastly|1st|2nd|3rd|4th|primeiro|segundo|terceiro|por fim|por último|primero|"
+    r"premièrement|deuxièmement|troisièmement|enfin)\b\s*[,:]?\s*", re.I)
 _THEN = re.compile(r"(?:[,;]?\s+and then\b|[,;]\s*then\b|\.\s+then\b|\s+then\s+(?=\w+\b)|[,;.]?\s+after that\b[,:]?|"
-                   r"[,;.]?\s+afterwards\b[,:]?|[,;.]?\s+e depois\b|[,;.]?\s+em seguida\b|[,;.]\s+depois\b[,:]?)\s*",
+                   r"[,;.]?\s+afterwards\b[,:]?|[,;.]?\s+e depois\b|[,;.]?\s+em seguida\b|[,;.]\s+depois\b[,:]?|"
+                   r"[,;.]?\s+(?:y )?(?:luego|después)\b[,:]?|[,;.]?\s+(?:et )?(?:ensuite|puis)\b[,:]?)\s*",
                    re.I)
-_ALSO = re.compile(r"(?:[,;]?\s+and also\b|[.;!?]\s+also\b[,:]?|[,;]\s+also\b[,:]?|[.;!?]\s+plus\b[,:]?|"
-                   r"[,;]?\s+as well as\b|[.;!?]\s+in addition\b[,:]?|[.;!?]\s+additionally\b[,:]?|"
-                   r"[,;]?\s+e também\b|[.;!?]\s+além disso\b[,:]?|[,;]?\s+y también\b|[,;]?\s+et aussi\b)\s*", re.I)
+_ALSO = re.compile(rf"(?:[,;]?\s+and also\b|[.;!?{_EMOJI}]\s+also\b[,:]?|\s+also\s+(?=(?:can|could|would) (?:you|u)\b)|[,;]\s+also\b[,:]?|[.;!?]\s+plus\b[,:]?|"
+                   rf"[,;]?\s+as well as\b|[.;!?]\s+in addition\b[,:]?|[.;!?]\s+additionally\b[,:]?|"
+                   rf"[,;]?\s+e também\b|[.;!?]\s+além disso\b[,:]?|[,;]?\s+y también\b|[,;]?\s+et aussi\b)\s*", re.I)
 _AND_VERB = re.compile(r"(?:,\s*|\s+)(?:and|plus|e|y|et)\s+(?=(?:please\s+|also\s+|me\s+)?(?:then\s+)?(\w+)\b)", re.I)
 _AND_QUESTION = frozenset("what which how is does can could who where when why qual quais como onde quando qué cómo".split())
-_SENTENCE = re.compile(r"(?<=[.!?\ue001])\s+(?=\S)")
+_SENTENCE = re.compile(rf"(?<=[.!?\ue001{_EMOJI}])\s+(?=\S)")
 _RANK_CUES = re.compile(r"\b(?:rank|order|sort|reorder|relevan|best (?:match|answer|fit)|most (?:useful|relevant|helpful)|"
                         r"which (?:of (?:these|the following)|one|passage|answer|option)|match(?:es)? (?:my|the) "
-                        r"(?:question|query)|ordene|ordena|classe|mais relevante)", re.I)
+                        r"(?:question|query)|ordene|ordena|classe|mais relevante|qual (?:destas|destes|das|dos)\b|combina\w* melhor|"
+                        r"responde\w* melhor|mais úte?is?|cuál de (?:estas|estos)|más relevante|lequel|laquelle|"
+                        r"plus pertinent)", re.I)
+_PLEASANTRY = re.compile(
+    r"^\W*(?:hi|hello|hey|hiya|yo|good (?:morning|afternoon|evening)|thanks|thank you|thx|tks|ty|cheers|regards|"
+    r"best|bye|olá|ola|oi|boa tarde|obrigad[oa]|valeu|abraços?|hola|gracias|bonjour|salut|merci)"
+    r"(?:[\s,]+(?:there|all|everyone|team|guys|folks|so much|a lot|in advance|again|very much|muito|pessoal|gente|"
+    r"mate|!+))*[\W_]*$", re.I)
+"""A line that only greets or thanks: not an ask, and never a part of its own."""
+_PREPARE = re.compile(r"^(?:read|look at|have a look at|take|use|run|consider|go through|check out|leia|olhe|veja|"
+                      r"use|considere|pegue|lee|mira|lis|regarde)\b", re.I)
+"""Verbs that only set up the ask after "and" ("Read this review and tell me if …"): one ask."""
+_WH = r"(?:what|which|how|who|where|when|why|qual|quais|como|onde|quando|quanto|em que)"
+_AUX = r"(?:is|are|was|were|do|does|did|can|could|would|should|will|é|está|são|se)"
+_MID_QUESTION = re.compile(
+    rf"(?:\s*,\s*|\s+)(?=(?:what's|whats|{_WH}(?:\s+[a-zà-ÿ]+)?\s+{_AUX}\b))|,\s*(?=(?:is|are|does|do|can|was)\s)",
+    re.I)
+"""A question begun inside an instruction's sentence ("Write a slogan for a bike shop what language is 'x'?")."""
+_EMBEDS = frozenset("""me us him her them you i we know tell explain show say ask wonder see decide determine guess figure
+find out identify check if whether and or but to of about on diga mostre explique sobre sei saber""".split())
+"""Words after which a question word starts an embedded question ("tell me what language 'x' is")."""
