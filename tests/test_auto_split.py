@@ -259,3 +259,38 @@ def test_an_ask_before_a_ranking_is_its_own_part() -> None:
     assert kinds(text) == ["text", "ranking"]
     assert kinds("Pick the most relevant results for 'flights to Rome' and order them: (1) Fares from 40 euros. "
                  "(2) Rome has seven hills.") == ["ranking"]
+
+
+_MESSY = [  # more of every form, in real users' styles: (request, how many asks)
+ ("Step 1: translate 'hello' to portuguese. Step 2: write a haiku about the moon.", 2),
+ ("write a poem about dogs also translate 'good dog' to portuguese", 2),
+ ("translate 'thanks' to portuguese and can you also tell me what language 'danke' is", 2),
+ ("write a haiku about tea. oh and is 'so cozy' positive?", 2),
+ ("Write a slogan for a gym. One more thing: what language is 'salut'?", 2),
+ ("i need a name for my dog and i also want to know what language 'hund' is", 2),
+ ("translate 'where is the hotel' to portuguese btw what language is 'hôtel'", 2),
+ ("what language is 'kia ora' and what does it mean", 1),
+ ("is 'the room was tiny' negative and why", 1),
+ ("Write a poem about winter, make it rhyme", 1),
+ ("Translate 'good morning' into Portuguese and Spanish", 1),
+ ("Tell me if 'the food was great' is positive, then translate it to Portuguese.", 2),
+ ("2 things: translate 'cheers' to portuguese + what language is 'skål'", 2),
+ ("Hey there, quick one: what language is 'mahalo'?", 1),
+ ("Good morning! I need two things. First, a haiku about coffee. Second, the Portuguese for 'good morning'.", 2),
+ ("Write a tweet announcing our sale. Then write another one for next week.", 2),
+ ("Can you help me? I need to translate 'the meeting is cancelled' to Portuguese.", 1),
+ ("I got this message: 'Kiitos kaikesta'. What language is it? Can you translate it to Portuguese?", 2),
+ ("Você pode traduzir 'good night' para o português? E também escrever um poema curto sobre a lua?", 2),
+ ("Me diga se 'adorei o hotel' é positivo. Qual é a língua de 'grazie'?", 2),
+ ("Preciso de ajuda: traduza 'bom dia' para o inglês", 1),
+ ("faz um haiku sobre chuva e depois traduz 'chuva forte' pro inglês", 2),
+ ("Sales last 8 months: 120, 130, 128, 140, 150, 149, 160, 170. Forecast the next 3 and explain the trend.", 2),
+ ("Name: Ana\nAge: 34\nCity: Porto\nWrite a short bio for her.", 1),
+ ("• what language is 'hej'\n• is 'ugh mondays' negative\n• write a haiku about friday", 3),
+ ("1) Which language is 'salam'?\n2) Which language is 'shalom'?", 2),
+]
+
+
+@pytest.mark.parametrize(("text", "n"), _MESSY)
+def test_messy_requests_keep_every_ask(text: str, n: int) -> None:
+    assert len(split_request(text)) == n, [p.text for p in split_request(text)]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from .parse import _QUOTED, Part, classify_shape
 from .split_words import (
-    _ALSO, _AND_QUESTION, _AND_VERB, _EMBEDS, _INLINE_MARK, _LIST_ITEM, _MID_QUESTION, _ORDINAL, _PLEASANTRY, _POINTS_BACK, _POLITE,
+    _ALSO, _AND_QUESTION, _AND_VERB, _ANNOUNCES, _EMBEDS, _FIELD, _INLINE_MARK, _LIST_ITEM, _MID_QUESTION, _ORDINAL, _PLEASANTRY, _POINTS_BACK, _POLITE,
     _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _VERBS, _WANTS,
 )
 
@@ -88,8 +88,8 @@ def _asks_somewhere(text: str) -> bool:
 
 
 def _is_header(text: str) -> bool:
-    """"Please do the following:" — it announces the asks after it and is none of them."""
-    return text.rstrip().endswith(":")
+    """"Please do the following:", "I need two things." — it announces the asks after it and is none of them."""
+    return text.rstrip().endswith(":") or _ANNOUNCES.search(text) is not None
 
 
 def _has_payload(text: str) -> bool:
@@ -119,13 +119,17 @@ def _lines(masked: str) -> list[tuple[str, str]]:
             continue
         listed = [bool(_LIST_ITEM.match(ln)) for ln in lines]
         ranking = any(_RANK_CUES.search(ln) for ln, item in zip(lines, listed) if not item) and any(listed)
+        record = _is_record(lines)
         cur: list[str] = []
+        holds_ask = False
         for ln, item in zip(lines, listed):
-            ask = not ranking and (_is_ask(ln) or _own_payload(ln)) if item else _is_ask(ln)
-            if cur and ask and any(_is_ask(c) or item for c in cur) and (item or not _follows_up(ln)):
+            field = record and _FIELD.match(ln) is not None
+            ask = not ranking and (_is_ask(ln) or _own_payload(ln)) if item else _is_ask(ln) and not field
+            if cur and ask and (holds_ask or item) and (item or not _follows_up(ln)):
                 out.append(("\n".join(cur), "line"))
-                cur = []
+                cur, holds_ask = [], False
             cur.append(ln)
+            holds_ask = holds_ask or _is_ask(ln) and not field
         out.append(("\n".join(cur), "line"))
     return out
 
@@ -143,6 +147,13 @@ def _without_pleasantries(masked: str) -> str:
     while last + 1 < len(lines) and (not lines[last + 1].strip() or lines[last].rstrip().endswith(":")):
         last += 1  # blank lines, and a line that is the payload of the one above, stay
     return "\n".join(lines[first:last + 1])
+
+
+def _is_record(lines: list[str]) -> bool:
+    """Three or more "label: value" lines, most labels not verbs ("Name: Ana", "Age: 34"): a
+    record, whose "Name:" line is no instruction."""
+    labels = [m.group(1).lower() for ln in lines if (m := _FIELD.match(ln))]
+    return len(labels) >= 3 and sum(label not in _VERBS for label in labels) >= 2
 
 
 def _inline_list(text: str) -> list[tuple[str, str]]:
@@ -191,9 +202,11 @@ def _ranking(text: str) -> bool:
 
 
 def _ask_before(text: str, pattern: re.Pattern[str]) -> bool:
-    """The first ordinal comes after an ask of its own ("… come first for …")."""
+    """The first ordinal comes after an ask of its own ("… come first for …"), not after a
+    finished sentence ("I need two things. First, …")."""
     m = pattern.search(text)
-    return m is not None and len(_bare(text[: m.start()]).split()) >= 3
+    return m is not None and len(_bare(text[: m.start()]).split()) >= 3 \
+        and not text[: m.start()].rstrip().endswith((".", "!", "?", ":", ";"))
 
 
 def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -202,10 +215,12 @@ def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     for text, joined in pieces:
         last, cur_joined = 0, joined
         for m in _AND_VERB.finditer(text):
-            verb = m.group(1).lower()
+            verb = m.group(2).lower()
             before, after = text[last:m.start()], text[m.end():]
-            asks_again = verb in _VERBS or (verb in _AND_QUESTION and after.rstrip().endswith("?"))
-            if asks_again and len(_bare(after).split()) >= 2 and _whole_ask(before):
+            asks_again = verb in _VERBS or m.group(1) is not None \
+                or (verb in _AND_QUESTION and after.rstrip().endswith("?"))
+            if asks_again and len(_bare(after).split()) >= 2 and _whole_ask(before) \
+                    and (m.group(1) is None or _is_ask(before)):  # not "my package never came and I want …"
                 out.append((before, cur_joined))
                 last, cur_joined = m.end(), "and"
         out.append((text[last:], cur_joined))
@@ -249,7 +264,7 @@ def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
             out.append((text, joined))
             continue
         sentences = _with_payloads(_SENTENCE.split(text))
-        cur, cur_joined = sentences[0], joined
+        cur, cur_joined, anchored = sentences[0], joined, False
         for s in sentences[1:]:
             if cur.rstrip().endswith("\ue001") and not _own_payload(s):  # "Is 'great phone' Positive?"
                 cur += " " + s
@@ -260,10 +275,11 @@ def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
             bare = _bare(s)
             capital = re.match(r"[¿\"'“«\ue000A-ZÀ-Ý]", s) is not None or bare.split(" ")[0].lower() in _VERBS \
                 or _QUESTION.match(bare) is not None and not re.match(r"[\w']+\s*:", bare)  # not "are: age: …"
-            if _is_ask(cur) and _is_ask(s) and (own or not refers) and (own or not in_payload) and capital:
+            if _is_ask(cur) and _is_ask(s) and (own or not refers or anchored) and (own or not in_payload) and capital:
                 out.append((cur, cur_joined))
-                cur, cur_joined = s, "sentence"
-            else:
+                cur, cur_joined, anchored = s, "sentence", False
+            else:  # "I got this message: 'x'. What language is it?": the next ask about it is a sibling
+                anchored = anchored or not _is_ask(cur) and _has_payload(cur) and _is_ask(s)
                 cur += " " + s
         out.append((cur, cur_joined))
     return out
@@ -315,7 +331,8 @@ def pieces_of(text: str) -> list[Piece]:
         pieces = _unless_ranking(cut, m, pieces)
     merged: list[tuple[str, str]] = []
     for k, (p, j) in enumerate(pieces):
-        if not p.strip(" \n\t.,;:-") or _PLEASANTRY.match(p) or (k + 1 < len(pieces) and _is_header(p) and pieces[k + 1][1] in ("line", "list")):
+        announces = k + 1 < len(pieces) and _is_header(p) and pieces[k + 1][1] in ("line", "list", "ordinal")
+        if not p.strip(" \n\t.,;:-") or _PLEASANTRY.match(p) or announces:
             continue
         if merged and not _is_ask(p) and j not in ("line", "list", "ordinal"):
             merged[-1] = (merged[-1][0] + " " + p, merged[-1][1])

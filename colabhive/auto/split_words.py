@@ -29,6 +29,7 @@ prevê preveja projete estime resuma reescreva ordene classifique organize avali
 mostre explica explique cria crie gera gere sugere sugira recomende recomenda escreve preveja prever classifique identifique detecte ordene faça crie resuma
 explique liste dê mostre calcule verifique analise informe indique coloque passe converta gere sugira
 responda reescreva marque agende ligue desligue toque
+faz faça fazer escreve diz dizer traduz calcula verifica classifica resume cria gera manda conta mostra
 traduce dime escribe predice clasifica identifica ordena explica resume dame
 traduis traduisez dis écris prédis classe identifie explique résume donne
 """.split())
@@ -40,12 +41,12 @@ _QUESTION = re.compile(
     r"qué|cuál|cómo|dónde|cuándo|quel|quelle|quels|quelles|comment|est-ce)\b", re.I)
 _POLITE = re.compile(
     r"^(?:(?:please|pls|plz|kindly|now|also|and|then|next|finally|lastly|afterwards|ok|okay|hey|hi|hello|so|btw|"
-    r"oi|olá|ola|hola|bonjour|1st|2nd|3rd|"
+    r"oi|olá|ola|hola|bonjour|1st|2nd|3rd|step \d{1,2}|passo \d{1,2}|"
     r"first(?:ly)?|second(?:ly)?|third(?:ly)?|primeiro|segundo|terceiro|me|por favor|agora|também|depois|e|"
     r"ent[ãa]o|por último|finalmente|"
     r"can you|could you|would you|will you|can u|could u|pode me|can i get|can i have|i'd like you to|i want you to|i need you to|"
     r"você pode|pode|poderia|you can|help me|me ajude a|gostaria que)\b[\s,:]*)+", re.I)
-_WANTS = re.compile(r"^(?:i need|i want|i'd like|i would like|i wanna|we need|preciso|quero|gostaria|necesito|quiero|"
+_WANTS = re.compile(r"^(?:i (?:also |really )?(?:need|want|wanna)|i'd (?:also )?like|i would (?:also )?like|we need|preciso|quero|gostaria|necesito|quiero|"
                     r"je veux|j'ai besoin)\b", re.I)
 _POINTS_BACK = re.compile(r"\b(?:it|this|that|these|those|they|them|its|the (?:text|review|sentence|message|"
                           r"comment|tweet|line|phrase|result|same)|isso|isto|ele|ela|esse|essa|este|esta)\b", re.I)
@@ -54,16 +55,20 @@ _INLINE_MARK = re.compile(r"(?:^|\s)\(?(?:\d{1,2}|[A-Ha-h])[.)]\s|\[\d{1,2}\]")
 """A passage's mark inside a line ("… : 1. … 2. …", "(a) …")."""
 _ORDINAL = re.compile(
     r"(?:^|(?<=[.;!?:,]\s)|(?<=[.;!?:,]\s\s)|(?<=\n))(?:and\s+)?(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|"
-    r"fourth(?:ly)?|finally|lastly|1st|2nd|3rd|4th|primeiro|segundo|terceiro|por fim|por último|primero|"
+    r"fourth(?:ly)?|finally|lastly|1st|2nd|3rd|4th|step \d{1,2}|passo \d{1,2}|primeiro|segundo|terceiro|por fim|por último|primero|"
     r"premièrement|deuxièmement|troisièmement|enfin)\b\s*[,:]?\s*", re.I)
 _THEN = re.compile(r"(?:[,;]?\s+and then\b|[,;]\s*then\b|\.\s+then\b|\s+then\s+(?=\w+\b)|[,;.]?\s+after that\b[,:]?|"
                    r"[,;.]?\s+afterwards\b[,:]?|[,;.]?\s+e depois\b|[,;.]?\s+em seguida\b|[,;.]\s+depois\b[,:]?|"
                    r"[,;.]?\s+(?:y )?(?:luego|después)\b[,:]?|[,;.]?\s+(?:et )?(?:ensuite|puis)\b[,:]?)\s*",
                    re.I)
-_ALSO = re.compile(rf"(?:[,;]?\s+and also\b|[.;!?{_EMOJI}]\s+also\b[,:]?|\s+also\s+(?=(?:can|could|would) (?:you|u)\b)|[,;]\s+also\b[,:]?|[.;!?]\s+plus\b[,:]?|"
+_ALSO = re.compile(rf"(?:[,;]?\s+and also\b|(?<!\bi)(?<!\bwe)(?<!\byou)(?<!\bit)(?<!\bis)(?<!\bare)\s+also\s+(?=[a-z]+\s)|[,;.]?\s+(?:btw|by the way|one more thing)\b[,:]?|\s\+\s|[.;!?{_EMOJI}]\s+also\b[,:]?|\s+also\s+(?=(?:can|could|would) (?:you|u)\b)|[,;]\s+also\b[,:]?|[.;!?]\s+plus\b[,:]?|"
                    rf"[,;]?\s+as well as\b|[.;!?]\s+in addition\b[,:]?|[.;!?]\s+additionally\b[,:]?|"
                    rf"[,;]?\s+e também\b|[.;!?]\s+além disso\b[,:]?|[,;]?\s+y también\b|[,;]?\s+et aussi\b)\s*", re.I)
-_AND_VERB = re.compile(r"(?:,\s*|\s+)(?:and|plus|e|y|et)\s+(?=(?:please\s+|also\s+|me\s+)?(?:then\s+)?(\w+)\b)", re.I)
+_AND_VERB = re.compile(
+    r"(?:,\s*|\s+)(?:and|plus|e|y|et)\s+(?=(?:(?:can|could|would|will)\s+(?:you|u)\s+)?(?:please\s+|also\s+|me\s+)?"
+    r"(?:then\s+)?(?:(i\s+(?:also\s+)?(?:want|need|'d like|would like)|i'd\s+(?:also\s+)?like)\b\s*)?(\w+)\b)",
+    re.I)
+""""… and <verb>", "… and can you also <verb>", "… and I also want …" (group 1: a want, an ask whatever follows; group 2: the verb)."""
 _AND_QUESTION = frozenset("what which how is does can could who where when why qual quais como onde quando qué cómo".split())
 _SENTENCE = re.compile(rf"(?<=[.!?\ue001{_EMOJI}])\s+(?=\S)")
 _RANK_CUES = re.compile(r"\b(?:rank|order|sort|reorder|relevan|best (?:match|answer|fit)|most (?:useful|relevant|helpful)|"
@@ -72,11 +77,18 @@ _RANK_CUES = re.compile(r"\b(?:rank|order|sort|reorder|relevan|best (?:match|ans
                         r"responde\w* melhor|mais úte?is?|cuál de (?:estas|estos)|más relevante|lequel|laquelle|"
                         r"plus pertinent)", re.I)
 _PLEASANTRY = re.compile(
-    r"^\W*(?:hi|hello|hey|hiya|yo|good (?:morning|afternoon|evening)|thanks|thank you|thx|tks|ty|cheers|regards|"
+    r"^\W*(?:(?:can|could) you help(?: me)?(?: with something| please)?|quick question|i have a question|"
+    r"pode me ajudar|hi|hello|hey|hiya|yo|good (?:morning|afternoon|evening)|thanks|thank you|thx|tks|ty|cheers|regards|"
     r"best|bye|olá|ola|oi|boa tarde|obrigad[oa]|valeu|abraços?|hola|gracias|bonjour|salut|merci)"
     r"(?:[\s,]+(?:there|all|everyone|team|guys|folks|so much|a lot|in advance|again|very much|muito|pessoal|gente|"
     r"mate|!+))*[\W_]*$", re.I)
 """A line that only greets or thanks: not an ask, and never a part of its own."""
+_ANNOUNCES = re.compile(r"\b(?:two|three|four|a few|some|a couple of|\d) (?:things|questions|tasks|requests|favou?rs)"
+                        r"(?: (?:please|pls|for you|to do))?\W*$|\b(?:duas|três|algumas) (?:coisas|perguntas|tarefas)\W*$",
+                        re.I)
+"""The end of a header that announces the asks after it ("I need two things.")."""
+_FIELD = re.compile(r"^\s*([A-Za-zÀ-ÿ][\wÀ-ÿ ]{0,24}?)\s*:[ \t]*[^\s:][^:]{0,40}$")
+"""A record's line ("Age: 34")."""
 _PREPARE = re.compile(r"^(?:read|look at|have a look at|take|use|run|consider|go through|check out|leia|olhe|veja|"
                       r"use|considere|pegue|lee|mira|lis|regarde)\b", re.I)
 """Verbs that only set up the ask after "and" ("Read this review and tell me if …"): one ask."""
