@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 from .parse import _QUOTED, Part, classify_shape
 from .split_words import (
-    _ALSO, _AND_QUESTION, _AND_VERB, _ANNOUNCES, _EMBEDS, _FIELD, _INLINE_MARK, _LIST_ITEM, _MID_QUESTION, _ORDINAL, _PLEASANTRY, _POINTS_BACK, _POLITE,
-    _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _VERBS, _WANTS,
+    _ALSO, _AND_QUESTION, _AND_VERB, _ANNOUNCES, _EMBEDS, _FIELD, _INLINE_MARK, _LIST_ITEM, _MID_QUESTION, _ORDINAL,
+    _PLEASANTRY, _POINTS_BACK, _POLITE, _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _VERBS, _WANTS, _is_record,
+    _without_pleasantries,
 )
 
 __all__ = ["Piece", "pieces_of", "split_request"]
@@ -134,28 +135,6 @@ def _lines(masked: str) -> list[tuple[str, str]]:
     return out
 
 
-def _without_pleasantries(masked: str) -> str:
-    """The message without a greeting line above it ("Hi!") or a sign-off line below it
-    ("Thanks!"): neither is an ask, nor part of one. A list item ("- thank you") or a line
-    under a colon is a payload and stays."""
-    lines = masked.split("\n")
-    keep = [bool(ln.strip()) and not (_PLEASANTRY.match(ln) and not _LIST_ITEM.match(ln)) for ln in lines]
-    first = next((i for i, k in enumerate(keep) if k), None)
-    if first is None:
-        return masked
-    last = max(i for i, k in enumerate(keep) if k)
-    while last + 1 < len(lines) and (not lines[last + 1].strip() or lines[last].rstrip().endswith(":")):
-        last += 1  # blank lines, and a line that is the payload of the one above, stay
-    return "\n".join(lines[first:last + 1])
-
-
-def _is_record(lines: list[str]) -> bool:
-    """Three or more "label: value" lines, most labels not verbs ("Name: Ana", "Age: 34"): a
-    record, whose "Name:" line is no instruction."""
-    labels = [m.group(1).lower() for ln in lines if (m := _FIELD.match(ln))]
-    return len(labels) >= 3 and sum(label not in _VERBS for label in labels) >= 2
-
-
 def _inline_list(text: str) -> list[tuple[str, str]]:
     """"1. … 2. …" or "1) … 2) …" inside one line, when every item is an ask."""
     marks = list(re.finditer(r"(?:^|(?<=\s))(\d{1,2})[.)]\s+", text))
@@ -247,7 +226,8 @@ def _cut_mid_question(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
         for m in _MID_QUESTION.finditer(text):
             before, after = text[last:m.start()], text[m.end():]
             words = re.findall(r"[\wÀ-ÿ']+", before.lower())
-            if (words and words[-1] not in _EMBEDS and ":" not in before and words[-1] not in _VERBS and re.match(r"[^.!?]*\?", after)
+            embedded = not words or words[-1] in _EMBEDS or words[-1] in _VERBS
+            if (not embedded and ":" not in before and re.match(r"[^.!?]*\?", after)
                     and _is_ask(before) and _whole_ask(before)):
                 out.append((before, cur_joined))
                 last, cur_joined = m.end(), "sentence"
@@ -275,7 +255,8 @@ def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
             bare = _bare(s)
             capital = re.match(r"[¿\"'“«\ue000A-ZÀ-Ý]", s) is not None or bare.split(" ")[0].lower() in _VERBS \
                 or _QUESTION.match(bare) is not None and not re.match(r"[\w']+\s*:", bare)  # not "are: age: …"
-            if _is_ask(cur) and _is_ask(s) and (own or not refers or anchored) and (own or not in_payload) and capital:
+            new = own or (not refers or anchored) and not in_payload
+            if _is_ask(cur) and _is_ask(s) and new and capital:
                 out.append((cur, cur_joined))
                 cur, cur_joined, anchored = s, "sentence", False
             else:  # "I got this message: 'x'. What language is it?": the next ask about it is a sibling

@@ -1,5 +1,6 @@
 """The words and marks the splitter reads (``split.py``): verbs that start an instruction,
-question openers, politeness, connectors between asks, list marks and ranking cues.
+question openers, politeness, connectors between asks, list marks and ranking cues; and the
+line shapes built on them (a record's lines, greeting and sign-off lines).
 
 They are separators and sentence shapes a person would see, in English and Portuguese (some
 Spanish and French); none names a task, so a new family needs nothing here.
@@ -101,3 +102,25 @@ _MID_QUESTION = re.compile(
 _EMBEDS = frozenset("""me us him her them you i we know tell explain show say ask wonder see decide determine guess figure
 find out identify check if whether and or but to of about on diga mostre explique sobre sei saber""".split())
 """Words after which a question word starts an embedded question ("tell me what language 'x' is")."""
+
+
+def _is_record(lines: list[str]) -> bool:
+    """Three or more "label: value" lines, most labels not verbs ("Name: Ana", "Age: 34"): a
+    record, whose "Name:" line is no instruction."""
+    labels = [m.group(1).lower() for ln in lines if (m := _FIELD.match(ln))]
+    return len(labels) >= 3 and sum(label not in _VERBS for label in labels) >= 2
+
+
+def _without_pleasantries(masked: str) -> str:
+    """The message without a greeting line above it ("Hi!") or a sign-off line below it
+    ("Thanks!"): neither is an ask, nor part of one. A list item ("- thank you") or a line
+    under a colon is a payload and stays."""
+    lines = masked.split("\n")
+    keep = [bool(ln.strip()) and not (_PLEASANTRY.match(ln) and not _LIST_ITEM.match(ln)) for ln in lines]
+    first = next((i for i, k in enumerate(keep) if k), None)
+    if first is None:
+        return masked
+    last = max(i for i, k in enumerate(keep) if k)
+    while last + 1 < len(lines) and (not lines[last + 1].strip() or lines[last].rstrip().endswith(":")):
+        last += 1  # blank lines, and a line that is the payload of the one above, stay
+    return "\n".join(lines[first:last + 1])
