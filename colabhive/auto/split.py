@@ -6,10 +6,18 @@ numbered or bulleted lists of asks, "first … second …", "then" / "after that
 finished one. Payloads are masked first (quoted text, JSON objects, runs of numbers), so a
 separator inside what a user wants translated never cuts the request.
 
-What is *not* cut: a list whose items are passages under one query (a ranking), a table's
-lines, and a follow-up sentence that only points back at the text before it ("… 'great
-phone'. Is it positive?"). A part that names no payload of its own but points at one ("tell
-me if this review is positive and put it into Portuguese: '…'") gets its sibling's.
+A question begun inside an instruction's sentence is cut too ("write a slogan for a bike shop
+what language is 'fahrrad'?", "translate 'x', is 'y' negative?"), lowercase or not, and an
+ask before a ranking's query ("Give me a vector for 'x' and rank these: 1. … 2. …").
+
+What is *not* cut: a list whose items are passages under one query (a ranking), a list of
+items that are not asks under one instruction ("Translate these into Portuguese:\n- hello\n-
+goodbye" is one ask whose text is the list), a table's lines, a payload after a colon, a
+verb that only sets up the next ("Read this review and tell me …"), and a follow-up sentence
+that only points back at the text before it ("… 'great phone'. Is it positive?"). Greeting
+and sign-off lines ("Hi!", "Thanks!") are dropped: they are not asks. A part that names no
+payload of its own but points at one ("tell me if this review is positive and put it into
+Portuguese: '…'") gets its sibling's.
 
 Every rule is a separator a person would see; none is a task word, so a new family needs
 nothing here.
@@ -22,63 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .parse import _QUOTED, Part, classify_shape
+from .split_words import (
+    _ALSO, _AND_QUESTION, _AND_VERB, _ANNOUNCES, _EMBEDS, _FIELD, _INLINE_MARK, _LIST_ITEM, _MID_QUESTION, _ORDINAL,
+    _PLEASANTRY, _POINTS_BACK, _POLITE, _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _VERBS, _WANTS, _is_record,
+    _without_pleasantries,
+)
 
 __all__ = ["Piece", "pieces_of", "split_request"]
-
-_VERBS = frozenset("""
-add analyse analyze answer arrange assess book brainstorm calculate cancel categorise categorize change check
-classify compare compose compute convert count create decide describe detect determine draft embed encode
-estimate evaluate explain extend extract figure find forecast generate get give guess help identify
-judge label let list look make map name note order outline paraphrase pick play plot predict prepare produce
-project provide put rank rate read recommend reorder rephrase reply report reserve respond return reword rewrite
-run say schedule score send set show sort spell state suggest summarise summarize switch tag take tell
-transfer translate turn vectorise vectorize wake work write average blend combine use rebook remind block freeze
-lock unlock pay buy open close call text email message dial start stop pause resume skip cancel reschedule move
-clear delete remove update track locate navigate drive hail reserve order convert define rate review proofread
-shorten expand simplify fix correct improve polish condense paraphrase sum up break tag cluster group match
-score sort rank reorder prioritise prioritize choose select filter retrieve fetch search lookup look detect
-infer interpret decode render express phrase word note draft jot sketch imagine invent think come brainstorm
-predict project extrapolate anticipate foresee continue estimate classify diagnose assess tell say show
-traduza traduz traduzir diga escreva lembra lembre acorda acorde dá dê da ponha põe bota coloca manda mande
-transfira pague compre cancele abra feche toca liga desliga reserva agenda marca mostra conta fala fale converte
-prevê preveja projete estime resuma reescreva ordene classifique organize avalie analise compare combine
-mostre explica explique cria crie gera gere sugere sugira recomende recomenda escreve preveja prever classifique identifique detecte ordene faça crie resuma
-explique liste dê mostre calcule verifique analise informe indique coloque passe converta gere sugira
-responda reescreva marque agende ligue desligue toque
-traduce dime escribe predice clasifica identifica ordena explica resume dame
-traduis traduisez dis écris prédis classe identifie explique résume donne
-""".split())
-_QUESTION = re.compile(
-    r"^(?:¿|what|what's|whats|which|how|is|are|does|do|did|can|could|would|will|should|who|where|when|why|"
-    r"qual|quais|o que|como|em que|quanto|quantos|quantas|onde|quando|por que|é|está|existe|"
-    r"qué|cuál|cómo|dónde|cuándo|quel|quelle|quels|quelles|comment|est-ce)\b", re.I)
-_POLITE = re.compile(
-    r"^(?:(?:please|pls|plz|kindly|now|also|and|then|next|finally|lastly|afterwards|ok|okay|hey|hi|so|"
-    r"first(?:ly)?|second(?:ly)?|third(?:ly)?|primeiro|segundo|terceiro|me|por favor|agora|também|depois|e|"
-    r"ent[ãa]o|por último|finalmente|"
-    r"can you|could you|would you|will you|can u|could u|i'd like you to|i want you to|i need you to|"
-    r"você pode|pode|poderia|you can|help me|me ajude a|gostaria que)\b[\s,:]*)+", re.I)
-_WANTS = re.compile(r"^(?:i need|i want|i'd like|i would like|i wanna|we need|preciso|quero|gostaria|necesito|quiero|"
-                    r"je veux|j'ai besoin)\b", re.I)
-_POINTS_BACK = re.compile(r"\b(?:it|this|that|these|those|they|them|its|the (?:text|review|sentence|message|"
-                          r"comment|tweet|line|phrase|result|same)|isso|isto|ele|ela|esse|essa|este|esta)\b", re.I)
-_LIST_ITEM = re.compile(r"(?m)^\s*(?:\d{1,2}[.)]|\((?:\d{1,2}|[a-hA-H])\)|\[\d{1,2}\]|[a-hA-H][.)]|[-*•])\s+")
-_ORDINAL = re.compile(
-    r"(?:^|(?<=[.;!?:,]\s)|(?<=[.;!?:,]\s\s)|(?<=\n))(?:and\s+)?(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|"
-    r"fourth(?:ly)?|finally|lastly|primeiro|segundo|terceiro|por fim|por último)\b\s*[,:]?\s*", re.I)
-_THEN = re.compile(r"(?:[,;]?\s+and then\b|[,;]\s*then\b|\.\s+then\b|\s+then\s+(?=\w+\b)|[,;.]?\s+after that\b[,:]?|"
-                   r"[,;.]?\s+afterwards\b[,:]?|[,;.]?\s+e depois\b|[,;.]?\s+em seguida\b|[,;.]\s+depois\b[,:]?)\s*",
-                   re.I)
-_ALSO = re.compile(r"(?:[,;]?\s+and also\b|[.;!?]\s+also\b[,:]?|[,;]\s+also\b[,:]?|[.;!?]\s+plus\b[,:]?|"
-                   r"[,;]?\s+as well as\b|[.;!?]\s+in addition\b[,:]?|[.;!?]\s+additionally\b[,:]?|"
-                   r"[,;]?\s+e também\b|[.;!?]\s+além disso\b[,:]?|[,;]?\s+y también\b|[,;]?\s+et aussi\b)\s*", re.I)
-_AND_VERB = re.compile(r"(?:,\s*|\s+)(?:and|plus|e|y|et)\s+(?=(?:please\s+|also\s+|me\s+)?(?:then\s+)?(\w+)\b)", re.I)
-_AND_QUESTION = frozenset("what which how is does can could who where when why qual quais como onde quando qué cómo".split())
-_SENTENCE = re.compile(r"(?<=[.!?\ue001])\s+(?=\S)")
-_RANK_CUES = re.compile(r"\b(?:rank|order|sort|reorder|relevan|best (?:match|answer|fit)|most (?:useful|relevant|helpful)|"
-                        r"which (?:of (?:these|the following)|one|passage|answer|option)|match(?:es)? (?:my|the) "
-                        r"(?:question|query)|ordene|ordena|classe|mais relevante)", re.I)
-
 
 @dataclass(slots=True)
 class Piece:
@@ -119,7 +77,7 @@ def _is_ask(text: str) -> bool:
     t = _bare(text)
     if not t:
         return False
-    if t.rstrip().endswith("?") or _QUESTION.match(t) or _WANTS.match(t):
+    if re.search(r"\?(?:\s*X)*$", t) or _QUESTION.match(t) or _WANTS.match(t):  # "… com isto? 'Great!'"
         return True
     first = re.match(r"[\wÀ-ÿ'-]+", t)
     return bool(first) and first.group(0).lower().split("-")[0] in _VERBS
@@ -131,8 +89,8 @@ def _asks_somewhere(text: str) -> bool:
 
 
 def _is_header(text: str) -> bool:
-    """"Please do the following:" — it announces the asks after it and is none of them."""
-    return text.rstrip().endswith(":")
+    """"Please do the following:", "I need two things." — it announces the asks after it and is none of them."""
+    return text.rstrip().endswith(":") or _ANNOUNCES.search(text) is not None
 
 
 def _has_payload(text: str) -> bool:
@@ -162,13 +120,17 @@ def _lines(masked: str) -> list[tuple[str, str]]:
             continue
         listed = [bool(_LIST_ITEM.match(ln)) for ln in lines]
         ranking = any(_RANK_CUES.search(ln) for ln, item in zip(lines, listed) if not item) and any(listed)
+        record = _is_record(lines)
         cur: list[str] = []
+        holds_ask = False
         for ln, item in zip(lines, listed):
-            ask = not ranking and (_is_ask(ln) or _own_payload(ln)) if item else _is_ask(ln)
-            if cur and ask and any(_is_ask(c) or item for c in cur) and (item or not _follows_up(ln)):
+            field = record and _FIELD.match(ln) is not None
+            ask = not ranking and (_is_ask(ln) or _own_payload(ln)) if item else _is_ask(ln) and not field
+            if cur and ask and (holds_ask or item) and (item or not _follows_up(ln)):
                 out.append(("\n".join(cur), "line"))
-                cur = []
+                cur, holds_ask = [], False
             cur.append(ln)
+            holds_ask = holds_ask or _is_ask(ln) and not field
         out.append(("\n".join(cur), "line"))
     return out
 
@@ -214,14 +176,16 @@ def _ranking(text: str) -> bool:
     from .parse import passages_of
 
     masked = re.sub("\ue000\\d+\ue001", "Q", text)
-    mark = _LIST_ITEM.search(masked) or re.search(r"(?:^|\s)(?:\d{1,2}|[A-Ha-h])[.)]\s|\[\d{1,2}\]", masked)
+    mark = _LIST_ITEM.search(masked) or _INLINE_MARK.search(masked)
     return mark is not None and bool(_RANK_CUES.search(masked[: mark.start()])) and passages_of(text) is not None
 
 
 def _ask_before(text: str, pattern: re.Pattern[str]) -> bool:
-    """The first ordinal comes after an ask of its own ("… come first for …")."""
+    """The first ordinal comes after an ask of its own ("… come first for …"), not after a
+    finished sentence ("I need two things. First, …")."""
     m = pattern.search(text)
-    return m is not None and len(_bare(text[: m.start()]).split()) >= 3
+    return m is not None and len(_bare(text[: m.start()]).split()) >= 3 \
+        and not text[: m.start()].rstrip().endswith((".", "!", "?", ":", ";"))
 
 
 def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -230,12 +194,43 @@ def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     for text, joined in pieces:
         last, cur_joined = 0, joined
         for m in _AND_VERB.finditer(text):
-            verb = m.group(1).lower()
+            verb = m.group(2).lower()
             before, after = text[last:m.start()], text[m.end():]
-            asks_again = verb in _VERBS or (verb in _AND_QUESTION and after.rstrip().endswith("?"))
-            if asks_again and len(_bare(after).split()) >= 2 and len(_bare(before).split()) >= 3:
+            asks_again = verb in _VERBS or m.group(1) is not None \
+                or (verb in _AND_QUESTION and after.rstrip().endswith("?"))
+            if asks_again and len(_bare(after).split()) >= 2 and _whole_ask(before) \
+                    and (m.group(1) is None or _is_ask(before)):  # not "my package never came and I want …"
                 out.append((before, cur_joined))
                 last, cur_joined = m.end(), "and"
+        out.append((text[last:], cur_joined))
+    return out
+
+
+def _whole_ask(before: str) -> bool:
+    """What precedes an "and" is an ask of its own: three words, or a verb and its payload
+    ("summarize 'X'"), and not a verb that only sets up the next one ("Read this review and …")."""
+    bare = _bare(before)
+    if _PREPARE.match(bare) and not _own_payload(before):
+        return False
+    return len(bare.split()) >= (2 if "\ue000" in before else 3)
+
+
+def _cut_mid_question(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A question begun inside an instruction's sentence, with no full stop between them
+    ("write a slogan for a bike shop what language is 'fahrrad'?", "translate 'x', is 'y'
+    negative?"): the question runs to its "?", and a question word right after a verb or a
+    pronoun ("tell me what language 'x' is") is an embedded question, not a new one."""
+    out: list[tuple[str, str]] = []
+    for text, joined in pieces:
+        last, cur_joined = 0, joined
+        for m in _MID_QUESTION.finditer(text):
+            before, after = text[last:m.start()], text[m.end():]
+            words = re.findall(r"[\wÀ-ÿ']+", before.lower())
+            embedded = not words or words[-1] in _EMBEDS or words[-1] in _VERBS
+            if (not embedded and ":" not in before and re.match(r"[^.!?]*\?", after)
+                    and _is_ask(before) and _whole_ask(before)):
+                out.append((before, cur_joined))
+                last, cur_joined = m.end(), "sentence"
         out.append((text[last:], cur_joined))
     return out
 
@@ -248,8 +243,8 @@ def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if "\n" in text and _LIST_ITEM.search(text):  # a list's lines were judged by _lines
             out.append((text, joined))
             continue
-        sentences = _SENTENCE.split(text)
-        cur, cur_joined = sentences[0], joined
+        sentences = _with_payloads(_SENTENCE.split(text))
+        cur, cur_joined, anchored = sentences[0], joined, False
         for s in sentences[1:]:
             if cur.rstrip().endswith("\ue001") and not _own_payload(s):  # "Is 'great phone' Positive?"
                 cur += " " + s
@@ -257,13 +252,28 @@ def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
             in_payload = re.search(r":\s*\S", cur) is not None and "\ue000" not in cur.split(":", 1)[1]
             own = _has_payload(s)
             refers = _POINTS_BACK.search(re.sub(r"\ue000\d+\ue001", " ", s)) is not None
-            capital = re.match(r"[¿\"'“«\ue000A-ZÀ-Ý]", s) is not None or _bare(s).split(" ")[0].lower() in _VERBS
-            if _is_ask(cur) and _is_ask(s) and (own or not refers) and (own or not in_payload) and capital:
+            bare = _bare(s)
+            capital = re.match(r"[¿\"'“«\ue000A-ZÀ-Ý]", s) is not None or bare.split(" ")[0].lower() in _VERBS \
+                or _QUESTION.match(bare) is not None and not re.match(r"[\w']+\s*:", bare)  # not "are: age: …"
+            new = own or (not refers or anchored) and not in_payload
+            if _is_ask(cur) and _is_ask(s) and new and capital:
                 out.append((cur, cur_joined))
-                cur, cur_joined = s, "sentence"
-            else:
+                cur, cur_joined, anchored = s, "sentence", False
+            else:  # "I got this message: 'x'. What language is it?": the next ask about it is a sibling
+                anchored = anchored or not _is_ask(cur) and _has_payload(cur) and _is_ask(s)
                 cur += " " + s
         out.append((cur, cur_joined))
+    return out
+
+
+def _with_payloads(sentences: list[str]) -> list[str]:
+    """A sentence that is only a payload belongs to the question before it ("Is it positive? 'Great!'")."""
+    out: list[str] = []
+    for s in sentences:
+        if out and re.fullmatch(r"(?:\ue000\d+\ue001[\s.!?]*)+", s):
+            out[-1] += " " + s
+        else:
+            out.append(s)
     return out
 
 
@@ -271,21 +281,39 @@ def _unless_ranking(cut: Callable[[list[tuple[str, str]]], list[tuple[str, str]]
                     pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for p in pieces:
-        out += [p] if _ranking(m.restore(p[0])) else cut([p])
+        out += _ask_before_ranking(cut, p) if _ranking(m.restore(p[0])) else cut([p])
     return out
+
+
+def _ask_before_ranking(cut: Callable[[list[tuple[str, str]]], list[tuple[str, str]]],
+                        piece: tuple[str, str]) -> list[tuple[str, str]]:
+    """A ranking whose query line starts with another ask ("Give me a vector for 'x' and order
+    these by relevance: 1. …"): only the query line is cut, the last piece keeps the passages,
+    and only when the ranking cue is in that last piece ("Pick the most relevant results and
+    order them: …" is one ranking)."""
+    text, joined = piece
+    mark = _LIST_ITEM.search(text) or _INLINE_MARK.search(text)
+    if mark is None:
+        return [piece]
+    head = cut([(text[: mark.start()], joined)])
+    if len(head) < 2 or not _RANK_CUES.search(head[-1][0]) or any(_RANK_CUES.search(h) for h, _ in head[:-1]):
+        return [piece]
+    return head[:-1] + [(head[-1][0] + text[mark.start():], head[-1][1])]
 
 
 def pieces_of(text: str) -> list[Piece]:
     """The asks in ``text``, in order, with what separated each from the one before."""
     m = _Masked(text)
-    pieces = _lines(m.text)
+    pieces = _lines(_without_pleasantries(m.text))
     pieces = [q for p, j in pieces for q in ([(p, j)] if "\n" in p else _retag(_inline_list(p), j))]
     for cut in (lambda ps: _cut(ps, _ORDINAL, "ordinal"), lambda ps: _cut(ps, _THEN, "then", strict=True),
-                lambda ps: _cut(ps, _ALSO, "also"), _cut_and, _cut_sentences):
+                lambda ps: _cut(ps, _ALSO, "also"), _cut_and, _cut_mid_question,
+                _cut_sentences):
         pieces = _unless_ranking(cut, m, pieces)
     merged: list[tuple[str, str]] = []
     for k, (p, j) in enumerate(pieces):
-        if not p.strip(" \n\t.,;:-") or (k + 1 < len(pieces) and _is_header(p) and pieces[k + 1][1] in ("line", "list")):
+        announces = k + 1 < len(pieces) and _is_header(p) and pieces[k + 1][1] in ("line", "list", "ordinal")
+        if not p.strip(" \n\t.,;:-") or _PLEASANTRY.match(p) or announces:
             continue
         if merged and not _is_ask(p) and j not in ("line", "list", "ordinal"):
             merged[-1] = (merged[-1][0] + " " + p, merged[-1][1])

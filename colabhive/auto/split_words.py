@@ -1,0 +1,126 @@
+"""The words and marks the splitter reads (``split.py``): verbs that start an instruction,
+question openers, politeness, connectors between asks, list marks and ranking cues; and the
+line shapes built on them (a record's lines, greeting and sign-off lines).
+
+They are separators and sentence shapes a person would see, in English and Portuguese (some
+Spanish and French); none names a task, so a new family needs nothing here.
+"""
+
+from __future__ import annotations
+
+import re
+
+_VERBS = frozenset("""
+add analyse analyze answer arrange assess book brainstorm calculate cancel categorise categorize change check
+classify compare compose compute convert count create decide describe detect determine draft embed encode
+estimate evaluate explain extend extract figure find forecast generate get give guess help identify
+judge label let list look make map name note order outline paraphrase pick play plot predict prepare produce
+project provide put rank rate read recommend reorder rephrase reply report reserve respond return reword rewrite
+run say schedule score send set show sort spell state suggest summarise summarize switch tag take tell
+transfer translate turn vectorise vectorize wake work write average blend combine use rebook remind block freeze
+lock unlock pay buy open close call text email message dial start stop pause resume skip cancel reschedule move
+clear delete remove update track locate navigate drive hail reserve order convert define rate review proofread
+shorten expand simplify fix correct improve polish condense paraphrase sum up break tag cluster group match
+score sort rank reorder prioritise prioritize choose select filter retrieve fetch search lookup look detect
+infer interpret decode render express phrase word note draft jot sketch imagine invent think come brainstorm
+predict project extrapolate anticipate foresee continue estimate classify diagnose assess tell say show
+traduza traduz traduzir diga escreva lembra lembre acorda acorde dá dê da ponha põe bota coloca manda mande
+transfira pague compre cancele abra feche toca liga desliga reserva agenda marca mostra conta fala fale converte
+prevê preveja projete estime resuma reescreva ordene classifique organize avalie analise compare combine
+mostre explica explique cria crie gera gere sugere sugira recomende recomenda escreve preveja prever classifique identifique detecte ordene faça crie resuma
+explique liste dê mostre calcule verifique analise informe indique coloque passe converta gere sugira
+responda reescreva marque agende ligue desligue toque
+faz faça fazer escreve diz dizer traduz calcula verifica classifica resume cria gera manda conta mostra
+traduce dime escribe predice clasifica identifica ordena explica resume dame
+traduis traduisez dis écris prédis classe identifie explique résume donne
+""".split())
+_EMOJI = "\U0001F300-\U0001FAFF\u2600-\u27BF"
+"""Emoji close a sentence in chat ("a tweet about coffee 😊 also can you …")."""
+_QUESTION = re.compile(
+    r"^(?:¿|what|what's|whats|which|how|is|are|does|do|did|can|could|would|will|should|who|where|when|why|"
+    r"qual|quais|o que|como|em que|quanto|quantos|quantas|onde|quando|por que|é|está|existe|"
+    r"qué|cuál|cómo|dónde|cuándo|quel|quelle|quels|quelles|comment|est-ce)\b", re.I)
+_POLITE = re.compile(
+    r"^(?:(?:please|pls|plz|kindly|now|also|and|then|next|finally|lastly|afterwards|ok|okay|hey|hi|hello|so|btw|"
+    r"oi|olá|ola|hola|bonjour|1st|2nd|3rd|step \d{1,2}|passo \d{1,2}|"
+    r"first(?:ly)?|second(?:ly)?|third(?:ly)?|primeiro|segundo|terceiro|me|por favor|agora|também|depois|e|"
+    r"ent[ãa]o|por último|finalmente|"
+    r"can you|could you|would you|will you|can u|could u|pode me|can i get|can i have|i'd like you to|i want you to|i need you to|"
+    r"você pode|pode|poderia|you can|help me|me ajude a|gostaria que)\b[\s,:]*)+", re.I)
+_WANTS = re.compile(r"^(?:i (?:also |really )?(?:need|want|wanna)|i'd (?:also )?like|i would (?:also )?like|we need|preciso|quero|gostaria|necesito|quiero|"
+                    r"je veux|j'ai besoin)\b", re.I)
+_POINTS_BACK = re.compile(r"\b(?:it|this|that|these|those|they|them|its|the (?:text|review|sentence|message|"
+                          r"comment|tweet|line|phrase|result|same)|isso|isto|ele|ela|esse|essa|este|esta)\b", re.I)
+_LIST_ITEM = re.compile(r"(?m)^\s*(?:\d{1,2}[.)]|\d{1,2}[ \t]*[-–]|\((?:\d{1,2}|[a-hA-H])\)|\[\d{1,2}\]|[a-hA-H][.)]|[-*•])\s+")
+_INLINE_MARK = re.compile(r"(?:^|\s)\(?(?:\d{1,2}|[A-Ha-h])[.)]\s|\[\d{1,2}\]")
+"""A passage's mark inside a line ("… : 1. … 2. …", "(a) …")."""
+_ORDINAL = re.compile(
+    r"(?:^|(?<=[.;!?:,]\s)|(?<=[.;!?:,]\s\s)|(?<=\n))(?:and\s+)?(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|"
+    r"fourth(?:ly)?|finally|lastly|1st|2nd|3rd|4th|step \d{1,2}|passo \d{1,2}|primeiro|segundo|terceiro|por fim|por último|primero|"
+    r"premièrement|deuxièmement|troisièmement|enfin)\b\s*[,:]?\s*", re.I)
+_THEN = re.compile(r"(?:[,;]?\s+and then\b|[,;]\s*then\b|\.\s+then\b|\s+then\s+(?=\w+\b)|[,;.]?\s+after that\b[,:]?|"
+                   r"[,;.]?\s+afterwards\b[,:]?|[,;.]?\s+e depois\b|[,;.]?\s+em seguida\b|[,;.]\s+depois\b[,:]?|"
+                   r"[,;.]?\s+(?:y )?(?:luego|después)\b[,:]?|[,;.]?\s+(?:et )?(?:ensuite|puis)\b[,:]?)\s*",
+                   re.I)
+_ALSO = re.compile(rf"(?:[,;]?\s+and also\b|(?<!\bi)(?<!\bwe)(?<!\byou)(?<!\bit)(?<!\bis)(?<!\bare)\s+also\s+(?=[a-z]+\s)|[,;.]?\s+(?:btw|by the way|one more thing)\b[,:]?|\s\+\s|[.;!?{_EMOJI}]\s+also\b[,:]?|\s+also\s+(?=(?:can|could|would) (?:you|u)\b)|[,;]\s+also\b[,:]?|[.;!?]\s+plus\b[,:]?|"
+                   rf"[,;]?\s+as well as\b|[.;!?]\s+in addition\b[,:]?|[.;!?]\s+additionally\b[,:]?|"
+                   rf"[,;]?\s+e também\b|[.;!?]\s+além disso\b[,:]?|[,;]?\s+y también\b|[,;]?\s+et aussi\b)\s*", re.I)
+_AND_VERB = re.compile(
+    r"(?:,\s*|\s+)(?:and|plus|e|y|et)\s+(?=(?:(?:can|could|would|will)\s+(?:you|u)\s+)?(?:please\s+|also\s+|me\s+)?"
+    r"(?:then\s+)?(?:(i\s+(?:also\s+)?(?:want|need|'d like|would like)|i'd\s+(?:also\s+)?like)\b\s*)?(\w+)\b)",
+    re.I)
+""""… and <verb>", "… and can you also <verb>", "… and I also want …" (group 1: a want, an ask whatever follows; group 2: the verb)."""
+_AND_QUESTION = frozenset("what which how is does can could who where when why qual quais como onde quando qué cómo".split())
+_SENTENCE = re.compile(rf"(?<=[.!?\ue001{_EMOJI}])\s+(?=\S)")
+_RANK_CUES = re.compile(r"\b(?:rank|order|sort|reorder|relevan|best (?:match|answer|fit)|most (?:useful|relevant|helpful)|"
+                        r"which (?:of (?:these|the following)|one|passage|answer|option)|match(?:es)? (?:my|the) "
+                        r"(?:question|query)|ordene|ordena|classe|mais relevante|qual (?:destas|destes|das|dos)\b|combina\w* melhor|"
+                        r"responde\w* melhor|mais úte?is?|cuál de (?:estas|estos)|más relevante|lequel|laquelle|"
+                        r"plus pertinent)", re.I)
+_PLEASANTRY = re.compile(
+    r"^\W*(?:(?:can|could) you help(?: me)?(?: with something| please)?|quick question|i have a question|"
+    r"pode me ajudar|hi|hello|hey|hiya|yo|good (?:morning|afternoon|evening)|thanks|thank you|thx|tks|ty|cheers|regards|"
+    r"best|bye|olá|ola|oi|boa tarde|obrigad[oa]|valeu|abraços?|hola|gracias|bonjour|salut|merci)"
+    r"(?:[\s,]+(?:there|all|everyone|team|guys|folks|so much|a lot|in advance|again|very much|muito|pessoal|gente|"
+    r"mate|!+))*[\W_]*$", re.I)
+"""A line that only greets or thanks: not an ask, and never a part of its own."""
+_ANNOUNCES = re.compile(r"\b(?:two|three|four|a few|some|a couple of|\d) (?:things|questions|tasks|requests|favou?rs)"
+                        r"(?: (?:please|pls|for you|to do))?\W*$|\b(?:duas|três|algumas) (?:coisas|perguntas|tarefas)\W*$",
+                        re.I)
+"""The end of a header that announces the asks after it ("I need two things.")."""
+_FIELD = re.compile(r"^\s*([A-Za-zÀ-ÿ][\wÀ-ÿ ]{0,24}?)\s*:[ \t]*[^\s:][^:]{0,40}$")
+"""A record's line ("Age: 34")."""
+_PREPARE = re.compile(r"^(?:read|look at|have a look at|take|use|run|consider|go through|check out|leia|olhe|veja|"
+                      r"use|considere|pegue|lee|mira|lis|regarde)\b", re.I)
+"""Verbs that only set up the ask after "and" ("Read this review and tell me if …"): one ask."""
+_WH = r"(?:what|which|how|who|where|when|why|qual|quais|como|onde|quando|quanto|em que)"
+_AUX = r"(?:is|are|was|were|do|does|did|can|could|would|should|will|é|está|são|se)"
+_MID_QUESTION = re.compile(
+    rf"(?:\s*,\s*|\s+)(?=(?:what's|whats|{_WH}(?:\s+[a-zà-ÿ]+)?\s+{_AUX}\b))|,\s*(?=(?:is|are|does|do|can|was)\s)",
+    re.I)
+"""A question begun inside an instruction's sentence ("Write a slogan for a bike shop what language is 'x'?")."""
+_EMBEDS = frozenset("""me us him her them you i we know tell explain show say ask wonder see decide determine guess figure
+find out identify check if whether and or but to of about on diga mostre explique sobre sei saber""".split())
+"""Words after which a question word starts an embedded question ("tell me what language 'x' is")."""
+
+
+def _is_record(lines: list[str]) -> bool:
+    """Three or more "label: value" lines, most labels not verbs ("Name: Ana", "Age: 34"): a
+    record, whose "Name:" line is no instruction."""
+    labels = [m.group(1).lower() for ln in lines if (m := _FIELD.match(ln))]
+    return len(labels) >= 3 and sum(label not in _VERBS for label in labels) >= 2
+
+
+def _without_pleasantries(masked: str) -> str:
+    """The message without a greeting line above it ("Hi!") or a sign-off line below it
+    ("Thanks!"): neither is an ask, nor part of one. A list item ("- thank you") or a line
+    under a colon is a payload and stays."""
+    lines = masked.split("\n")
+    keep = [bool(ln.strip()) and not (_PLEASANTRY.match(ln) and not _LIST_ITEM.match(ln)) for ln in lines]
+    first = next((i for i, k in enumerate(keep) if k), None)
+    if first is None:
+        return masked
+    last = max(i for i, k in enumerate(keep) if k)
+    while last + 1 < len(lines) and (not lines[last + 1].strip() or lines[last].rstrip().endswith(":")):
+        last += 1  # blank lines, and a line that is the payload of the one above, stay
+    return "\n".join(lines[first:last + 1])
