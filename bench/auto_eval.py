@@ -66,20 +66,33 @@ def percentile(values: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def own_hive() -> Iterator[str]:
+def own_hive(router: Path | None = None) -> Iterator[str]:
     """A gateway and one node serving the catalog (the router embeds with minilm-embed)."""
     sys.path.insert(0, str(ROOT / "tests"))
     from hivectl import HiveProcess  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="colabhive-auto-eval-") as tmp:
-        h = HiveProcess(Path(tmp))
+        h = HiveProcess(Path(tmp), auto_router=router)
         try:
             print("starting a gateway and node-a ...", file=sys.stderr, flush=True)
             h.start_gateway()
             h.start_node("node-a", wait_for=["minilm-embed"])
+            _wait_catalog(h.url)
             yield h.url
         finally:
             h.stop()
+
+
+def _wait_catalog(url: str, timeout: float = 600) -> None:
+    """Plans choose among the experts a node serves: score only once the whole catalog is served."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = [f for f in httpx.get(f"{url}/healthz", timeout=10).json().get("not_served", [])
+                   if f.get("state") in ("loading", "assigned", "members")]
+        if not waiting:
+            return
+        time.sleep(1)
+    raise SystemExit(f"the catalog was not served after {timeout:.0f} s: {waiting}")
 
 
 def plan_one(client: httpx.Client, url: str, text: str) -> tuple[dict[str, Any], float]:
@@ -278,9 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=60.0, help="per-request timeout in s (default %(default)s)")
     ap.add_argument("--show-misses", type=int, help="misses to list per split (default 25 for train/dev, 0 for test)")
     ap.add_argument("--overhead", action="store_true", help="also time /auto against calling the expert directly")
+    ap.add_argument("--no-router", action="store_true",
+                    help="with --start: a gateway without the learned router (nearest manifest example, the baseline)")
     args = ap.parse_args(argv)
 
-    ctx = own_hive() if args.start else contextlib.nullcontext(args.url.rstrip("/"))
+    ctx = (own_hive(Path(tempfile.gettempdir()) / "no-such-router" if args.no_router else None) if args.start
+           else contextlib.nullcontext(args.url.rstrip("/")))
     doc: dict[str, Any] = {"splits": {}}
     with ctx as url:
         for name in args.split:

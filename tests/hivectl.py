@@ -128,6 +128,7 @@ class HiveProcess:
         manifest_dirs: list[Path] | None = None,
         *,
         site_dirs: list[Path] | None = None,
+        auto_router: Path | None = None,
         **sections: dict[str, Any],
     ) -> None:
         self.tmp = tmp
@@ -145,7 +146,7 @@ class HiveProcess:
             conf.setdefault(section, {}).update(values)
         dirs = [str(d) for d in (manifest_dirs or [MANIFESTS])]
         top: dict[str, Any] = {"state_dir": str(tmp / "var"), "manifest_dirs": dirs,
-                               "auto_router": str(ROOT / "models" / "auto-router")}
+                               "auto_router": str(auto_router or ROOT / "models" / "auto-router")}
         if site_dirs is not None:  # default: <tmp>/nodes, absent, so any site name is accepted
             top["site_dirs"] = [str(d) for d in site_dirs]
         self.config = write_config(tmp / "hive.toml", top, conf)

@@ -13,6 +13,7 @@ or the task's only function), and the plan says so.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from .router import LearnedRouter
 __all__ = ["Choice", "ExpertIndex", "record_features", "same_records"]
 
 MIN_FEATURES = 5
+_NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 THRESHOLD = 0.35
 TIE = 0.02
 """Experts of one task scoring within this of each other are told apart by their evaluations."""
@@ -125,9 +127,10 @@ class ExpertIndex:
     def _by_features(self, text: str) -> Choice | None:
         """A record whose field names are a tabular expert's features picks that expert."""
         found: list[tuple[float, Manifest, dict[str, float]]] = []
+        numbers = len(_NUMBERS.findall(text))  # a record needs a value per feature: most parts stop here
         for m in self.experts:
             feats = self.features.get(m.name)
-            if not feats:
+            if not feats or numbers < min(MIN_FEATURES, len(feats)):
                 continue
             record = record_for(text, feats)
             if len(record) >= min(MIN_FEATURES, len(feats)):

@@ -142,7 +142,8 @@ def wants_translation(text: str) -> bool:
 
 _MODELS = r"(?:models?|forecasters?|experts?|classifiers?|predictors?)"
 _ENSEMBLE = re.compile(
-    r"\bensembles?\b|\bmodel[- ]averag"
+    r"\bensembles?\b|\bmodel[- ]averag|\b(?:committee|panel|mix|handful|bunch)\s+of\s+(?:[\w-]+\s+){0,2}"
+    r"(?:models|forecasters|predictors)\b"
     rf"|\b(?:several|multiple|more than one|a couple of|two|three|many|different)\s+(?:[\w-]+\s+){{0,2}}{_MODELS}\b"
     r"|\b(?:combin|blend|pool|averag|merg|mix)\w*\b[^.:;]{0,60}"
     r"\b(?:models|forecasters|experts|classifiers|predictors|forecasts|predictions)\b",

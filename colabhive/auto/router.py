@@ -33,6 +33,19 @@ class Head:
     weight: np.ndarray
     bias: np.ndarray
     static: StaticEmbedder | None = None
+    slices: list[np.ndarray] = field(default_factory=list)
+    """The weights cut per feature block and transposed, contiguous: a sparse row times a strided
+    view would copy the whole block on every call."""
+
+    def __post_init__(self) -> None:
+        from .features import CHAR_FEATURES, WORD_FEATURES
+
+        widths = [self.weight.shape[1] - (WORD_FEATURES + CHAR_FEATURES if self.featuriser.ngrams else 0)]
+        widths += [WORD_FEATURES, CHAR_FEATURES] if self.featuriser.ngrams else []
+        start = 0
+        for w in widths:
+            self.slices.append(np.ascontiguousarray(self.weight[:, start:start + w].T, dtype=np.float64))
+            start += w
 
     def probs(self, text: str, idx: list[int], vector: list[float] | None) -> np.ndarray:
         t = self.featuriser.text_of(text)
@@ -43,8 +56,10 @@ class Head:
             vec = np.asarray([vector], dtype=np.float32)
         else:
             raise ValueError("this head needs the part's MiniLM vector")
-        row = self.featuriser.matrix([t], vec)
-        z = np.asarray(row @ self.weight[idx].T).ravel() + self.bias[idx]
+        z = self.bias.astype(np.float64)
+        for block, w in zip(self.featuriser.blocks([text], vec), self.slices, strict=True):
+            z = z + np.asarray(block @ w).ravel()
+        z = z[idx]
         z = np.exp(z - z.max())
         return z / z.sum()
 

@@ -41,7 +41,7 @@ DATA = REPO / "evals" / "auto_routing"
 MANIFESTS = REPO / "manifests"
 MAX_TOKENS = 256  # minilm-embed's own options.max_tokens: the vectors the gateway will get
 C_GRID = (4.0, 16.0, 64.0)
-FEATURES = ("instruction", "full")
+FEATURES = ("instruction", "full", "mixed")
 EMBEDDINGS = ("minilm", "static")
 SIF_A = 1e-3
 ESCALATE = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 1.01)
@@ -225,8 +225,8 @@ def build(out_dir: Path, seed: int) -> dict[str, float]:
     for (kind, how), (vx, vdev) in vectors.items():
         for ngrams in (False, True):
             f = Featuriser(kind, how, ngrams)
-            x = f.matrix([f.text_of(t) for t in texts], vx)
-            x_dev = f.matrix([f.text_of(t) for t in dev_texts], vdev) if dev else None
+            x = f.matrix(texts, vx)
+            x_dev = f.matrix(dev_texts, vdev) if dev else None
             for c in C_GRID:
                 head = _fit(x, y, c)
                 if not dev:
@@ -243,14 +243,14 @@ def build(out_dir: Path, seed: int) -> dict[str, float]:
         best = max((t for t in trials if (t[3].embedding == kind)), key=lambda t: (t[0], t[2]))
         f, c = best[3], -best[2] if dev else best[2]
         vx, vdev = vectors[(f.embedding, f.text)]
-        x = f.matrix([f.text_of(t) for t in texts], vx)
+        x = f.matrix(texts, vx)
         head = _fit(x, y, c)
         temperature = _temperature(x, y, c, seed)
         w = np.zeros((len(names), x.shape[1]), dtype=np.float32)
         b = np.full(len(names), -1e4, dtype=np.float32)
         w[head.classes_] = head.coef_ / temperature
         b[head.classes_] = head.intercept_ / temperature
-        dev_p = (_softmax(np.asarray(f.matrix([f.text_of(t) for t in dev_texts], vdev) @ w.T) + b)
+        dev_p = (_softmax(np.asarray(f.matrix(dev_texts, vdev) @ w.T) + b)
                  if dev else np.zeros((0, len(names))))
         heads[name] = {"f": f, "C": c, "temperature": temperature, "w": w, "b": b, "dev_probs": dev_p,
                        "train_accuracy": float(np.mean((np.asarray(x @ w.T) + b).argmax(axis=1) == y))}
