@@ -8,7 +8,8 @@ that body back into the same class, so callers catch one type on both sides of t
     ├── BadRequest (400, bad_request)
     │   ├── InvalidParameter (400, invalid_parameter)  a query/path parameter mistyped or out of range
     │   └── InvalidInput (422, invalid_input)        a field is missing, mistyped, empty or too long
-    │       └── InvalidSpec (422, invalid_training_spec)  a training job spec field is wrong
+    │       ├── InvalidSpec (422, invalid_training_spec)  a training job spec field is wrong
+    │       └── TooManyParts (422, too_many_parts)      a /v1/auto request splits past limits.max_auto_parts
     ├── Unauthorized (401, unauthorized)
     ├── Forbidden (403, forbidden)
     ├── Conflict (409, conflict)                      the resource is not in a state that allows it
@@ -83,6 +84,7 @@ __all__ = [
     "StoreError",
     "StreamClosed",
     "TaskFailed",
+    "TooManyParts",
     "TooManyRequests",
     "TrainingError",
     "Unauthorized",
@@ -351,6 +353,19 @@ class InvalidSpec(InvalidInput):
     """The training job spec is invalid."""
 
     code = "invalid_training_spec"
+
+
+class TooManyParts(InvalidInput):
+    """The /v1/auto request splits into more parts than one request may fan out into."""
+
+    code = "too_many_parts"
+
+    @classmethod
+    def of(cls, found: int, limit: int) -> TooManyParts:
+        """(The constructor keeps HiveError's signature, so the SDK rebuilds it from the wire body.)"""
+        return cls(f"the request splits into {found} parts; one /v1/auto request may have at most {limit} "
+                   "(limits.max_auto_parts): send the rest in another request",
+                   field="input", detail={"parts": found, "limit": limit})
 
 
 class TrainingError(HiveError):

@@ -145,7 +145,7 @@ def test_a_request_that_fans_out_too_far_is_422_before_any_expert_runs(auto_hive
     r = auto_hive.http.post("/v1/auto", json={"input": "translate to portuguese: hello. " * 600})
     assert r.status_code == 422, r.text
     err = r.json()["error"]
-    assert err["field"] == "input" and err["detail"] == {"parts": 600, "limit": 16}
+    assert err["code"] == "too_many_parts" and err["field"] == "input" and err["detail"] == {"parts": 600, "limit": 16}
     assert "600 parts" in err["message"] and "16" in err["message"]
 
 

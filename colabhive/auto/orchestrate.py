@@ -16,13 +16,13 @@ from typing import Any
 
 import msgspec
 
-from ..errors import HiveError
+from ..errors import HiveError, TooManyParts
 from ..families import all_families, family
 from .experts import Choice, ExpertIndex
 from .parse import Part
 from .split import split_request
 
-__all__ = ["PlannedPart", "TooManyParts", "plan_request", "run_parts"]
+__all__ = ["PlannedPart", "plan_request", "run_parts"]
 
 Invoke = Callable[[str, bytes, dict[str, str]], Awaitable[tuple[bytes, dict[str, str]]]]
 
@@ -50,13 +50,6 @@ class PlannedPart(msgspec.Struct, kw_only=True):
     error: dict[str, Any] | None = None
 
 
-class TooManyParts(ValueError):
-    def __init__(self, found: int, limit: int) -> None:
-        super().__init__(f"the request splits into {found} parts; one /v1/auto request may have at most {limit} "
-                         "(limits.max_auto_parts): send the rest in another request")
-        self.found, self.limit = found, limit
-
-
 async def plan_request(index: ExpertIndex, text: str | None, parts: list[Any] | None,
                        max_parts: int = 16) -> list[PlannedPart]:
     """Split (or take the caller's parts), recognise each part's shape, choose its expert.
@@ -65,7 +58,7 @@ async def plan_request(index: ExpertIndex, text: str | None, parts: list[Any] | 
     far costs only its split."""
     raw = split_request(text) if text is not None else [_explicit(p) for p in parts or []]
     if len(raw) > max_parts:
-        raise TooManyParts(len(raw), max_parts)
+        raise TooManyParts.of(len(raw), max_parts)
     choices: list[Choice] = await asyncio.gather(*(index.choose(p.kind, p.text, p.payload) for p in raw))
     raw, choices = await _undo_guesses(index, raw, choices)
     planned = []

@@ -20,7 +20,7 @@ from litestar import Request, Response, post
 from msgspec import Meta
 
 from ..auto.experts import ExpertIndex
-from ..auto.orchestrate import PlannedPart, TooManyParts, plan_request, run_parts
+from ..auto.orchestrate import PlannedPart, plan_request, run_parts
 from ..errors import HiveError, InvalidInput, NoCapacity
 from ..families import RouterRole, TaskFamily, family, with_role
 from ..telemetry import context_from_traceparent, traceparent_of
@@ -164,8 +164,6 @@ async def auto(request: Request, dry_run: bool = False) -> Response:
         index = _index(hive, tenant, headers)
         try:
             planned = await plan_request(index, req.input, req.parts, hive.cfg.limits.max_auto_parts)
-        except TooManyParts as exc:
-            raise InvalidInput(str(exc), field="input", detail={"parts": exc.found, "limit": exc.limit}) from None
         except LookupError as exc:
             raise InvalidInput(str(exc), field="input") from None
         span.set_attribute("hive.auto.parts", len(planned))
