@@ -27,7 +27,7 @@ install: $(STAMP)
 
 # models that ship as data, not weights: trained or converted here, each with provenance.json
 MODELS_STAMP := models/.built
-$(MODELS_STAMP): $(STAMP) $(wildcard colabhive/recipes/*.py) $(wildcard manifests/*.toml) $(wildcard evals/auto_routing/*.jsonl) colabhive/auto/split.py colabhive/auto/parse.py
+$(MODELS_STAMP): $(STAMP) $(wildcard colabhive/recipes/*.py) $(wildcard manifests/*.toml) $(wildcard evals/auto_routing/*.jsonl) $(wildcard colabhive/auto/*.py)
 	$(VENV)/bin/colabhive models build --dir models
 	touch $(MODELS_STAMP)
 

@@ -9,6 +9,8 @@ carry the literal cues an embedding blurs ("vector", "em português", a question
 
 from __future__ import annotations
 
+import re
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from .parse import instruction_of
 
-__all__ = ["Featuriser"]
+__all__ = ["CHAR_FEATURES", "WORD_FEATURES", "Featuriser", "hashed_grams"]
 
 WORD_FEATURES = 1 << 13
 CHAR_FEATURES = 1 << 14
@@ -46,43 +48,59 @@ class Featuriser:
     def ngram_text_of(self, part: str) -> str:
         return instruction_of(part) if self.text in ("instruction", "mixed") else part
 
-    def blocks(self, texts: list[str], vectors: np.ndarray) -> list[Any]:
-        """:meth:`matrix`'s column blocks, unjoined: the gateway multiplies each by its own slice of
-        the weights, which is cheaper than stacking them for one row."""
-        if not self.ngrams:
-            return [np.asarray(vectors, dtype=np.float32)]
-        import sklearn
-
-        words, chars = _vectorisers()
-        grams = [self.ngram_text_of(t) for t in texts]
-        with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):  # a third of the cost
-            return [np.asarray(vectors, dtype=np.float32), words.transform(grams), chars.transform(grams)]
+    def grams(self, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """The part's hashed n-grams as (column, value), columns past the sentence vector's: word
+        1–2-grams in the first ``WORD_FEATURES`` columns, character 3–5-grams within word bounds
+        in the next ``CHAR_FEATURES``; each block L2-normalised."""
+        return hashed_grams(self.ngram_text_of(part))
 
     def matrix(self, texts: list[str], vectors: np.ndarray) -> Any:
-        """Rows for ``texts`` (the parts as written) given their sentence vectors (of :meth:`text_of`)."""
+        """Rows for ``texts`` (the parts as written) given their sentence vectors (of :meth:`text_of`):
+        what the recipe trains on; the gateway computes the same row block by block."""
         from scipy import sparse
 
-        dense = sparse.csr_matrix(np.asarray(vectors, dtype=np.float64))
+        dense = np.asarray(vectors, dtype=np.float64)
         if not self.ngrams:
-            return dense
-        words, chars = _vectorisers()
-        grams = [self.ngram_text_of(t) for t in texts]
-        return sparse.hstack([dense, words.transform(grams), chars.transform(grams)], format="csr")
+            return sparse.csr_matrix(dense)
+        cols, vals, ptr = [], [], [0]
+        for t in texts:
+            c, v = self.grams(t)
+            cols.append(c)
+            vals.append(v)
+            ptr.append(ptr[-1] + len(c))
+        grams = sparse.csr_matrix((np.concatenate(vals) if vals else np.zeros(0),
+                                   np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64), ptr),
+                                  shape=(len(texts), WORD_FEATURES + CHAR_FEATURES))
+        return sparse.hstack([sparse.csr_matrix(dense), grams], format="csr")
 
 
-_VECTORISERS: tuple[Any, Any] | None = None
+_WORD = re.compile(r"(?u)\b\w\w+\b")
 
 
-def _vectorisers() -> tuple[Any, Any]:
-    """Stateless (hashing), so the recipe and the gateway need share nothing but these settings."""
-    global _VECTORISERS
-    if _VECTORISERS is None:
-        from sklearn.feature_extraction.text import HashingVectorizer
+def _bucket(gram: str, size: int) -> int:
+    return zlib.crc32(gram.encode("utf-8")) % size
 
-        _VECTORISERS = (
-            HashingVectorizer(analyzer="word", ngram_range=(1, 2), n_features=WORD_FEATURES, alternate_sign=False,
-                              norm="l2", lowercase=True),
-            HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5), n_features=CHAR_FEATURES,
-                              alternate_sign=False, norm="l2", lowercase=True),
-        )
-    return _VECTORISERS
+
+def hashed_grams(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Stateless (hashing, crc32), so the recipe and the gateway share nothing but this function."""
+    low = text.lower()
+    words = _WORD.findall(low)
+    counts: dict[int, float] = {}
+    for gram in [*words, *(f"{a} {b}" for a, b in zip(words, words[1:]))]:
+        k = _bucket(gram, WORD_FEATURES)
+        counts[k] = counts.get(k, 0.0) + 1.0
+    chars: dict[int, float] = {}
+    for w in low.split():
+        w = f" {w} "
+        for n in (3, 4, 5):
+            for i in range(max(1, len(w) - n + 1)):
+                k = WORD_FEATURES + _bucket(w[i:i + n], CHAR_FEATURES)
+                chars[k] = chars.get(k, 0.0) + 1.0
+    cols, vals = [], []
+    for block in (counts, chars):
+        if not block:
+            continue
+        norm = float(np.sqrt(sum(v * v for v in block.values())))
+        cols += list(block)
+        vals += [v / norm for v in block.values()]
+    return np.asarray(cols, dtype=np.int64), np.asarray(vals, dtype=np.float64)

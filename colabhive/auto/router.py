@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .features import Featuriser
+from .features import CHAR_FEATURES, WORD_FEATURES, Featuriser
 from .static_embed import TABLE_FILE, StaticEmbedder
 
 __all__ = ["Head", "LearnedRouter"]
@@ -34,31 +34,29 @@ class Head:
     bias: np.ndarray
     static: StaticEmbedder | None = None
     slices: list[np.ndarray] = field(default_factory=list)
-    """The weights cut per feature block and transposed, contiguous: a sparse row times a strided
-    view would copy the whole block on every call."""
+    """The weights transposed and cut at the sentence vector's end (contiguous): the n-grams' rows
+    are then picked by column, no sparse product."""
 
     def __post_init__(self) -> None:
-        from .features import CHAR_FEATURES, WORD_FEATURES
-
-        widths = [self.weight.shape[1] - (WORD_FEATURES + CHAR_FEATURES if self.featuriser.ngrams else 0)]
-        widths += [WORD_FEATURES, CHAR_FEATURES] if self.featuriser.ngrams else []
-        start = 0
-        for w in widths:
-            self.slices.append(np.ascontiguousarray(self.weight[:, start:start + w].T, dtype=np.float64))
-            start += w
+        dim = self.weight.shape[1] - (WORD_FEATURES + CHAR_FEATURES if self.featuriser.ngrams else 0)
+        self.slices = [np.ascontiguousarray(self.weight[:, :dim].T, dtype=np.float64),
+                       np.ascontiguousarray(self.weight[:, dim:].T, dtype=np.float64)]
 
     def probs(self, text: str, idx: list[int], vector: list[float] | None) -> np.ndarray:
         t = self.featuriser.text_of(text)
         if self.featuriser.embedding == "static":
             assert self.static is not None
-            vec = self.static([t])
+            vec = self.static([t])[0]
         elif vector is not None:
-            vec = np.asarray([vector], dtype=np.float32)
+            vec = np.asarray(vector, dtype=np.float64)
         else:
             raise ValueError("this head needs the part's MiniLM vector")
-        z = self.bias.astype(np.float64)
-        for block, w in zip(self.featuriser.blocks([text], vec), self.slices, strict=True):
-            z = z + np.asarray(block @ w).ravel()
+        dense, grams = self.slices
+        z = self.bias.astype(np.float64) + vec @ dense
+        if self.featuriser.ngrams:
+            cols, vals = self.featuriser.grams(text)
+            if len(cols):
+                z = z + vals @ grams[cols]
         z = z[idx]
         z = np.exp(z - z.max())
         return z / z.sum()

@@ -55,7 +55,8 @@ NOT_ROUTED = frozenset({"echo"})
 def inputs() -> list[Path]:
     """What the model is built from besides recipe code: a change to any rebuilds it."""
     return [*sorted(MANIFESTS.glob("*.toml")), *sorted(DATA.glob("*.jsonl")),
-            REPO / "colabhive" / "auto" / "split.py", REPO / "colabhive" / "auto" / "parse.py"]
+            *(REPO / "colabhive" / "auto" / f for f in ("split.py", "split_words.py", "parse.py", "features.py",
+                                                        "static_embed.py"))]
 
 
 def _routable() -> list[Any]:
@@ -271,6 +272,9 @@ def build(out_dir: Path, seed: int) -> dict[str, float]:
                        "dev_part_accuracy_fast_head": _dev_score(heads["fast"]["dev_probs"], y_dev, None, 0.0),
                        "dev_part_accuracy_full_head": _dev_score(heads["full"]["dev_probs"], y_dev, None, 0.0),
                        "dev_escalated_share": float(np.mean(heads["fast"]["dev_probs"].max(axis=1) < escalate)),
+                       "dev_cascade": {str(t): [round(_dev_score(cascade(t), y_dev, None, 0.0), 4),
+                                                round(float(np.mean(heads["fast"]["dev_probs"].max(axis=1) < t)), 3)]
+                                       for t in ESCALATE},
                        "dev_ece": ece(probs, y_dev)}
     grid = {f"{t[3].name} C={-t[2] if dev else t[2]}": round(t[0], 4) for t in trials}
     train_acc = heads["full"]["train_accuracy"]
