@@ -122,3 +122,13 @@ def test_a_manifest_newer_than_the_router_is_routed_by_its_nearest_example() -> 
                _m("chat", "generation", "chat", True)]
     c = asyncio.run(ExpertIndex(experts, _embed, router=_router(0.0)).choose("text", "ask", {"text": "ask"}))
     assert c.manifest.name == "b" and "newer than the router" in c.why
+
+
+def test_several_models_combined_is_recognised_in_other_words_and_languages() -> None:
+    from colabhive.auto.parse import wants_ensemble
+
+    for text in ("use a committee of models for the next 3", "quero os próximos 3 meses com vários modelos combinados",
+                 "prévois avec plusieurs modèles", "combinando dois modelos, preveja"):
+        assert wants_ensemble(text), text
+    for text in ("forecast the next 3 values", "which model is best?", "modelos de carro"):
+        assert not wants_ensemble(text), text

@@ -24,6 +24,8 @@ from .split import split_request
 
 __all__ = ["PlannedPart", "plan_request", "run_parts"]
 
+LONG_TEXT = 2_000
+"""Requests longer than this are split in a worker thread, so other calls are not held up."""
 Invoke = Callable[[str, bytes, dict[str, str]], Awaitable[tuple[bytes, dict[str, str]]]]
 
 
@@ -56,7 +58,10 @@ async def plan_request(index: ExpertIndex, text: str | None, parts: list[Any] | 
 
     The part count is checked before any expert is chosen, so a request that fans out too
     far costs only its split."""
-    raw = split_request(text) if text is not None else [_explicit(p) for p in parts or []]
+    if text is not None and len(text) > LONG_TEXT:  # up to ~0.5 s at max_text_chars: off the event loop
+        raw = await asyncio.to_thread(split_request, text)
+    else:
+        raw = split_request(text) if text is not None else [_explicit(p) for p in parts or []]
     if len(raw) > max_parts:
         raise TooManyParts.of(len(raw), max_parts)
     choices: list[Choice] = await asyncio.gather(*(index.choose(p.kind, p.text, p.payload) for p in raw))

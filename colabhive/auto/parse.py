@@ -142,7 +142,9 @@ def wants_translation(text: str) -> bool:
 
 _MODELS = r"(?:models?|forecasters?|experts?|classifiers?|predictors?)"
 _ENSEMBLE = re.compile(
-    r"\bensembles?\b|\bmodel[- ]averag|\b(?:committee|panel|mix|handful|bunch)\s+of\s+(?:[\w-]+\s+){0,2}"
+    r"\bensembles?\b|\bmodel[- ]averag|\b(?:vários|varios|diversos|múltiplos|plusieurs)\s+(?:[\w-]+\s+){0,2}"
+    r"(?:modelos|modèles)\b|\bmodel(?:o|e)s\s+combinad[oa]s\b|\bcombin\w*\s+(?:[\w-]+\s+){0,3}model(?:o|e)s\b|"
+    r"\b(?:committee|panel|mix|handful|bunch)\s+of\s+(?:[\w-]+\s+){0,2}"
     r"(?:models|forecasters|predictors)\b"
     rf"|\b(?:several|multiple|more than one|a couple of|two|three|many|different)\s+(?:[\w-]+\s+){{0,2}}{_MODELS}\b"
     r"|\b(?:combin|blend|pool|averag|merg|mix)\w*\b[^.:;]{0,60}"
