@@ -294,3 +294,10 @@ _MESSY = [  # more of every form, in real users' styles: (request, how many asks
 @pytest.mark.parametrize(("text", "n"), _MESSY)
 def test_messy_requests_keep_every_ask(text: str, n: int) -> None:
     assert len(split_request(text)) == n, [p.text for p in split_request(text)]
+
+
+def test_apostrophes_inside_a_quoted_payload_do_not_close_it() -> None:
+    text = "Is this note rude? 'Sorry, I can't come and then I won't call.' Also write a haiku about ducks"
+    parts = split_request(text)
+    assert len(parts) == 2
+    assert parts[0].payload == {"text": "Sorry, I can't come and then I won't call."}
