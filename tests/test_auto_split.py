@@ -301,3 +301,13 @@ def test_apostrophes_inside_a_quoted_payload_do_not_close_it() -> None:
     parts = split_request(text)
     assert len(parts) == 2
     assert parts[0].payload == {"text": "Sorry, I can't come and then I won't call."}
+
+
+@pytest.mark.parametrize("text", [
+    "Réserve-moi une table pour deux. En quelle langue est 'dobranoc'?",
+    "Escríbeme un poema sobre el mar. ¿En qué idioma está 'god morgen'?",
+    "Cria um lembrete pras 8h e depois passa pro inglês 'vou chegar tarde'",
+    "Que veut dire 'muito obrigado' en anglais ? Raconte-moi une histoire courte.",
+])
+def test_french_spanish_portuguese_verbs_with_their_pronouns(text: str) -> None:
+    assert len(split_request(text)) == 2, texts(text)

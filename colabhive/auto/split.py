@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from .parse import _QUOTED, Part, classify_shape
 from .split_words import (
     _ALSO, _AND_QUESTION, _AND_VERB, _ANNOUNCES, _EMBEDS, _FIELD, _INLINE_MARK, _LIST_ITEM, _MID_QUESTION, _ORDINAL,
-    _PLEASANTRY, _POINTS_BACK, _POLITE, _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _VERBS, _WANTS, _is_record,
+    _PLEASANTRY, _POINTS_BACK, _POLITE, _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _WANTS, _is_record, _is_verb,
     _without_pleasantries,
 )
 
@@ -80,7 +80,7 @@ def _is_ask(text: str) -> bool:
     if re.search(r"\?(?:\s*X)*$", t) or _QUESTION.match(t) or _WANTS.match(t):  # "… com isto? 'Great!'"
         return True
     first = re.match(r"[\wÀ-ÿ'-]+", t)
-    return bool(first) and first.group(0).lower().split("-")[0] in _VERBS
+    return bool(first) and _is_verb(first.group(0))
 
 
 def _asks_somewhere(text: str) -> bool:
@@ -196,7 +196,7 @@ def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
         for m in _AND_VERB.finditer(text):
             verb = m.group(2).lower()
             before, after = text[last:m.start()], text[m.end():]
-            asks_again = verb in _VERBS or m.group(1) is not None \
+            asks_again = _is_verb(verb) or m.group(1) is not None \
                 or (verb in _AND_QUESTION and after.rstrip().endswith("?"))
             if asks_again and len(_bare(after).split()) >= 2 and _whole_ask(before) \
                     and (m.group(1) is None or _is_ask(before)):  # not "my package never came and I want …"
@@ -226,7 +226,7 @@ def _cut_mid_question(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
         for m in _MID_QUESTION.finditer(text):
             before, after = text[last:m.start()], text[m.end():]
             words = re.findall(r"[\wÀ-ÿ']+", before.lower())
-            embedded = not words or words[-1] in _EMBEDS or words[-1] in _VERBS
+            embedded = not words or words[-1] in _EMBEDS or _is_verb(words[-1])
             if (not embedded and ":" not in before and re.match(r"[^.!?]*\?", after)
                     and _is_ask(before) and _whole_ask(before)):
                 out.append((before, cur_joined))
@@ -253,7 +253,7 @@ def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
             own = _has_payload(s)
             refers = _POINTS_BACK.search(re.sub(r"\ue000\d+\ue001", " ", s)) is not None
             bare = _bare(s)
-            capital = re.match(r"[¿\"'“«\ue000A-ZÀ-Ý]", s) is not None or bare.split(" ")[0].lower() in _VERBS \
+            capital = re.match(r"[¿\"'“«\ue000A-ZÀ-Ý]", s) is not None or _is_verb(bare.split(" ")[0]) \
                 or _QUESTION.match(bare) is not None and not re.match(r"[\w']+\s*:", bare)  # not "are: age: …"
             new = own or (not refers or anchored) and not in_payload
             if _is_ask(cur) and _is_ask(s) and new and capital:

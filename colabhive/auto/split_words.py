@@ -9,6 +9,7 @@ Spanish and French); none names a task, so a new family needs nothing here.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _VERBS = frozenset("""
 add analyse analyze answer arrange assess book brainstorm calculate cancel categorise categorize change check
@@ -33,13 +34,29 @@ responda reescreva marque agende ligue desligue toque
 faz faça fazer escreve diz dizer traduz calcula verifica classifica resume cria gera manda conta mostra
 traduce dime escribe predice clasifica identifica ordena explica resume dame
 traduis traduisez dis écris prédis classe identifie explique résume donne
+passa passe cria vê descobre descubra transfere transferir envia envie chama pede procura procure busca acha ache
+lembra avisa escolhe escolha anota anote
+escribe haz pon reserva manda busca calcula cuenta recomienda envía llama pide elige traduce predice
+écris écrivez fais faites donne réserve envoie trouve calcule raconte rédige propose recommande prévois
 """.split())
+_VERBS_PLAIN = frozenset(unicodedata.normalize("NFKD", v).encode("ascii", "ignore").decode() for v in _VERBS)
+_CLITIC = re.compile(r"(?:me|nos|lo|la|los|las|le|les|te|se)$")
+
+
+def _is_verb(word: str) -> bool:
+    """An instruction's verb, also with a pronoun attached ("réserve-moi", "escríbeme", "dime")."""
+    w = word.lower().split("-")[0]
+    if w in _VERBS:
+        return True
+    plain = unicodedata.normalize("NFKD", w).encode("ascii", "ignore").decode()
+    return plain in _VERBS_PLAIN or len(plain) > 4 and _CLITIC.sub("", plain) in _VERBS_PLAIN
 _EMOJI = "\U0001F300-\U0001FAFF\u2600-\u27BF"
 """Emoji close a sentence in chat ("a tweet about coffee 😊 also can you …")."""
 _QUESTION = re.compile(
     r"^(?:¿|what|what's|whats|which|how|is|are|does|do|did|can|could|would|will|should|who|where|when|why|"
     r"qual|quais|o que|como|em que|quanto|quantos|quantas|onde|quando|por que|é|está|existe|"
-    r"qué|cuál|cómo|dónde|cuándo|quel|quelle|quels|quelles|comment|est-ce)\b", re.I)
+    r"qué|cuál|cómo|dónde|cuándo|en qué|quel|quelle|quels|quelles|en quel(?:le)?|comment|est-ce|que veut|"
+    r"qu'est-ce)\b", re.I)
 _POLITE = re.compile(
     r"^(?:(?:please|pls|plz|kindly|now|also|and|then|next|finally|lastly|afterwards|ok|okay|hey|hi|hello|so|btw|"
     r"oi|olá|ola|hola|bonjour|1st|2nd|3rd|step \d{1,2}|passo \d{1,2}|"
@@ -108,7 +125,7 @@ def _is_record(lines: list[str]) -> bool:
     """Three or more "label: value" lines, most labels not verbs ("Name: Ana", "Age: 34"): a
     record, whose "Name:" line is no instruction."""
     labels = [m.group(1).lower() for ln in lines if (m := _FIELD.match(ln))]
-    return len(labels) >= 3 and sum(label not in _VERBS for label in labels) >= 2
+    return len(labels) >= 3 and sum(not _is_verb(label) for label in labels) >= 2
 
 
 def _without_pleasantries(masked: str) -> str:
