@@ -269,7 +269,7 @@ _MESSY = [  # more of every form, in real users' styles: (request, how many asks
  ("Write a slogan for a gym. One more thing: what language is 'salut'?", 2),
  ("i need a name for my dog and i also want to know what language 'hund' is", 2),
  ("translate 'where is the hotel' to portuguese btw what language is 'hôtel'", 2),
- ("what language is 'kia ora' and what does it mean", 1),
+ ("what language is 'kia ora' and what does it mean in english", 2),  # a language and a translation
  ("is 'the room was tiny' negative and why", 1),
  ("Write a poem about winter, make it rhyme", 1),
  ("Translate 'good morning' into Portuguese and Spanish", 1),
@@ -311,3 +311,19 @@ def test_apostrophes_inside_a_quoted_payload_do_not_close_it() -> None:
 ])
 def test_french_spanish_portuguese_verbs_with_their_pronouns(text: str) -> None:
     assert len(split_request(text)) == 2, texts(text)
+
+
+@pytest.mark.parametrize(("text", "n"), [
+    ("is 'the taxi never showed up' a complaint and how do I say 'taxi rank' in portuguese", 2),
+    ("turn off the hallway lights and what is a good houseplant for a dark room", 2),
+    ("what's the weather in Oslo tomorrow and what's a warm soup I can cook tonight", 2),
+    ("tell me what a mortgage is and how it works in simple words", 1),  # one embedded question continued
+    ("is 'the room was tiny' negative and why", 1),
+])
+def test_a_direct_question_after_and(text: str, n: int) -> None:
+    assert len(split_request(text)) == n, texts(text)
+
+
+def test_a_clause_about_the_first_answer_is_the_same_ask() -> None:
+    assert len(split_request("guess the language and tell me its two-letter code: 'Dzień dobry'")) == 1
+    assert len(split_request("What comes next in these numbers, and the one after that? 2, 4, 8, 16, 32, 64, 128, 256")) == 1

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from .parse import _QUOTED, Part, classify_shape
 from .split_words import (
     _ALSO, _AND_QUESTION, _AND_VERB, _ANNOUNCES, _EMBEDS, _FIELD, _INLINE_MARK, _LIST_ITEM, _MID_QUESTION, _ORDINAL,
-    _PLEASANTRY, _POINTS_BACK, _POLITE, _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _WANTS, _is_record, _is_verb,
+    _PLEASANTRY, _POINTS_BACK, _POLITE, _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _WANTS, _WH, _is_record, _is_verb,
     _without_pleasantries,
 )
 
@@ -159,7 +159,7 @@ def _cut(pieces: list[tuple[str, str]], pattern: re.Pattern[str], how: str,
             out.append((text, joined))
             continue
         kept = [p for p in parts if p is not None and p.strip(" .,;:")]
-        later_ask = len(kept) >= 2 and all(_is_ask(p) or _own_payload(p) for p in kept[1:])
+        later_ask = len(kept) >= 2 and all((_is_ask(p) or _own_payload(p)) and _words(p) >= 2 for p in kept[1:])
         counted = how == "ordinal" and len(kept) >= 2 and len(pattern.findall(text)) >= 2 \
             and not _ask_before(text, pattern)  # "First … Second …", not "most relevant first"
         if not counted and (not later_ask or (strict and not _asks_somewhere(kept[0]))
@@ -169,6 +169,11 @@ def _cut(pieces: list[tuple[str, str]], pattern: re.Pattern[str], how: str,
         out.append((kept[0], joined))
         out.extend((p, how) for p in kept[1:])
     return out
+
+
+def _words(text: str) -> int:
+    """Words of its own, payloads not counted ("? 3, 5, 8, …" after "the one after that" has none)."""
+    return len(re.findall(r"[\wÀ-ÿ']+", re.sub(r"\ue000\d+\ue001", " ", text)))
 
 
 def _ranking(text: str) -> bool:
@@ -196,14 +201,30 @@ def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
         for m in _AND_VERB.finditer(text):
             verb = m.group(2).lower()
             before, after = text[last:m.start()], text[m.end():]
-            asks_again = _is_verb(verb) or m.group(1) is not None \
-                or (verb in _AND_QUESTION and after.rstrip().endswith("?"))
-            if asks_again and len(_bare(after).split()) >= 2 and _whole_ask(before) \
+            asks_again = _is_verb(verb) or m.group(1) is not None or verb in _AND_QUESTION and (
+                after.rstrip().endswith("?") or _question_again(before, after))
+            if asks_again and len(_bare(after).split()) >= 2 and _whole_ask(before) and not _of_its_answer(before, after) \
                     and (m.group(1) is None or _is_ask(before)):  # not "my package never came and I want …"
                 out.append((before, cur_joined))
                 last, cur_joined = m.end(), "and"
         out.append((text[last:], cur_joined))
     return out
+
+
+def _of_its_answer(before: str, after: str) -> bool:
+    """"detect the language and give me its ISO code: '…'": the clause after "and" asks for a
+    property of the first one's answer (a possessive pointing back), and neither has the text
+    yet: one ask, whose payload comes at the end."""
+    return not _own_payload(before) and re.search(r"\b(?:its|dele|dela|their)\b", " ".join(after.split()[:6]), re.I) is not None
+
+
+def _question_again(before: str, after: str) -> bool:
+    """"… and what wine goes with carbonara": a direct question after an ask, "?" or not (chat
+    drops it), when it is a sentence of its own (four words: not "… and why") and the ask before
+    is not itself an embedded question the "and" continues ("tell me what X is and how it works")."""
+    bare = _bare(before)
+    embedded = re.match(rf"(?:[\w']+\s+){{1,3}}{_WH}\b", bare, re.I) is not None and not _QUESTION.match(bare)
+    return len(_bare(after).split()) >= 4 and _is_ask(before) and not embedded
 
 
 def _whole_ask(before: str) -> bool:

@@ -87,7 +87,8 @@ _AND_VERB = re.compile(
     r"(?:then\s+)?(?:(i\s+(?:also\s+)?(?:want|need|'d like|would like)|i'd\s+(?:also\s+)?like)\b\s*)?(\w+)\b)",
     re.I)
 """"… and <verb>", "… and can you also <verb>", "… and I also want …" (group 1: a want, an ask whatever follows; group 2: the verb)."""
-_AND_QUESTION = frozenset("what which how is does can could who where when why qual quais como onde quando qué cómo".split())
+_AND_QUESTION = frozenset("what whats which how is does can could who where when why qual quais como onde quando qué cómo "
+                           "por comment quel quelle pourquoi cuál".split())
 _SENTENCE = re.compile(rf"(?<=[.!?\ue001{_EMOJI}])\s+(?=\S)")
 _RANK_CUES = re.compile(r"\b(?:rank|order|sort|reorder|relevan|best (?:match|answer|fit)|most (?:useful|relevant|helpful)|"
                         r"which (?:of (?:these|the following)|one|passage|answer|option)|match(?:es)? (?:my|the) "
