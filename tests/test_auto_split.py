@@ -327,3 +327,20 @@ def test_a_direct_question_after_and(text: str, n: int) -> None:
 def test_a_clause_about_the_first_answer_is_the_same_ask() -> None:
     assert len(split_request("guess the language and tell me its two-letter code: 'Dzień dobry'")) == 1
     assert len(split_request("What comes next in these numbers, and the one after that? 2, 4, 8, 16, 32, 64, 128, 256")) == 1
+
+
+@pytest.mark.parametrize(("text", "n"), [
+    ("summarize 'The library opens late on Sundays.' as well as a short tweet announcing it", 2),
+    ("make me an embedding of 'quiet cafe' plus the embedding of 'noisy bar'", 2),
+    ("forecast the next 2: 4, 6, 5, 7, 6, 8, 7, 9, 8, 10 and also a riddle about clocks", 2),
+    ("Translate 'good luck' to French as well as Spanish", 1),  # no ask named after it
+    ("Using height and weight plus the three blood values, estimate the risk: a=1, b=2, c=3", 1),
+])
+def test_an_ask_named_without_a_verb_after_also(text: str, n: int) -> None:
+    assert len(split_request(text)) == n, texts(text)
+
+
+def test_portuguese_relevance_cue_keeps_the_passages_with_the_ranking() -> None:
+    text = ("Gera um vetor para 'bolo sem glúten' e também ordena por relevância para 'bolo sem glúten':\n"
+            "- Receita de bolo com farinha de arroz.\n- A história do trigo na Europa.")
+    assert kinds(text) == ["text", "ranking"]

@@ -159,7 +159,11 @@ def _cut(pieces: list[tuple[str, str]], pattern: re.Pattern[str], how: str,
             out.append((text, joined))
             continue
         kept = [p for p in parts if p is not None and p.strip(" .,;:")]
-        later_ask = len(kept) >= 2 and all((_is_ask(p) or _own_payload(p)) and _words(p) >= 2 for p in kept[1:])
+        first_asks = bool(kept) and (_asks_somewhere(kept[0]) or _own_payload(kept[0])
+                                     or _MID_QUESTION.search(kept[0]) is not None)  # "… what do i do. also …"
+        later_ask = len(kept) >= 2 and all((_is_ask(p) or _own_payload(p) or how == "also" and _named_ask(p))
+                                           and _words(p) >= 2 for p in kept[1:]) \
+            and (how != "also" or first_asks)  # not "Given bmi plus the six serum values, …"
         counted = how == "ordinal" and len(kept) >= 2 and len(pattern.findall(text)) >= 2 \
             and not _ask_before(text, pattern)  # "First … Second …", not "most relevant first"
         if not counted and (not later_ask or (strict and not _asks_somewhere(kept[0]))
@@ -169,6 +173,13 @@ def _cut(pieces: list[tuple[str, str]], pattern: re.Pattern[str], how: str,
         out.append((kept[0], joined))
         out.extend((p, how) for p in kept[1:])
     return out
+
+
+def _named_ask(text: str) -> bool:
+    """What is wanted, named without a verb after an explicit "also" / "as well as" / "plus"
+    ("… and also a fun fact about owls"): a determiner and two more words; not "… and also Spanish"."""
+    return re.match(r"(?:a|an|the|some|one|another|um|uma|une|un|una)\s", _bare(text), re.I) is not None \
+        and _words(text) >= 3
 
 
 def _words(text: str) -> int:
@@ -336,7 +347,7 @@ def pieces_of(text: str) -> list[Piece]:
         announces = k + 1 < len(pieces) and _is_header(p) and pieces[k + 1][1] in ("line", "list", "ordinal")
         if not p.strip(" \n\t.,;:-") or _PLEASANTRY.match(p) or announces:
             continue
-        if merged and not _is_ask(p) and j not in ("line", "list", "ordinal"):
+        if merged and not (_is_ask(p) or j == "also" and _named_ask(p)) and j not in ("line", "list", "ordinal"):
             merged[-1] = (merged[-1][0] + " " + p, merged[-1][1])
         elif merged and not _is_ask(merged[-1][0]) and merged[-1][1] == "start":
             merged[-1] = (merged[-1][0] + "\n" + p, "start")

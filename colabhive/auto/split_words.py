@@ -80,7 +80,7 @@ _THEN = re.compile(r"(?:[,;]?\s+and then\b|[,;]\s*then\b|\.\s+then\b|\s+then\s+(
                    r"[,;.]?\s+(?:y )?(?:luego|después)\b[,:]?|[,;.]?\s+(?:et )?(?:ensuite|puis)\b[,:]?)\s*",
                    re.I)
 _ALSO = re.compile(rf"(?:[,;]?\s+and also\b|(?<!\bi)(?<!\bwe)(?<!\byou)(?<!\bit)(?<!\bis)(?<!\bare)\s+also\s+(?=[a-z]+\s)|[,;.]?\s+(?:btw|by the way|one more thing)\b[,:]?|\s\+\s|[.;!?{_EMOJI}]\s+also\b[,:]?|\s+also\s+(?=(?:can|could|would) (?:you|u)\b)|[,;]\s+also\b[,:]?|[.;!?]\s+plus\b[,:]?|"
-                   rf"[,;]?\s+as well as\b|[.;!?]\s+in addition\b[,:]?|[.;!?]\s+additionally\b[,:]?|"
+                   rf"[,;]?\s+as well as\b|\s+plus\s+(?=(?:a|an|the|some|another)\s)|[.;!?]\s+in addition\b[,:]?|[.;!?]\s+additionally\b[,:]?|"
                    rf"[,;]?\s+e também\b|[.;!?]\s+além disso\b[,:]?|[,;]?\s+y también\b|[,;]?\s+et aussi\b)\s*", re.I)
 _AND_VERB = re.compile(
     r"(?:,\s*|\s+)(?:and|plus|e|y|et)\s+(?=(?:(?:can|could|would|will)\s+(?:you|u)\s+)?(?:please\s+|also\s+|me\s+)?"
@@ -90,7 +90,7 @@ _AND_VERB = re.compile(
 _AND_QUESTION = frozenset("what whats which how is does can could who where when why qual quais como onde quando qué cómo "
                            "por comment quel quelle pourquoi cuál".split())
 _SENTENCE = re.compile(rf"(?<=[.!?\ue001{_EMOJI}])\s+(?=\S)")
-_RANK_CUES = re.compile(r"\b(?:rank|order|sort|reorder|relevan|best (?:match|answer|fit)|most (?:useful|relevant|helpful)|"
+_RANK_CUES = re.compile(r"\b(?:rank|order|sort|reorder|relev[aâá]n|best (?:match|answer|fit)|most (?:useful|relevant|helpful)|"
                         r"which (?:of (?:these|the following)|one|passage|answer|option)|match(?:es)? (?:my|the) "
                         r"(?:question|query)|ordene|ordena|classe|mais relevante|qual (?:destas|destes|das|dos)\b|combina\w* melhor|"
                         r"responde\w* melhor|mais úte?is?|cuál de (?:estas|estos)|más relevante|lequel|laquelle|"
