@@ -344,3 +344,21 @@ def test_portuguese_relevance_cue_keeps_the_passages_with_the_ranking() -> None:
     text = ("Gera um vetor para 'bolo sem glúten' e também ordena por relevância para 'bolo sem glúten':\n"
             "- Receita de bolo com farinha de arroz.\n- A história do trigo na Europa.")
     assert kinds(text) == ["text", "ranking"]
+
+
+@pytest.mark.parametrize("text", [
+    "first summarize 'the shop closes at noon' secondly write a riddle about bread",  # no comma after the quote
+    "Primeiro traduz 'tudo certo' pro inglês 'ok' Depois escreve um haiku sobre o sol",
+    "Classify the sample {\"a\": 1.0, \"b\": 2.5} Which fruits are rich in iron?",
+    "Shorten this: 'We will, perhaps, arrive on time?' Is the original polite or rude?",
+    "Estimate the risk: x1=0.12, x2=-0.03, x3=0.41 What habits lower blood pressure?",
+    "Call a cab to the station for 7am whats the french for 'platform'",
+    "Say 'safe travels' in Portuguese what does 'bom trabalho' mean in English",
+])
+def test_a_payload_ends_a_sentence_and_a_question_may_lose_its_mark(text: str) -> None:
+    assert len(split_request(text)) == 2, texts(text)
+
+
+def test_a_question_word_left_after_a_payload_is_not_a_new_ask() -> None:
+    assert len(split_request("tell me what language 'hej då' is")) == 1
+    assert len(split_request("Is 'great phone' Positive?")) == 1

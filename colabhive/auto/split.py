@@ -259,7 +259,7 @@ def _cut_mid_question(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
             before, after = text[last:m.start()], text[m.end():]
             words = re.findall(r"[\wÀ-ÿ']+", before.lower())
             embedded = not words or words[-1] in _EMBEDS or _is_verb(words[-1])
-            if (not embedded and ":" not in before and re.match(r"[^.!?]*\?", after)
+            if (not embedded and ":" not in before and re.match(r"[^.!?]*[?\ue000]", after)
                     and _is_ask(before) and _whole_ask(before)):
                 out.append((before, cur_joined))
                 last, cur_joined = m.end(), "sentence"
@@ -278,10 +278,13 @@ def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
         sentences = _with_payloads(_SENTENCE.split(text))
         cur, cur_joined, anchored = sentences[0], joined, False
         for s in sentences[1:]:
-            if cur.rstrip().endswith("\ue001") and not _own_payload(s):  # "Is 'great phone' Positive?"
+            opens = (_QUESTION.match(_bare(s)) is not None or _is_verb(_bare(s).split(" ")[0])) and _words(s) >= 3
+            if cur.rstrip().endswith("\ue001") and not _own_payload(s) and not (opens and _is_ask(cur)):
+                # "Is 'great phone' Positive?"; but "Rewrite 'x' Is the original negative?" asks again
                 cur += " " + s
                 continue
-            in_payload = re.search(r":\s*\S", cur) is not None and "\ue000" not in cur.split(":", 1)[1]
+            in_payload = re.search(r":\s*\S", cur) is not None and "\ue000" not in cur.split(":", 1)[1] \
+                and not cur.rstrip()[-1:].isdigit()  # data values, then a question with its full stop left out
             own = _has_payload(s)
             refers = _POINTS_BACK.search(re.sub(r"\ue000\d+\ue001", " ", s)) is not None
             bare = _bare(s)

@@ -60,7 +60,7 @@ _QUESTION = re.compile(
 _POLITE = re.compile(
     r"^(?:(?:please|pls|plz|kindly|now|also|and|then|next|finally|lastly|afterwards|ok|okay|hey|hi|hello|so|btw|"
     r"oi|olá|ola|hola|bonjour|1st|2nd|3rd|step \d{1,2}|passo \d{1,2}|"
-    r"first(?:ly)?|second(?:ly)?|third(?:ly)?|primeiro|segundo|terceiro|me|por favor|agora|também|depois|e|"
+    r"first(?:ly)?|second(?:ly)?|third(?:ly)?|primeiro|segundo|terceiro|primero|segundo|d'abord|ensuite|me|por favor|agora|também|depois|e|"
     r"ent[ãa]o|por último|finalmente|"
     r"can you|could you|would you|will you|can u|could u|pode me|can i get|can i have|i'd like you to|i want you to|i need you to|"
     r"você pode|pode|poderia|you can|help me|me ajude a|gostaria que)\b[\s,:]*)+", re.I)
@@ -72,11 +72,11 @@ _LIST_ITEM = re.compile(r"(?m)^\s*(?:\d{1,2}[.)]|\d{1,2}[ \t]*[-–]|\((?:\d{1,2
 _INLINE_MARK = re.compile(r"(?:^|\s)\(?(?:\d{1,2}|[A-Ha-h])[.)]\s|\[\d{1,2}\]")
 """A passage's mark inside a line ("… : 1. … 2. …", "(a) …")."""
 _ORDINAL = re.compile(
-    r"(?:^|(?<=[.;!?:,]\s)|(?<=[.;!?:,]\s\s)|(?<=\n))(?:and\s+)?(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|"
+    r"(?:^|(?<=[.;!?:,\ue001]\s)|(?<=[.;!?:,]\s\s)|(?<=\n))(?:and\s+)?(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|"
     r"fourth(?:ly)?|finally|lastly|1st|2nd|3rd|4th|step \d{1,2}|passo \d{1,2}|primeiro|segundo|terceiro|por fim|por último|primero|"
-    r"premièrement|deuxièmement|troisièmement|enfin)\b\s*[,:]?\s*", re.I)
+    r"premièrement|deuxièmement|troisièmement|enfin|d'abord)\b\s*[,:]?\s*", re.I)
 _THEN = re.compile(r"(?:[,;]?\s+and then\b|[,;]\s*then\b|\.\s+then\b|\s+then\s+(?=\w+\b)|[,;.]?\s+after that\b[,:]?|"
-                   r"[,;.]?\s+afterwards\b[,:]?|[,;.]?\s+e depois\b|[,;.]?\s+em seguida\b|[,;.]\s+depois\b[,:]?|"
+                   r"[,;.]?\s+afterwards\b[,:]?|[,;.]?\s+e depois\b|[,;.]?\s+em seguida\b|[,;.\ue001]\s+depois\b[,:]?|"
                    r"[,;.]?\s+(?:y )?(?:luego|después)\b[,:]?|[,;.]?\s+(?:et )?(?:ensuite|puis)\b[,:]?)\s*",
                    re.I)
 _ALSO = re.compile(rf"(?:[,;]?\s+and also\b|(?<!\bi)(?<!\bwe)(?<!\byou)(?<!\bit)(?<!\bis)(?<!\bare)\s+also\s+(?=[a-z]+\s)|[,;.]?\s+(?:btw|by the way|one more thing)\b[,:]?|\s\+\s|[.;!?{_EMOJI}]\s+also\b[,:]?|\s+also\s+(?=(?:can|could|would) (?:you|u)\b)|[,;]\s+also\b[,:]?|[.;!?]\s+plus\b[,:]?|"
@@ -89,7 +89,10 @@ _AND_VERB = re.compile(
 """"… and <verb>", "… and can you also <verb>", "… and I also want …" (group 1: a want, an ask whatever follows; group 2: the verb)."""
 _AND_QUESTION = frozenset("what whats which how is does can could who where when why qual quais como onde quando qué cómo "
                            "por comment quel quelle pourquoi cuál".split())
-_SENTENCE = re.compile(rf"(?<=[.!?\ue001{_EMOJI}])\s+(?=\S)")
+_SENTENCE = re.compile(rf"(?<=[.!?\ue001{_EMOJI}])\s+(?=\S)|(?<=\d)\s+(?=(?:What|Which|How|Why|Who|Where|When|Is|Are|Can|"
+                       rf"Could|Do|Does|Qual|Quais|Como|Onde|Quando)\b[^.!?\n]*\?)")
+"""A sentence ends at its mark, after a payload, and where a capitalised question follows a
+number with the full stop left out ("… s6=-0.009 What foods help?")."""
 _RANK_CUES = re.compile(r"\b(?:rank|order|sort|reorder|relev[aâá]n|best (?:match|answer|fit)|most (?:useful|relevant|helpful)|"
                         r"which (?:of (?:these|the following)|one|passage|answer|option)|match(?:es)? (?:my|the) "
                         r"(?:question|query)|ordene|ordena|classe|mais relevante|qual (?:destas|destes|das|dos)\b|combina\w* melhor|"
