@@ -362,3 +362,32 @@ def test_a_payload_ends_a_sentence_and_a_question_may_lose_its_mark(text: str) -
 def test_a_question_word_left_after_a_payload_is_not_a_new_ask() -> None:
     assert len(split_request("tell me what language 'hej då' is")) == 1
     assert len(split_request("Is 'great phone' Positive?")) == 1
+
+
+_LINES_AND_LISTS = [  # (request, how many asks)
+    ("Need three things:\n- the weather in Porto on friday\n- a pun about cheese\n- 'até já' in english", 3),
+    ("Duas coisas:\n1. o que quer dizer 'fim de semana'\n2. uma receita rápida de sopa", 2),
+    ("• these daily visits: 10, 12, 11, 14, 13, 15, 16, 18, 17 → next 3 please\n• a limerick about a lighthouse", 2),
+    ("what language is this: 'Dobro jutro'\nand a short title for my travel blog pls", 2),
+    ("embedding for: 'warm wool socks'\nembedding for: 'thin cotton socks'", 2),
+    ("Note A: 'The parcel came two weeks late.'\nIs this person happy?\nNote B: 'A encomenda chegou ontem.'\n"
+     "What does note B say in English?", 2),
+    ("Bom dia!\n\nEscreve um haiku sobre o outono.", 1),
+    ("Translate 'good morning' to French\nand Spanish", 1),
+]
+
+
+@pytest.mark.parametrize(("text", "n"), _LINES_AND_LISTS)
+def test_lines_and_lists_of_asks_without_verbs(text: str, n: int) -> None:
+    assert len(split_request(text)) == n, texts(text)
+
+
+def test_marked_passages_under_a_numbered_ask_stay_with_it() -> None:
+    text = ("1) rank these by relevance to 'how to store coffee':\n(a) Keep beans in an airtight jar.\n"
+            "(b) Coffee was first drunk in Yemen.\n2) what language is 'café com leite'")
+    parts = split_request(text)
+    assert [p.kind for p in parts] == ["ranking", "text"]
+    assert len(parts[0].payload["passages"]) == 2 and parts[1].payload == {"text": "café com leite"}
+    text = ("1. sort these by relevance to 'fixing a flat tyre':\n- Use tyre levers to remove the tube.\n"
+            "- Bicycles date from the 1810s.\n2. write a slogan for a bike shop")
+    assert kinds(text) == ["ranking", "text"]

@@ -19,6 +19,12 @@ and sign-off lines ("Hi!", "Thanks!") are dropped: they are not asks. A part tha
 payload of its own but points at one ("tell me if this review is positive and put it into
 Portuguese: '…'") gets its sibling's.
 
+Chat drops marks, and the rules read what is left: a payload ends a sentence ("… 'x' Depois
+escreve …"), a direct question after "and" or after a finished instruction needs no "?" ("book a
+taxi for 5am whats the portuguese for 'gate'"), an ask named without a verb after "also" / "as
+well as" / "plus" is one ("… and also a fun fact about owls"). Paragraphs, lines and list items
+are read by ``split_lines.py``; the words by ``split_words.py``.
+
 Every rule is a separator a person would see; none is a task word, so a new family needs
 nothing here.
 """
@@ -30,10 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .parse import _QUOTED, Part, classify_shape
+from .split_lines import (
+    _asks_somewhere, _bare, _has_payload, _inline_list, _is_ask, _is_header, _lines, _named_ask, _own_payload, _words,
+)
 from .split_words import (
-    _ALSO, _AND_QUESTION, _AND_VERB, _ANNOUNCES, _EMBEDS, _FIELD, _INLINE_MARK, _LIST_ITEM, _MID_QUESTION, _ORDINAL,
-    _PLEASANTRY, _POINTS_BACK, _POLITE, _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _WANTS, _WH, _is_record, _is_verb,
-    _without_pleasantries,
+    _ALSO, _AND_QUESTION, _AND_VERB, _EMBEDS, _INLINE_MARK, _LIST_ITEM, _MID_QUESTION, _ORDINAL, _PLEASANTRY,
+    _POINTS_BACK, _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _WH, _is_verb, _without_pleasantries,
 )
 
 __all__ = ["Piece", "pieces_of", "split_request"]
@@ -65,89 +73,6 @@ class _Masked:
         return re.sub("\ue000(\\d+)\ue001", lambda m: self.saved[int(m.group(1))], text)
 
 
-def _bare(text: str) -> str:
-    """The piece without list marks, placeholders and politeness: what its first word is."""
-    t = re.sub(r"\ue000\d+\ue001", " X ", text)
-    t = _LIST_ITEM.sub("", t, count=1).strip(" \t\n-*•.,;:")
-    return _POLITE.sub("", t).strip()
-
-
-def _is_ask(text: str) -> bool:
-    """An instruction or a question, not a statement or a passage."""
-    t = _bare(text)
-    if not t:
-        return False
-    if re.search(r"\?(?:\s*X)*$", t) or _QUESTION.match(t) or _WANTS.match(t):  # "… com isto? 'Great!'"
-        return True
-    first = re.match(r"[\wÀ-ÿ'-]+", t)
-    return bool(first) and _is_verb(first.group(0))
-
-
-def _asks_somewhere(text: str) -> bool:
-    """Some sentence of it is an ask ("Diabetes baseline: {…}. Predict the progression")."""
-    return any(_is_ask(s) for s in _SENTENCE.split(text))
-
-
-def _is_header(text: str) -> bool:
-    """"Please do the following:", "I need two things." — it announces the asks after it and is none of them."""
-    return text.rstrip().endswith(":") or _ANNOUNCES.search(text) is not None
-
-
-def _has_payload(text: str) -> bool:
-    return "\ue000" in text or bool(re.search(r":\s*\S", text))
-
-
-def _own_payload(line: str) -> bool:
-    """The line brings its own text to work on (a masked payload, or words after a colon)."""
-    return "\ue000" in line or re.search(r":[ \t]*\S", line) is not None
-
-
-def _follows_up(line: str) -> bool:
-    """A question about what came before ("Is it positive?"): it points back and brings nothing."""
-    return not _own_payload(line) and _POINTS_BACK.search(line) is not None
-
-
-def _lines(masked: str) -> list[tuple[str, str]]:
-    """Paragraphs, then lines that each are an ask; anything else stays with the line above.
-
-    A new ask starts a new part only once the current one holds an ask: data lines first
-    ("Wine measurements:" and a record), then "Which cultivar?" is one part. Items of a list
-    under a ranking question are its passages."""
-    out: list[tuple[str, str]] = []
-    for para in re.split(r"\n\s*\n", masked):
-        lines = [ln for ln in para.split("\n") if ln.strip()]
-        if not lines:
-            continue
-        listed = [bool(_LIST_ITEM.match(ln)) for ln in lines]
-        ranking = any(_RANK_CUES.search(ln) for ln, item in zip(lines, listed) if not item) and any(listed)
-        record = _is_record(lines)
-        cur: list[str] = []
-        holds_ask = False
-        for ln, item in zip(lines, listed):
-            field = record and _FIELD.match(ln) is not None
-            ask = not ranking and (_is_ask(ln) or _own_payload(ln)) if item else _is_ask(ln) and not field
-            if cur and ask and (holds_ask or item) and (item or not _follows_up(ln)):
-                out.append(("\n".join(cur), "line"))
-                cur, holds_ask = [], False
-            cur.append(ln)
-            holds_ask = holds_ask or _is_ask(ln) and not field
-        out.append(("\n".join(cur), "line"))
-    return out
-
-
-def _inline_list(text: str) -> list[tuple[str, str]]:
-    """"1. … 2. …" or "1) … 2) …" inside one line, when every item is an ask."""
-    marks = list(re.finditer(r"(?:^|(?<=\s))(\d{1,2})[.)]\s+", text))
-    if len(marks) < 2 or [int(m.group(1)) for m in marks] != list(range(1, len(marks) + 1)):
-        return [(text, "start")]
-    items = [text[m.end(): marks[i + 1].start() if i + 1 < len(marks) else len(text)] for i, m in enumerate(marks)]
-    head = text[: marks[0].start()]
-    if _RANK_CUES.search(head) or not all(_is_ask(it) for it in items):
-        return [(text, "start")]
-    out = [(head, "start")] if _is_ask(head) and not _is_header(head) else []
-    return out + [(it, "list") for it in items]
-
-
 def _cut(pieces: list[tuple[str, str]], pattern: re.Pattern[str], how: str,
          strict: bool = False) -> list[tuple[str, str]]:
     """Cut at an explicit connector when what follows it is an ask (``strict``: and what
@@ -173,18 +98,6 @@ def _cut(pieces: list[tuple[str, str]], pattern: re.Pattern[str], how: str,
         out.append((kept[0], joined))
         out.extend((p, how) for p in kept[1:])
     return out
-
-
-def _named_ask(text: str) -> bool:
-    """What is wanted, named without a verb after an explicit "also" / "as well as" / "plus"
-    ("… and also a fun fact about owls"): a determiner and two more words; not "… and also Spanish"."""
-    return re.match(r"(?:a|an|the|some|one|another|um|uma|une|un|una)\s", _bare(text), re.I) is not None \
-        and _words(text) >= 3
-
-
-def _words(text: str) -> int:
-    """Words of its own, payloads not counted ("? 3, 5, 8, …" after "the one after that" has none)."""
-    return len(re.findall(r"[\wÀ-ÿ']+", re.sub(r"\ue000\d+\ue001", " ", text)))
 
 
 def _ranking(text: str) -> bool:

@@ -101,14 +101,18 @@ _RANK_CUES = re.compile(r"\b(?:rank|order|sort|reorder|relev[aâá]n|best (?:mat
 _PLEASANTRY = re.compile(
     r"^\W*(?:(?:can|could) you help(?: me)?(?: with something| please)?|quick question|i have a question|"
     r"pode me ajudar|hi|hello|hey|hiya|yo|good (?:morning|afternoon|evening)|thanks|thank you|thx|tks|ty|cheers|regards|"
-    r"best|bye|olá|ola|oi|boa tarde|obrigad[oa]|valeu|abraços?|hola|gracias|bonjour|salut|merci)"
+    r"best|bye|olá|ola|oi|bom dia|boa tarde|boa noite|buenos d[ií]as|buenas|obrigad[oa]|valeu|abraços?|hola|gracias|bonjour|salut|merci)"
     r"(?:[\s,]+(?:there|all|everyone|team|guys|folks|so much|a lot|in advance|again|very much|muito|pessoal|gente|"
     r"mate|!+))*[\W_]*$", re.I)
 """A line that only greets or thanks: not an ask, and never a part of its own."""
-_ANNOUNCES = re.compile(r"\b(?:two|three|four|a few|some|a couple of|\d) (?:things|questions|tasks|requests|favou?rs)"
+_ANNOUNCES = re.compile(r"\b(?:two|three|four|a few|some|a couple of|\d) (?:quick )?(?:things|questions|tasks|requests|favou?rs|ones)"
                         r"(?: (?:please|pls|for you|to do))?\W*$|\b(?:duas|três|algumas) (?:coisas|perguntas|tarefas)\W*$",
                         re.I)
 """The end of a header that announces the asks after it ("I need two things.")."""
+_CONNECTOR_LINE = re.compile(r"^\s*(?:and|also|plus|oh and|and also|e|e também|y|et|aussi)\b", re.I)
+"""A line opened by a connector: it joins one more ask to the ones above."""
+_LABELLED = re.compile(r"^\s*[\wÀ-ÿ][\wÀ-ÿ ]{0,20}:\s*\ue000\d+\ue001[\s.]*$")
+"""A labelled text on a line of its own ("Text 2: '…'")."""
 _FIELD = re.compile(r"^\s*([A-Za-zÀ-ÿ][\wÀ-ÿ ]{0,24}?)\s*:[ \t]*[^\s:][^:]{0,40}$")
 """A record's line ("Age: 34")."""
 _PREPARE = re.compile(r"^(?:read|look at|have a look at|take|use|run|consider|go through|check out|leia|olhe|veja|"
