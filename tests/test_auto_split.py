@@ -391,3 +391,14 @@ def test_marked_passages_under_a_numbered_ask_stay_with_it() -> None:
     text = ("1. sort these by relevance to 'fixing a flat tyre':\n- Use tyre levers to remove the tube.\n"
             "- Bicycles date from the 1810s.\n2. write a slogan for a bike shop")
     assert kinds(text) == ["ranking", "text"]
+
+
+@pytest.mark.parametrize("unit", ["x. ", "1 What is ", "- a fun fact\n", "x 5 Which day? ", "write a poem, what is it "])
+def test_long_inputs_of_many_short_sentences_stay_fast(unit: str) -> None:
+    """Each rule reads a bounded window of a growing piece: 20,000 characters of any shape is
+    well under a second (it was quadratic on sentences that never close an ask)."""
+    import time
+
+    start = time.perf_counter()
+    split_request((unit * 20_000)[:20_000])
+    assert time.perf_counter() - start < 3

@@ -154,7 +154,7 @@ def _question_again(before: str, after: str) -> bool:
 def _whole_ask(before: str) -> bool:
     """What precedes an "and" is an ask of its own: three words, or a verb and its payload
     ("summarize 'X'"), and not a verb that only sets up the next one ("Read this review and …")."""
-    bare = _bare(before)
+    bare = _bare(before[:300])
     if _PREPARE.match(bare) and not _own_payload(before):
         return False
     return len(bare.split()) >= (2 if "\ue000" in before else 3)
@@ -169,10 +169,10 @@ def _cut_mid_question(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     for text, joined in pieces:
         last, cur_joined = 0, joined
         for m in _MID_QUESTION.finditer(text):
-            before, after = text[last:m.start()], text[m.end():]
-            words = re.findall(r"[\wÀ-ÿ']+", before.lower())
+            before, after = text[last:m.start()], text[m.end():m.end() + 1000]  # windows: linear on long text
+            words = re.findall(r"[\wÀ-ÿ']+", before[-80:].lower())
             embedded = not words or words[-1] in _EMBEDS or _is_verb(words[-1])
-            if (not embedded and ":" not in before and re.match(r"[^.!?]*[?\ue000]", after)
+            if (not embedded and text.find(":", last, m.start()) < 0 and re.match(r"[^.!?]*[?\ue000]", after)
                     and _is_ask(before) and _whole_ask(before)):
                 out.append((before, cur_joined))
                 last, cur_joined = m.end(), "sentence"

@@ -23,7 +23,10 @@ def _bare(text: str) -> str:
 
 
 def _is_ask(text: str) -> bool:
-    """An instruction or a question, not a statement or a passage."""
+    """An instruction or a question, not a statement or a passage. Only its start and its end
+    are read, so asking it of a growing piece stays linear."""
+    if len(text) > 600:
+        text = text[:300] + " … " + text[-300:]
     t = _bare(text)
     if not t:
         return False
@@ -82,7 +85,7 @@ def _lines(masked: str) -> list[tuple[str, str]]:
         ranking = any(_RANK_CUES.search(ln) for ln, item in zip(lines, listed) if not item) and any(listed)
         header = [ln for ln, st in zip(lines, styles) if st is None]
         items_ask = any(listed) and (not header and any(_is_ask(ln) or _own_payload(ln) for ln, i in zip(lines, listed) if i)
-                                     or _is_header(header[0]) and _ANNOUNCES.search(header[0]) is not None)
+                                     or bool(header) and _is_header(header[0]) and _ANNOUNCES.search(header[0]) is not None)
         record = _is_record(lines)
         leads = [_lead(ln) for ln in lines]
         cur: list[str] = []
