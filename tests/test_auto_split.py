@@ -402,3 +402,12 @@ def test_long_inputs_of_many_short_sentences_stay_fast(unit: str) -> None:
     start = time.perf_counter()
     split_request((unit * 20_000)[:20_000])
     assert time.perf_counter() - start < 3
+
+
+@pytest.mark.parametrize(("text", "n"), [
+    ("Run the tumour model on this:\nradius,texture,area\n17.9,10.3,1001\nhow far should I trust a result like this one?", 2),
+    ("Classify this wine:\nalcohol,malic_acid,ash,magnesium,hue\n13.2,1.78,2.14,100,1.05\nWhich cultivar do you think it is?", 1),
+    ("Patient data:\nage: 0.02\nsex: -0.04\nbmi: 0.05\nbp: 0.01\nEstimate the progression, then explain what bmi measures", 2),
+])
+def test_a_question_after_an_instruction_and_its_data(text: str, n: int) -> None:
+    assert len(split_request(text)) == n, texts(text)

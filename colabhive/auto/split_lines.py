@@ -40,7 +40,7 @@ def _is_ask(text: str) -> bool:
 
 def _asks_somewhere(text: str) -> bool:
     """Some sentence of it is an ask ("Diabetes baseline: {…}. Predict the progression")."""
-    return any(_is_ask(s) for s in _SENTENCE.split(text))
+    return any(_is_ask(ln) for s in _SENTENCE.split(text) for ln in s.split("\n"))  # a line is a sentence too
 
 
 def _is_header(text: str) -> bool:
@@ -60,6 +60,17 @@ def _own_payload(line: str) -> bool:
 def _follows_up(line: str) -> bool:
     """A question about what came before ("Is it positive?"): it points back and brings nothing."""
     return not _own_payload(line) and _POINTS_BACK.search(line) is not None
+
+
+_IT = re.compile(r"\b(?:it|its|it's|they|them|ele|ela)\b", re.I)
+"""A pointer at the data itself ("Which cultivar is it?"): the question the data was given for."""
+
+
+def _done(cur: list[str]) -> bool:
+    """The lines so far are a whole instruction with its data (a verb first, a payload below
+    it): a later question about "something like this" is a new ask; one about "it" is still the
+    question the data was given for."""
+    return len(cur) >= 2 and _is_verb(_bare(cur[0]).split(" ")[0]) and not _QUESTION.match(_bare(cur[0]))
 
 
 def _lines(masked: str) -> list[tuple[str, str]]:
@@ -101,7 +112,8 @@ def _lines(masked: str) -> list[tuple[str, str]]:
                 ask = _is_ask(ln) and not field or parallel or holds_ask and _CONNECTOR_LINE.match(ln) is not None and _named_ask(ln)
             labelled = not item and not sub[k] and _LABELLED.match(ln) is not None and holds_ask \
                 and "\ue000" in "\n".join(cur) and not cur[-1].rstrip().endswith(":")
-            if cur and (ask and (holds_ask or item or parallel) and (item or not _follows_up(ln)) or labelled):
+            again = not _follows_up(ln) or _done(cur) and _words(ln) >= 5 and not _IT.search(ln)
+            if cur and (ask and (holds_ask or item or parallel) and (item or again) or labelled):
                 out.append(("\n".join(cur), "line"))
                 cur, holds_ask = [], False
             cur.append(_LIST_ITEM.sub("", ln, count=1) if item and k + 1 < len(lines) and sub[k + 1] else ln)
