@@ -411,3 +411,12 @@ def test_long_inputs_of_many_short_sentences_stay_fast(unit: str) -> None:
 ])
 def test_a_question_after_an_instruction_and_its_data(text: str, n: int) -> None:
     assert len(split_request(text)) == n, texts(text)
+
+
+def test_passages_go_back_to_the_ranking_when_another_ask_sits_before_them() -> None:
+    text = ("sort these by relevance to 'quiet laptops' and tell me what language 'Leise Laptops' is:\n"
+            "1. Fanless laptops make no noise at all.\n2. The first laptop weighed 11 kg.")
+    parts = split_request(text)
+    assert [p.kind for p in parts] == ["ranking", "text"]
+    assert parts[0].payload["query"] == "quiet laptops" and len(parts[0].payload["passages"]) == 2
+    assert parts[1].payload == {"text": "Leise Laptops"}

@@ -238,13 +238,19 @@ def _ask_before_ranking(cut: Callable[[list[tuple[str, str]]], list[tuple[str, s
     """A ranking whose query line starts with another ask ("Give me a vector for 'x' and order
     these by relevance: 1. …"): only the query line is cut, the last piece keeps the passages,
     and only when the ranking cue is in that last piece ("Pick the most relevant results and
-    order them: …" is one ranking)."""
+    order them: …" is one ranking). When the cue is in the first piece only and the last brings
+    its own text ("order these by relevance to 'x' and tell me what language 'y' is: 1. …"),
+    the passages go back to the ranking."""
     text, joined = piece
     mark = _LIST_ITEM.search(text) or _INLINE_MARK.search(text)
     if mark is None:
         return [piece]
     head = cut([(text[: mark.start()], joined)])
-    if len(head) < 2 or not _RANK_CUES.search(head[-1][0]) or any(_RANK_CUES.search(h) for h, _ in head[:-1]):
+    cued = [bool(_RANK_CUES.search(h)) for h, _ in head]
+    if len(head) == 2 and cued == [True, False] and "\ue000" in head[1][0]:
+        return [(head[0][0].rstrip() + ":\n" + text[mark.start():].lstrip("\n"), head[0][1]),
+                (head[1][0].rstrip().rstrip(":"), head[1][1])]
+    if len(head) < 2 or not cued[-1] or any(cued[:-1]):
         return [piece]
     return head[:-1] + [(head[-1][0] + text[mark.start():], head[-1][1])]
 
