@@ -420,3 +420,12 @@ def test_passages_go_back_to_the_ranking_when_another_ask_sits_before_them() -> 
     assert [p.kind for p in parts] == ["ranking", "text"]
     assert parts[0].payload["query"] == "quiet laptops" and len(parts[0].payload["passages"]) == 2
     assert parts[1].payload == {"text": "Leise Laptops"}
+
+
+@pytest.mark.parametrize(("text", "n"), [
+    ("take these weekly sales 5 6 7 6 8 9 8 10 11 and forecast the next 2, after that explain what a trend is", 2),
+    ("have a look at this review 'Too salty, never again' and tell me if it is negative", 1),
+    ("summarize 'Rain is expected all week.' and translate 'umbrella' to portuguese", 2),
+])
+def test_a_verb_that_only_hands_over_data_is_no_ask(text: str, n: int) -> None:
+    assert len(split_request(text)) == n, texts(text)

@@ -41,7 +41,7 @@ from .split_lines import (
 )
 from .split_words import (
     _ALSO, _AND_QUESTION, _AND_VERB, _EMBEDS, _INLINE_MARK, _LIST_ITEM, _MID_QUESTION, _ORDINAL, _PLEASANTRY,
-    _POINTS_BACK, _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _WH, _is_verb, _without_pleasantries,
+    _HANDS_OVER, _POINTS_BACK, _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _WH, _is_verb, _without_pleasantries,
 )
 
 __all__ = ["Piece", "pieces_of", "split_request"]
@@ -155,7 +155,7 @@ def _whole_ask(before: str) -> bool:
     """What precedes an "and" is an ask of its own: three words, or a verb and its payload
     ("summarize 'X'"), and not a verb that only sets up the next one ("Read this review and …")."""
     bare = _bare(before[:300])
-    if _PREPARE.match(bare) and not _own_payload(before):
+    if _PREPARE.match(bare) and (not _own_payload(before) or _HANDS_OVER.match(bare)):
         return False
     return len(bare.split()) >= (2 if "\ue000" in before else 3)
 
@@ -191,7 +191,8 @@ def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
         sentences = _with_payloads(_SENTENCE.split(text))
         cur, cur_joined, anchored = sentences[0], joined, False
         for s in sentences[1:]:
-            opens = (_QUESTION.match(_bare(s)) is not None or _is_verb(_bare(s).split(" ")[0])) and _words(s) >= 3
+            opens = (_QUESTION.match(_bare(s)) is not None or _is_verb(_bare(s).split(" ")[0])) and _words(s) >= 3 \
+                and not re.match(r"(?:and|or|e|ou|y|o|et)\s", s)  # "take this log <numbers> and predict …": _cut_and's
             if cur.rstrip().endswith("\ue001") and not _own_payload(s) and not (opens and _is_ask(cur)):
                 # "Is 'great phone' Positive?"; but "Rewrite 'x' Is the original negative?" asks again
                 cur += " " + s

@@ -118,6 +118,9 @@ _FIELD = re.compile(r"^\s*([A-Za-zÀ-ÿ][\wÀ-ÿ ]{0,24}?)\s*:[ \t]*[^\s:][^:]{0
 _PREPARE = re.compile(r"^(?:read|look at|have a look at|take|use|run|consider|go through|check out|leia|olhe|veja|"
                       r"use|considere|pegue|lee|mira|lis|regarde)\b", re.I)
 """Verbs that only set up the ask after "and" ("Read this review and tell me if …"): one ask."""
+_HANDS_OVER = re.compile(r"^(?:take|look at|have a look at|consider|go through|pegue|considere|olhe|mira|regarde)\b", re.I)
+"""Of those, the ones that never ask anything themselves, even with the data in them ("take this
+log 20.1 20.4 … and predict the next 3")."""
 _WH = r"(?:what|which|how|who|where|when|why|qual|quais|como|onde|quando|quanto|em que)"
 _AUX = r"(?:is|are|was|were|do|does|did|can|could|would|should|will|é|está|são|se)"
 _MID_QUESTION = re.compile(
