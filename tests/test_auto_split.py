@@ -429,3 +429,11 @@ def test_passages_go_back_to_the_ranking_when_another_ask_sits_before_them() -> 
 ])
 def test_a_verb_that_only_hands_over_data_is_no_ask(text: str, n: int) -> None:
     assert len(split_request(text)) == n, texts(text)
+
+
+def test_the_same_series_is_shared_but_a_question_about_it_is_not() -> None:
+    text = "forecast 3 steps with an ensemble for 4 5 7 6 8 9 8 10 12 11, then a single-model forecast of the same series"
+    parts = split_request(text)
+    assert [p.kind for p in parts] == ["series", "series"] and parts[0].payload == parts[1].payload
+    parts = split_request("forecast the next 2 of 3 4 5 6 7 8 9 10 11, then explain why it keeps rising")
+    assert [p.kind for p in parts] == ["series", "text"]

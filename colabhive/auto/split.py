@@ -294,15 +294,25 @@ def split_request(text: str) -> list[Part]:
     return parts
 
 
+_SAME_DATA = re.compile(r"\b(?:the same|those same|these same|a mesma|la misma|les mêmes) (?:series|data|numbers|values|"
+                        r"readings|row|record|measurements|série|dados|serie|datos|valores|données)\b", re.I)
+"""An explicit pointer at a sibling's data, whatever its shape (a series, a record)."""
+
+
 def _share_payloads(pieces: list[Piece], parts: list[Part]) -> None:
     """A text part with nothing to work on but a pointer ("this review", "it") takes the
     nearest sibling's payload: the next one's first (the text usually comes last), else the
-    one before."""
+    one before. Only "the same series / data" takes a series or a record (an "explain why it
+    rises" after a forecast is a question, not a second forecast)."""
     own = [p.kind != "text" or _has_payload(_Masked(p.text).text) for p in parts]
     for i, (piece, part) in enumerate(zip(pieces, parts)):
         if own[i] or part.kind != "text" or not _POINTS_BACK.search(piece.text):
             continue
+        same = _SAME_DATA.search(piece.text)
         for j in [*range(i + 1, len(parts)), *range(i - 1, -1, -1)]:
             if own[j] and parts[j].kind == "text":
                 part.payload = dict(parts[j].payload)
+                break
+            if same and own[j] and parts[j].kind != "ranking":  # "… then a plain forecast for the same series"
+                part.kind, part.payload = parts[j].kind, dict(parts[j].payload)
                 break
