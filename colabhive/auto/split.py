@@ -86,7 +86,7 @@ def _cut(pieces: list[tuple[str, str]], pattern: re.Pattern[str], how: str,
         kept = [p for p in parts if p is not None and p.strip(" .,;:")]
         first_asks = bool(kept) and (_asks_somewhere(kept[0]) or _own_payload(kept[0])
                                      or _MID_QUESTION.search(kept[0]) is not None)  # "… what do i do. also …"
-        later_ask = len(kept) >= 2 and all((_is_ask(p) or _own_payload(p) or how == "also" and _named_ask(p))
+        later_ask = len(kept) >= 2 and all((_is_ask(p) or _own_payload(p) or how in ("also", "then") and _named_ask(p))
                                            and _words(p) >= 2 for p in kept[1:]) \
             and (how != "also" or first_asks)  # not "Given bmi plus the six serum values, …"
         counted = how == "ordinal" and len(kept) >= 2 and len(pattern.findall(text)) >= 2 \
@@ -270,7 +270,7 @@ def pieces_of(text: str) -> list[Piece]:
         announces = k + 1 < len(pieces) and _is_header(p) and pieces[k + 1][1] in ("line", "list", "ordinal")
         if not p.strip(" \n\t.,;:-") or _PLEASANTRY.match(p) or announces:
             continue
-        if merged and not (_is_ask(p) or j == "also" and _named_ask(p)) and j not in ("line", "list", "ordinal"):
+        if merged and not (_is_ask(p) or j in ("also", "then") and _named_ask(p)) and j not in ("line", "list", "ordinal"):
             merged[-1] = (merged[-1][0] + " " + p, merged[-1][1])
         elif merged and not _is_ask(merged[-1][0]) and merged[-1][1] == "start":
             merged[-1] = (merged[-1][0] + "\n" + p, "start")
