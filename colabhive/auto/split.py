@@ -22,7 +22,7 @@ Portuguese: '…'") gets its sibling's.
 Chat drops marks, and the rules read what is left: a payload ends a sentence ("… 'x' Depois
 escreve …"), a direct question after "and" or after a finished instruction needs no "?" ("book a
 taxi for 5am whats the portuguese for 'gate'"), an ask named without a verb after "also" / "as
-well as" / "plus" is one ("… and also a fun fact about owls"). Paragraphs, lines and list items
+well as" / "plus" / "then" is one ("… and also a fun fact about owls"). Paragraphs, lines and list items
 are read by ``split_lines.py``; the words by ``split_words.py``.
 
 Every rule is a separator a person would see; none is a task word, so a new family needs

@@ -155,7 +155,7 @@ def _inline_list(text: str) -> list[tuple[str, str]]:
 
 
 def _named_ask(text: str) -> bool:
-    """What is wanted, named without a verb after an explicit "also" / "as well as" / "plus"
+    """What is wanted, named without a verb after an explicit "also" / "as well as" / "plus" / "then"
     ("… and also a fun fact about owls"): a determiner and two more words; not "… and also Spanish"."""
     return re.match(r"(?:a|an|the|some|one|another|um|uma|une|un|una)\s", _bare(text), re.I) is not None \
         and _words(text) >= 3
