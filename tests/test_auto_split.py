@@ -437,3 +437,12 @@ def test_the_same_series_is_shared_but_a_question_about_it_is_not() -> None:
     assert [p.kind for p in parts] == ["series", "series"] and parts[0].payload == parts[1].payload
     parts = split_request("forecast the next 2 of 3 4 5 6 7 8 9 10 11, then explain why it keeps rising")
     assert [p.kind for p in parts] == ["series", "text"]
+
+
+@pytest.mark.parametrize(("text", "n"), [
+    ("identify the language and give me the two-letter code: 'Hyvää huomenta'", 1),
+    ("Extend this series and give me the 80% interval for the next 3 points: 1.1, 1.4, 1.3, 1.7, 1.9, 2.0, 2.4, 2.5", 1),
+    ("tell me if this review is positive and put it into Portuguese: 'Lovely staff, slow kitchen'", 2),
+])
+def test_the_thing_asked_for_before_the_text_is_one_ask(text: str, n: int) -> None:
+    assert len(split_request(text)) == n, texts(text)

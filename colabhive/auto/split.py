@@ -138,8 +138,13 @@ def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
 def _of_its_answer(before: str, after: str) -> bool:
     """"detect the language and give me its ISO code: '…'": the clause after "and" asks for a
     property of the first one's answer (a possessive pointing back), and neither has the text
-    yet: one ask, whose payload comes at the end."""
-    return not _own_payload(before) and re.search(r"\b(?:its|dele|dela|their)\b", " ".join(after.split()[:6]), re.I) is not None
+    yet: one ask, whose payload comes at the end. So is "… and give me the ISO code: '…'", a
+    thing asked for (not an action on "it") with the text after it."""
+    if _own_payload(before):
+        return False
+    head = " ".join(after.split()[:6])
+    return re.search(r"\b(?:its|dele|dela|their)\b", head, re.I) is not None \
+        or re.match(r"(?:give|tell|show)\s+(?:me|us)\s+the\b[^:]{0,200}:\s*\S", after, re.I) is not None
 
 
 def _question_again(before: str, after: str) -> bool:
