@@ -446,3 +446,8 @@ def test_the_same_series_is_shared_but_a_question_about_it_is_not() -> None:
 ])
 def test_the_thing_asked_for_before_the_text_is_one_ask(text: str, n: int) -> None:
     assert len(split_request(text)) == n, texts(text)
+
+
+def test_an_embedded_question_continued_after_and_is_one_ask() -> None:
+    assert len(split_request("could you explain what a bond is and how it differs from a stock?")) == 1
+    assert len(split_request("write a riddle about keys and how do you say 'key' in portuguese?")) == 2

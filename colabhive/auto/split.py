@@ -126,7 +126,7 @@ def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
             verb = m.group(2).lower()
             before, after = text[last:m.start()], text[m.end():]
             asks_again = _is_verb(verb) or m.group(1) is not None or verb in _AND_QUESTION and (
-                after.rstrip().endswith("?") or _question_again(before, after))
+                after.rstrip().endswith("?") and not _embeds(before) or _question_again(before, after))
             if asks_again and len(_bare(after).split()) >= 2 and _whole_ask(before) and not _of_its_answer(before, after) \
                     and (m.group(1) is None or _is_ask(before)):  # not "my package never came and I want …"
                 out.append((before, cur_joined))
@@ -151,9 +151,13 @@ def _question_again(before: str, after: str) -> bool:
     """"… and what wine goes with carbonara": a direct question after an ask, "?" or not (chat
     drops it), when it is a sentence of its own (four words: not "… and why") and the ask before
     is not itself an embedded question the "and" continues ("tell me what X is and how it works")."""
-    bare = _bare(before)
-    embedded = re.match(rf"(?:[\w']+\s+){{1,3}}{_WH}\b", bare, re.I) is not None and not _QUESTION.match(bare)
-    return len(_bare(after).split()) >= 4 and _is_ask(before) and not embedded
+    return len(_bare(after[:300]).split()) >= 4 and _is_ask(before) and not _embeds(before)
+
+
+def _embeds(before: str) -> bool:
+    """It opens an embedded question ("explain what inflation is"), which an "and how …" continues."""
+    bare = _bare(before[:300])
+    return re.match(rf"(?:[\w']+\s+){{1,3}}{_WH}\b", bare, re.I) is not None and not _QUESTION.match(bare)
 
 
 def _whole_ask(before: str) -> bool:
