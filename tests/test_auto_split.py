@@ -451,3 +451,10 @@ def test_the_thing_asked_for_before_the_text_is_one_ask(text: str, n: int) -> No
 def test_an_embedded_question_continued_after_and_is_one_ask() -> None:
     assert len(split_request("could you explain what a bond is and how it differs from a stock?")) == 1
     assert len(split_request("write a riddle about keys and how do you say 'key' in portuguese?")) == 2
+
+
+def test_a_cut_right_after_a_payload_keeps_the_payload_whole() -> None:
+    parts = split_request("Primeiro diz se isto é positivo: 'Adorei o jantar.' Depois escreve um convite para sexta")
+    assert parts[0].payload == {"text": "Adorei o jantar."}
+    for text, _ in [*_MESSY, *_LINES_AND_LISTS]:
+        assert not any("\ue000" in p.text or "\ue001" in p.text for p in split_request(text)), text

@@ -76,7 +76,7 @@ _ORDINAL = re.compile(
     r"fourth(?:ly)?|finally|lastly|1st|2nd|3rd|4th|step \d{1,2}|passo \d{1,2}|primeiro|segundo|terceiro|por fim|por último|primero|"
     r"premièrement|deuxièmement|troisièmement|enfin|d'abord)\b\s*[,:]?\s*", re.I)
 _THEN = re.compile(r"(?:[,;]?\s+and then\b|[,;]\s*then\b|\.\s+then\b|\s+then\s+(?=\w+\b)|[,;.]?\s+after that\b[,:]?|"
-                   r"[,;.]?\s+afterwards\b[,:]?|[,;.]?\s+e depois\b|[,;.]?\s+em seguida\b|[,;.\ue001]\s+depois\b[,:]?|"
+                   r"[,;.]?\s+afterwards\b[,:]?|[,;.]?\s+e depois\b|[,;.]?\s+em seguida\b|(?:[,;.]|(?<=\ue001))\s+depois\b[,:]?|"
                    r"[,;.]?\s+(?:y )?(?:luego|después)\b[,:]?|[,;.]?\s+(?:et )?(?:ensuite|puis)\b[,:]?)\s*",
                    re.I)
 _ALSO = re.compile(rf"(?:[,;]?\s+and also\b|(?<!\bi)(?<!\bwe)(?<!\byou)(?<!\bit)(?<!\bis)(?<!\bare)\s+also\s+(?=[a-z]+\s)|[,;.]?\s+(?:btw|by the way|one more thing)\b[,:]?|\s\+\s|[.;!?{_EMOJI}]\s+also\b[,:]?|\s+also\s+(?=(?:can|could|would) (?:you|u)\b)|[,;]\s+also\b[,:]?|[.;!?]\s+plus\b[,:]?|"
