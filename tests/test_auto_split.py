@@ -458,3 +458,9 @@ def test_a_cut_right_after_a_payload_keeps_the_payload_whole() -> None:
     assert parts[0].payload == {"text": "Adorei o jantar."}
     for text, _ in [*_MESSY, *_LINES_AND_LISTS]:
         assert not any("\ue000" in p.text or "\ue001" in p.text for p in split_request(text)), text
+
+
+def test_this_weekend_points_at_no_text() -> None:
+    parts = split_request("what does 'vou ao cinema' mean in english? also whats the weather in Porto this weekend")
+    assert parts[0].payload == {"text": "vou ao cinema"}
+    assert parts[1].payload != parts[0].payload

@@ -66,7 +66,8 @@ _POLITE = re.compile(
     r"você pode|pode|poderia|you can|help me|me ajude a|gostaria que)\b[\s,:]*)+", re.I)
 _WANTS = re.compile(r"^(?:i (?:also |really )?(?:need|want|wanna)|i'd (?:also )?like|i would (?:also )?like|we need|preciso|quero|gostaria|necesito|quiero|"
                     r"je veux|j'ai besoin)\b", re.I)
-_POINTS_BACK = re.compile(r"\b(?:it|this|that|these|those|they|them|its|the (?:text|review|sentence|message|"
+_POINTS_BACK = re.compile(r"\b(?:it|(?:this|that|these|those)(?! (?:weekend|week|morning|afternoon|evening|night|month|"
+                          r"year|time|year's|season|summer|winter|spring|autumn|fall)\b)|they|them|its|the (?:text|review|sentence|message|"
                           r"comment|tweet|line|phrase|result|same)|isso|isto|ele|ela|esse|essa|este|esta)\b", re.I)
 _LIST_ITEM = re.compile(r"(?m)^\s*(?:\d{1,2}[.)]|\d{1,2}[ \t]*[-–]|\((?:\d{1,2}|[a-hA-H])\)|\[\d{1,2}\]|[a-hA-H][.)]|[-*•])\s+")
 _INLINE_MARK = re.compile(r"(?:^|\s)\(?(?:\d{1,2}|[A-Ha-h])[.)]\s|\[\d{1,2}\]")
