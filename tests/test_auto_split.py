@@ -464,3 +464,8 @@ def test_this_weekend_points_at_no_text() -> None:
     parts = split_request("what does 'vou ao cinema' mean in english? also whats the weather in Porto this weekend")
     assert parts[0].payload == {"text": "vou ao cinema"}
     assert parts[1].payload != parts[0].payload
+
+
+def test_a_spanish_request_in_the_second_person() -> None:
+    assert len(split_request("¿qué quiere decir 'cafuné' en inglés y me mandas un poema corto sobre el amor?")) == 2
+    assert len(split_request("resume 'La reunión pasa al jueves.' y me traduces 'buenas noches' al portugués")) == 2

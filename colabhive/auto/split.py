@@ -125,7 +125,7 @@ def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
         for m in _AND_VERB.finditer(text):
             verb = m.group(2).lower()
             before, after = text[last:m.start()], text[m.end():]
-            asks_again = _is_verb(verb) or m.group(1) is not None or verb in _AND_QUESTION and (
+            asks_again = _is_verb(verb) or m.group(1) is not None or _you_do(text, m) or verb in _AND_QUESTION and (
                 after.rstrip().endswith("?") and not _embeds(before) or _question_again(before, after))
             if asks_again and len(_bare(after).split()) >= 2 and _whole_ask(before) and not _of_its_answer(before, after) \
                     and (m.group(1) is None or _is_ask(before)):  # not "my package never came and I want …"
@@ -133,6 +133,13 @@ def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
                 last, cur_joined = m.end(), "and"
         out.append((text[last:], cur_joined))
     return out
+
+
+def _you_do(text: str, m: re.Match[str]) -> bool:
+    """"… y me escribes una frase": a request in the second person after "me" ("me dices", "me
+    mandas"), the way Spanish chat asks."""
+    verb = m.group(2).lower()
+    return text[max(0, m.start(2) - 3):m.start(2)].lower() == "me " and verb.endswith("s") and _is_verb(verb[:-1])
 
 
 def _of_its_answer(before: str, after: str) -> bool:

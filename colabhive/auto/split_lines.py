@@ -35,7 +35,8 @@ def _is_ask(text: str) -> bool:
     if re.search(r"\?(?:\s*X)*$", t) or _QUESTION.match(t) or _WANTS.match(t):  # "… com isto? 'Great!'"
         return True
     first = re.match(r"[\wÀ-ÿ'-]+", t)
-    return bool(first) and _is_verb(first.group(0))
+    you_do = re.match(r"\s*(?:y\s+|e\s+)?me\s+([\wÀ-ÿ]+)s\b", text, re.I)  # "me traduces …", "me mandas …"
+    return bool(first) and _is_verb(first.group(0)) or you_do is not None and _is_verb(you_do.group(1))
 
 
 def _asks_somewhere(text: str) -> bool:
