@@ -127,7 +127,8 @@ def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
             before, after = text[last:m.start()], text[m.end():]
             asks_again = _is_verb(verb) or m.group(1) is not None or _you_do(text, m) or verb in _AND_QUESTION and (
                 after.rstrip().endswith("?") and not _embeds(before) or _question_again(before, after))
-            if asks_again and len(_bare(after).split()) >= 2 and _whole_ask(before) and not _of_its_answer(before, after) \
+            if asks_again and len(_bare(after).split()) >= 2 and _whole_ask(before) \
+                    and not _of_its_answer(before, after) \
                     and (m.group(1) is None or _is_ask(before)):  # not "my package never came and I want …"
                 out.append((before, cur_joined))
                 last, cur_joined = m.end(), "and"
@@ -208,7 +209,7 @@ def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
         cur, cur_joined, anchored = sentences[0], joined, False
         for s in sentences[1:]:
             opens = (_QUESTION.match(_bare(s)) is not None or _is_verb(_bare(s).split(" ")[0])) and _words(s) >= 3 \
-                and not re.match(r"(?:and|or|e|ou|y|o|et)\s", s)  # "take this log <numbers> and predict …": _cut_and's
+                and not re.match(r"(?:and|or|e|ou|y|o|et)\s", s)  # "take this log <numbers> and predict …": _cut_and
             if cur.rstrip().endswith("\ue001") and not _own_payload(s) and not (opens and _is_ask(cur)):
                 # "Is 'great phone' Positive?"; but "Rewrite 'x' Is the original negative?" asks again
                 cur += " " + s
@@ -286,7 +287,8 @@ def pieces_of(text: str) -> list[Piece]:
         announces = k + 1 < len(pieces) and _is_header(p) and pieces[k + 1][1] in ("line", "list", "ordinal")
         if not p.strip(" \n\t.,;:-") or _PLEASANTRY.match(p) or announces:
             continue
-        if merged and not (_is_ask(p) or j in ("also", "then") and _named_ask(p)) and j not in ("line", "list", "ordinal"):
+        named = j in ("also", "then") and _named_ask(p)
+        if merged and not (_is_ask(p) or named) and j not in ("line", "list", "ordinal"):
             merged[-1] = (merged[-1][0] + " " + p, merged[-1][1])
         elif merged and not _is_ask(merged[-1][0]) and merged[-1][1] == "start":
             merged[-1] = (merged[-1][0] + "\n" + p, "start")
@@ -310,7 +312,8 @@ def split_request(text: str) -> list[Part]:
     return parts
 
 
-_SAME_DATA = re.compile(r"\b(?:the same|those same|these same|a mesma|la misma|les mêmes) (?:series|data|numbers|values|"
+_SAME_DATA = re.compile(r"\b(?:the same|those same|these same|a mesma|la misma|les mêmes) "
+                        r"(?:series|data|numbers|values|"
                         r"readings|row|record|measurements|série|dados|serie|datos|valores|données)\b", re.I)
 """An explicit pointer at a sibling's data, whatever its shape (a series, a record)."""
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 
 from .split_words import (
-    _ANNOUNCES, _CONNECTOR_LINE, _FIELD, _LABELLED, _LIST_ITEM, _POINTS_BACK, _POLITE, _QUESTION, _RANK_CUES, _SENTENCE, _WANTS,
-    _is_record, _is_verb,
+    _ANNOUNCES, _CONNECTOR_LINE, _FIELD, _LABELLED, _LIST_ITEM, _POINTS_BACK, _POLITE, _QUESTION, _RANK_CUES,
+    _SENTENCE, _WANTS, _is_record, _is_verb,
 )
 
 
@@ -30,7 +30,7 @@ def _is_ask(text: str) -> bool:
     t = _bare(text)
     if not t:
         return False
-    if re.match(r"[\wÀ-ÿ]+\s+(?:\d{1,2}|[A-Za-z])\s*:", t) and not t.rstrip().endswith("?"):  # a label ("Text 2: …"), not the verb
+    if re.match(r"[\wÀ-ÿ]+\s+(?:\d{1,2}|[A-Za-z])\s*:", t) and not t.rstrip().endswith("?"):  # a label ("Text 2: …")
         return False
     if re.search(r"\?(?:\s*X)*$", t) or _QUESTION.match(t) or _WANTS.match(t):  # "… com isto? 'Great!'"
         return True
@@ -96,21 +96,24 @@ def _lines(masked: str) -> list[tuple[str, str]]:
         sub = [st is not None and st != top for st in styles]
         ranking = any(_RANK_CUES.search(ln) for ln, item in zip(lines, listed) if not item) and any(listed)
         header = [ln for ln, st in zip(lines, styles) if st is None]
-        items_ask = any(listed) and (not header and any(_is_ask(ln) or _own_payload(ln) for ln, i in zip(lines, listed) if i)
-                                     or bool(header) and _is_header(header[0]) and _ANNOUNCES.search(header[0]) is not None)
+        some_ask = any(_is_ask(ln) or _own_payload(ln) for ln, i in zip(lines, listed) if i)
+        counted = bool(header) and _is_header(header[0]) and _ANNOUNCES.search(header[0]) is not None
+        items_ask = any(listed) and (not header and some_ask or counted)
         record = _is_record(lines)
         leads = [_lead(ln) for ln in lines]
         cur: list[str] = []
         holds_ask = False
         for k, (ln, item) in enumerate(zip(lines, listed)):
             field = record and _FIELD.match(ln) is not None
-            parallel = leads[k] is not None and leads[k] in (leads[k - 1] if k else None, leads[k + 1] if k + 1 < len(lines) else None)
+            near = (leads[k - 1] if k else None, leads[k + 1] if k + 1 < len(lines) else None)
+            parallel = leads[k] is not None and leads[k] in near
             if sub[k]:
                 ask = False
             elif item:
                 ask = not ranking and (items_ask or _is_ask(ln) or _own_payload(ln))
             else:
-                ask = _is_ask(ln) and not field or parallel or holds_ask and _CONNECTOR_LINE.match(ln) is not None and _named_ask(ln)
+                joins = holds_ask and _CONNECTOR_LINE.match(ln) is not None and _named_ask(ln)
+                ask = _is_ask(ln) and not field or parallel or joins
             labelled = not item and not sub[k] and _LABELLED.match(ln) is not None and holds_ask \
                 and "\ue000" in "\n".join(cur) and not cur[-1].rstrip().endswith(":")
             again = not _follows_up(ln) or _done(cur) and _words(ln) >= 5 and not _IT.search(ln)
