@@ -22,9 +22,10 @@ _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _SERIES = re.compile(rf"(?:{_NUMBER}\s*[,;]?\s*){{8,}}")
 _PAIR = re.compile(rf"([A-Za-z][\w /()'-]{{0,60}}?)\s*[=:]\s*({_NUMBER})(?=\s*(?:[,;\n]|$))")
 _QUOTED = re.compile(
-    r'"([^"]{2,})"|“([^”]{2,})”|«([^»]{2,})»|‘([^’]{2,})’|(?<![\w])\'([^\']{2,})\'(?![\w])'
+    r'"([^"]{2,})"|“([^”]{2,})”|«([^»]{2,})»|‘([^’]{2,})’|(?<![\w])\'((?:[^\']|(?<=\w)\'(?=\w)){2,}?)\'(?![\w])'
 )
-"""A quoted payload; an apostrophe inside a word ("What's") does not open a quote."""
+"""A quoted payload; an apostrophe inside a word ("What's") does not open a quote, nor close one
+("'I've asked twice.'" is one payload)."""
 
 
 def _quoted(text: str) -> list[str]:

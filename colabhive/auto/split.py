@@ -19,6 +19,12 @@ and sign-off lines ("Hi!", "Thanks!") are dropped: they are not asks. A part tha
 payload of its own but points at one ("tell me if this review is positive and put it into
 Portuguese: '…'") gets its sibling's.
 
+Chat drops marks, and the rules read what is left: a payload ends a sentence ("… 'x' Depois
+escreve …"), a direct question after "and" or after a finished instruction needs no "?" ("book a
+taxi for 5am whats the portuguese for 'gate'"), an ask named without a verb after "also" / "as
+well as" / "plus" / "then" is one ("… and also a fun fact about owls"). Paragraphs, lines and list items
+are read by ``split_lines.py``; the words by ``split_words.py``.
+
 Every rule is a separator a person would see; none is a task word, so a new family needs
 nothing here.
 """
@@ -30,10 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .parse import _QUOTED, Part, classify_shape
+from .split_lines import (
+    _asks_somewhere, _bare, _has_payload, _inline_list, _is_ask, _is_header, _lines, _named_ask, _own_payload, _words,
+)
 from .split_words import (
-    _ALSO, _AND_QUESTION, _AND_VERB, _ANNOUNCES, _EMBEDS, _FIELD, _INLINE_MARK, _LIST_ITEM, _MID_QUESTION, _ORDINAL,
-    _PLEASANTRY, _POINTS_BACK, _POLITE, _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _VERBS, _WANTS, _is_record,
-    _without_pleasantries,
+    _ALSO, _AND_QUESTION, _AND_VERB, _EMBEDS, _INLINE_MARK, _LIST_ITEM, _MID_QUESTION, _ORDINAL, _PLEASANTRY,
+    _HANDS_OVER, _POINTS_BACK, _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _WH, _is_verb, _without_pleasantries,
 )
 
 __all__ = ["Piece", "pieces_of", "split_request"]
@@ -65,89 +73,6 @@ class _Masked:
         return re.sub("\ue000(\\d+)\ue001", lambda m: self.saved[int(m.group(1))], text)
 
 
-def _bare(text: str) -> str:
-    """The piece without list marks, placeholders and politeness: what its first word is."""
-    t = re.sub(r"\ue000\d+\ue001", " X ", text)
-    t = _LIST_ITEM.sub("", t, count=1).strip(" \t\n-*•.,;:")
-    return _POLITE.sub("", t).strip()
-
-
-def _is_ask(text: str) -> bool:
-    """An instruction or a question, not a statement or a passage."""
-    t = _bare(text)
-    if not t:
-        return False
-    if re.search(r"\?(?:\s*X)*$", t) or _QUESTION.match(t) or _WANTS.match(t):  # "… com isto? 'Great!'"
-        return True
-    first = re.match(r"[\wÀ-ÿ'-]+", t)
-    return bool(first) and first.group(0).lower().split("-")[0] in _VERBS
-
-
-def _asks_somewhere(text: str) -> bool:
-    """Some sentence of it is an ask ("Diabetes baseline: {…}. Predict the progression")."""
-    return any(_is_ask(s) for s in _SENTENCE.split(text))
-
-
-def _is_header(text: str) -> bool:
-    """"Please do the following:", "I need two things." — it announces the asks after it and is none of them."""
-    return text.rstrip().endswith(":") or _ANNOUNCES.search(text) is not None
-
-
-def _has_payload(text: str) -> bool:
-    return "\ue000" in text or bool(re.search(r":\s*\S", text))
-
-
-def _own_payload(line: str) -> bool:
-    """The line brings its own text to work on (a masked payload, or words after a colon)."""
-    return "\ue000" in line or re.search(r":[ \t]*\S", line) is not None
-
-
-def _follows_up(line: str) -> bool:
-    """A question about what came before ("Is it positive?"): it points back and brings nothing."""
-    return not _own_payload(line) and _POINTS_BACK.search(line) is not None
-
-
-def _lines(masked: str) -> list[tuple[str, str]]:
-    """Paragraphs, then lines that each are an ask; anything else stays with the line above.
-
-    A new ask starts a new part only once the current one holds an ask: data lines first
-    ("Wine measurements:" and a record), then "Which cultivar?" is one part. Items of a list
-    under a ranking question are its passages."""
-    out: list[tuple[str, str]] = []
-    for para in re.split(r"\n\s*\n", masked):
-        lines = [ln for ln in para.split("\n") if ln.strip()]
-        if not lines:
-            continue
-        listed = [bool(_LIST_ITEM.match(ln)) for ln in lines]
-        ranking = any(_RANK_CUES.search(ln) for ln, item in zip(lines, listed) if not item) and any(listed)
-        record = _is_record(lines)
-        cur: list[str] = []
-        holds_ask = False
-        for ln, item in zip(lines, listed):
-            field = record and _FIELD.match(ln) is not None
-            ask = not ranking and (_is_ask(ln) or _own_payload(ln)) if item else _is_ask(ln) and not field
-            if cur and ask and (holds_ask or item) and (item or not _follows_up(ln)):
-                out.append(("\n".join(cur), "line"))
-                cur, holds_ask = [], False
-            cur.append(ln)
-            holds_ask = holds_ask or _is_ask(ln) and not field
-        out.append(("\n".join(cur), "line"))
-    return out
-
-
-def _inline_list(text: str) -> list[tuple[str, str]]:
-    """"1. … 2. …" or "1) … 2) …" inside one line, when every item is an ask."""
-    marks = list(re.finditer(r"(?:^|(?<=\s))(\d{1,2})[.)]\s+", text))
-    if len(marks) < 2 or [int(m.group(1)) for m in marks] != list(range(1, len(marks) + 1)):
-        return [(text, "start")]
-    items = [text[m.end(): marks[i + 1].start() if i + 1 < len(marks) else len(text)] for i, m in enumerate(marks)]
-    head = text[: marks[0].start()]
-    if _RANK_CUES.search(head) or not all(_is_ask(it) for it in items):
-        return [(text, "start")]
-    out = [(head, "start")] if _is_ask(head) and not _is_header(head) else []
-    return out + [(it, "list") for it in items]
-
-
 def _cut(pieces: list[tuple[str, str]], pattern: re.Pattern[str], how: str,
          strict: bool = False) -> list[tuple[str, str]]:
     """Cut at an explicit connector when what follows it is an ask (``strict``: and what
@@ -159,7 +84,11 @@ def _cut(pieces: list[tuple[str, str]], pattern: re.Pattern[str], how: str,
             out.append((text, joined))
             continue
         kept = [p for p in parts if p is not None and p.strip(" .,;:")]
-        later_ask = len(kept) >= 2 and all(_is_ask(p) or _own_payload(p) for p in kept[1:])
+        first_asks = bool(kept) and (_asks_somewhere(kept[0]) or _own_payload(kept[0])
+                                     or _MID_QUESTION.search(kept[0]) is not None)  # "… what do i do. also …"
+        later_ask = len(kept) >= 2 and all((_is_ask(p) or _own_payload(p) or how in ("also", "then") and _named_ask(p))
+                                           and _words(p) >= 2 for p in kept[1:]) \
+            and (how != "also" or first_asks)  # not "Given bmi plus the six serum values, …"
         counted = how == "ordinal" and len(kept) >= 2 and len(pattern.findall(text)) >= 2 \
             and not _ask_before(text, pattern)  # "First … Second …", not "most relevant first"
         if not counted and (not later_ask or (strict and not _asks_somewhere(kept[0]))
@@ -196,9 +125,10 @@ def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
         for m in _AND_VERB.finditer(text):
             verb = m.group(2).lower()
             before, after = text[last:m.start()], text[m.end():]
-            asks_again = verb in _VERBS or m.group(1) is not None \
-                or (verb in _AND_QUESTION and after.rstrip().endswith("?"))
+            asks_again = _is_verb(verb) or m.group(1) is not None or _you_do(text, m) or verb in _AND_QUESTION and (
+                after.rstrip().endswith("?") and not _embeds(before) or _question_again(before, after))
             if asks_again and len(_bare(after).split()) >= 2 and _whole_ask(before) \
+                    and not _of_its_answer(before, after) \
                     and (m.group(1) is None or _is_ask(before)):  # not "my package never came and I want …"
                 out.append((before, cur_joined))
                 last, cur_joined = m.end(), "and"
@@ -206,11 +136,43 @@ def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
+def _you_do(text: str, m: re.Match[str]) -> bool:
+    """"… y me escribes una frase": a request in the second person after "me" ("me dices", "me
+    mandas"), the way Spanish chat asks."""
+    verb = m.group(2).lower()
+    return text[max(0, m.start(2) - 3):m.start(2)].lower() == "me " and verb.endswith("s") and _is_verb(verb[:-1])
+
+
+def _of_its_answer(before: str, after: str) -> bool:
+    """"detect the language and give me its ISO code: '…'": the clause after "and" asks for a
+    property of the first one's answer (a possessive pointing back), and neither has the text
+    yet: one ask, whose payload comes at the end. So is "… and give me the ISO code: '…'", a
+    thing asked for (not an action on "it") with the text after it."""
+    if _own_payload(before):
+        return False
+    head = " ".join(after.split()[:6])
+    return re.search(r"\b(?:its|dele|dela|their)\b", head, re.I) is not None \
+        or re.match(r"(?:give|tell|show)\s+(?:me|us)\s+the\b[^:]{0,200}:\s*\S", after, re.I) is not None
+
+
+def _question_again(before: str, after: str) -> bool:
+    """"… and what wine goes with carbonara": a direct question after an ask, "?" or not (chat
+    drops it), when it is a sentence of its own (four words: not "… and why") and the ask before
+    is not itself an embedded question the "and" continues ("tell me what X is and how it works")."""
+    return len(_bare(after[:300]).split()) >= 4 and _is_ask(before) and not _embeds(before)
+
+
+def _embeds(before: str) -> bool:
+    """It opens an embedded question ("explain what inflation is"), which an "and how …" continues."""
+    bare = _bare(before[:300])
+    return re.match(rf"(?:[\w']+\s+){{1,3}}{_WH}\b", bare, re.I) is not None and not _QUESTION.match(bare)
+
+
 def _whole_ask(before: str) -> bool:
     """What precedes an "and" is an ask of its own: three words, or a verb and its payload
     ("summarize 'X'"), and not a verb that only sets up the next one ("Read this review and …")."""
-    bare = _bare(before)
-    if _PREPARE.match(bare) and not _own_payload(before):
+    bare = _bare(before[:300])
+    if _PREPARE.match(bare) and (not _own_payload(before) or _HANDS_OVER.match(bare)):
         return False
     return len(bare.split()) >= (2 if "\ue000" in before else 3)
 
@@ -224,10 +186,10 @@ def _cut_mid_question(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     for text, joined in pieces:
         last, cur_joined = 0, joined
         for m in _MID_QUESTION.finditer(text):
-            before, after = text[last:m.start()], text[m.end():]
-            words = re.findall(r"[\wÀ-ÿ']+", before.lower())
-            embedded = not words or words[-1] in _EMBEDS or words[-1] in _VERBS
-            if (not embedded and ":" not in before and re.match(r"[^.!?]*\?", after)
+            before, after = text[last:m.start()], text[m.end():m.end() + 1000]  # windows: linear on long text
+            words = re.findall(r"[\wÀ-ÿ']+", before[-80:].lower())
+            embedded = not words or words[-1] in _EMBEDS or _is_verb(words[-1])
+            if (not embedded and text.find(":", last, m.start()) < 0 and re.match(r"[^.!?]*[?\ue000]", after)
                     and _is_ask(before) and _whole_ask(before)):
                 out.append((before, cur_joined))
                 last, cur_joined = m.end(), "sentence"
@@ -246,14 +208,18 @@ def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
         sentences = _with_payloads(_SENTENCE.split(text))
         cur, cur_joined, anchored = sentences[0], joined, False
         for s in sentences[1:]:
-            if cur.rstrip().endswith("\ue001") and not _own_payload(s):  # "Is 'great phone' Positive?"
+            opens = (_QUESTION.match(_bare(s)) is not None or _is_verb(_bare(s).split(" ")[0])) and _words(s) >= 3 \
+                and not re.match(r"(?:and|or|e|ou|y|o|et)\s", s)  # "take this log <numbers> and predict …": _cut_and
+            if cur.rstrip().endswith("\ue001") and not _own_payload(s) and not (opens and _is_ask(cur)):
+                # "Is 'great phone' Positive?"; but "Rewrite 'x' Is the original negative?" asks again
                 cur += " " + s
                 continue
-            in_payload = re.search(r":\s*\S", cur) is not None and "\ue000" not in cur.split(":", 1)[1]
+            in_payload = re.search(r":\s*\S", cur) is not None and "\ue000" not in cur.split(":", 1)[1] \
+                and not cur.rstrip()[-1:].isdigit()  # data values, then a question with its full stop left out
             own = _has_payload(s)
             refers = _POINTS_BACK.search(re.sub(r"\ue000\d+\ue001", " ", s)) is not None
             bare = _bare(s)
-            capital = re.match(r"[¿\"'“«\ue000A-ZÀ-Ý]", s) is not None or bare.split(" ")[0].lower() in _VERBS \
+            capital = re.match(r"[¿\"'“«\ue000A-ZÀ-Ý]", s) is not None or _is_verb(bare.split(" ")[0]) \
                 or _QUESTION.match(bare) is not None and not re.match(r"[\w']+\s*:", bare)  # not "are: age: …"
             new = own or (not refers or anchored) and not in_payload
             if _is_ask(cur) and _is_ask(s) and new and capital:
@@ -290,13 +256,19 @@ def _ask_before_ranking(cut: Callable[[list[tuple[str, str]]], list[tuple[str, s
     """A ranking whose query line starts with another ask ("Give me a vector for 'x' and order
     these by relevance: 1. …"): only the query line is cut, the last piece keeps the passages,
     and only when the ranking cue is in that last piece ("Pick the most relevant results and
-    order them: …" is one ranking)."""
+    order them: …" is one ranking). When the cue is in the first piece only and the last brings
+    its own text ("order these by relevance to 'x' and tell me what language 'y' is: 1. …"),
+    the passages go back to the ranking."""
     text, joined = piece
     mark = _LIST_ITEM.search(text) or _INLINE_MARK.search(text)
     if mark is None:
         return [piece]
     head = cut([(text[: mark.start()], joined)])
-    if len(head) < 2 or not _RANK_CUES.search(head[-1][0]) or any(_RANK_CUES.search(h) for h, _ in head[:-1]):
+    cued = [bool(_RANK_CUES.search(h)) for h, _ in head]
+    if len(head) == 2 and cued == [True, False] and "\ue000" in head[1][0]:
+        return [(head[0][0].rstrip() + ":\n" + text[mark.start():].lstrip("\n"), head[0][1]),
+                (head[1][0].rstrip().rstrip(":"), head[1][1])]
+    if len(head) < 2 or not cued[-1] or any(cued[:-1]):
         return [piece]
     return head[:-1] + [(head[-1][0] + text[mark.start():], head[-1][1])]
 
@@ -315,7 +287,8 @@ def pieces_of(text: str) -> list[Piece]:
         announces = k + 1 < len(pieces) and _is_header(p) and pieces[k + 1][1] in ("line", "list", "ordinal")
         if not p.strip(" \n\t.,;:-") or _PLEASANTRY.match(p) or announces:
             continue
-        if merged and not _is_ask(p) and j not in ("line", "list", "ordinal"):
+        named = j in ("also", "then") and _named_ask(p)
+        if merged and not (_is_ask(p) or named) and j not in ("line", "list", "ordinal"):
             merged[-1] = (merged[-1][0] + " " + p, merged[-1][1])
         elif merged and not _is_ask(merged[-1][0]) and merged[-1][1] == "start":
             merged[-1] = (merged[-1][0] + "\n" + p, "start")
@@ -339,15 +312,26 @@ def split_request(text: str) -> list[Part]:
     return parts
 
 
+_SAME_DATA = re.compile(r"\b(?:the same|those same|these same|a mesma|la misma|les mêmes) "
+                        r"(?:series|data|numbers|values|"
+                        r"readings|row|record|measurements|série|dados|serie|datos|valores|données)\b", re.I)
+"""An explicit pointer at a sibling's data, whatever its shape (a series, a record)."""
+
+
 def _share_payloads(pieces: list[Piece], parts: list[Part]) -> None:
     """A text part with nothing to work on but a pointer ("this review", "it") takes the
     nearest sibling's payload: the next one's first (the text usually comes last), else the
-    one before."""
+    one before. Only "the same series / data" takes a series or a record (an "explain why it
+    rises" after a forecast is a question, not a second forecast)."""
     own = [p.kind != "text" or _has_payload(_Masked(p.text).text) for p in parts]
     for i, (piece, part) in enumerate(zip(pieces, parts)):
         if own[i] or part.kind != "text" or not _POINTS_BACK.search(piece.text):
             continue
+        same = _SAME_DATA.search(piece.text)
         for j in [*range(i + 1, len(parts)), *range(i - 1, -1, -1)]:
             if own[j] and parts[j].kind == "text":
                 part.payload = dict(parts[j].payload)
+                break
+            if same and own[j] and parts[j].kind != "ranking":  # "… then a plain forecast for the same series"
+                part.kind, part.payload = parts[j].kind, dict(parts[j].payload)
                 break

@@ -55,8 +55,8 @@ NOT_ROUTED = frozenset({"echo"})
 def inputs() -> list[Path]:
     """What the model is built from besides recipe code: a change to any rebuilds it."""
     return [*sorted(MANIFESTS.glob("*.toml")), *sorted(DATA.glob("*.jsonl")),
-            *(REPO / "colabhive" / "auto" / f for f in ("split.py", "split_words.py", "parse.py", "features.py",
-                                                        "static_embed.py"))]
+            *(REPO / "colabhive" / "auto" / f for f in ("split.py", "split_lines.py", "split_words.py", "parse.py",
+                                                        "features.py", "static_embed.py"))]
 
 
 def _routable() -> list[Any]:
