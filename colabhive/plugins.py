@@ -3,6 +3,7 @@ fails at start instead of silently never being called."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pluggy
@@ -11,7 +12,7 @@ from . import default_cpu, hookspecs
 from .hookspecs import PROJECT, hookimpl
 from .wire import Device
 
-__all__ = ["DTYPES", "get_plugin_manager", "make_plugin_manager", "place_model", "torch_dtype"]
+__all__ = ["DTYPES", "collect_named", "get_plugin_manager", "make_plugin_manager", "place_model", "torch_dtype"]
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -81,3 +82,31 @@ def place_model(model: Any, device: Device, dtype: str) -> Any:
     return placed
 
 
+
+
+_COLLECTED: dict[str, tuple[tuple[object, ...], dict[str, Any]]] = {}
+
+
+def collect_named(hook: str, accepts: Callable[[Any], bool], kind: str, label: str) -> dict[str, Any]:
+    """What every plugin's ``hook`` returns (lists of things with a ``name``), by name, collected
+    once per plugin manager and set of plugins (a plugin registered since is seen). A thing of
+    the wrong ``kind`` or a name declared twice is a start-up error, so a gateway and a node with
+    the same plugins agree on them. Task families and training methods are collected this way."""
+    from .errors import ConfigError
+
+    pm = get_plugin_manager()
+    caller = getattr(pm.hook, hook)
+    key = (pm, *(i.plugin for i in caller.get_hookimpls()))
+    cached = _COLLECTED.get(hook)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    found: dict[str, Any] = {}
+    for batch in caller():
+        for item in batch or []:
+            if not accepts(item):
+                raise ConfigError(f"{hook} returned {item!r}, not a {kind}")
+            if item.name in found:
+                raise ConfigError(f"{label} {item.name!r} is declared twice: by {found[item.name]!r} and by {item!r}")
+            found[item.name] = item
+    _COLLECTED[hook] = (key, found)
+    return found

@@ -7,8 +7,6 @@ long as both load the same plugins. Nothing outside this package compares task n
 
 from __future__ import annotations
 
-import pluggy
-
 from ..errors import ConfigError
 from .base import PARTS, OpenAIRoute, Router, RouterRole, Shape, TaskFamily
 
@@ -17,27 +15,12 @@ __all__ = [
     "general", "names", "of_shape", "serving", "with_role",
 ]
 
-_cache: tuple[pluggy.PluginManager, dict[str, TaskFamily]] | None = None
-
-
 def _by_name() -> dict[str, TaskFamily]:
     """Collected once per plugin manager; two families of one name are a start-up error."""
-    global _cache
-    from ..plugins import get_plugin_manager
+    from ..plugins import collect_named
 
-    pm = get_plugin_manager()
-    if _cache is not None and _cache[0] is pm:
-        return _cache[1]
-    found: dict[str, TaskFamily] = {}
-    for batch in pm.hook.hive_task_families():
-        for f in batch or []:
-            if not isinstance(f, TaskFamily):
-                raise ConfigError(f"hive_task_families returned {f!r}, not a colabhive.families.TaskFamily")
-            if f.name in found:
-                raise ConfigError(f"task {f.name!r} is declared twice: by {found[f.name]!r} and by {f!r}")
-            found[f.name] = f
-    _cache = (pm, found)
-    return found
+    return collect_named("hive_task_families", lambda f: isinstance(f, TaskFamily),
+                         "colabhive.families.TaskFamily", "task")
 
 
 def all_families() -> list[TaskFamily]:

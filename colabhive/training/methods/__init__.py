@@ -11,34 +11,17 @@ A plugin adds one through the ``hive_training_methods`` hook (``builtin.py`` reg
 
 from __future__ import annotations
 
-from ...errors import ConfigError
 from .base import BaseModel, Method, StepMetrics, Trainer, write_export
 
 __all__ = ["BaseModel", "Method", "StepMetrics", "Trainer", "all_methods", "get_method", "names", "write_export"]
 
-_cache: tuple[tuple[object, ...], dict[str, type[Method]]] | None = None
-
-
 def all_methods() -> dict[str, type[Method]]:
     """Every method the plugins declare (``hive_training_methods``), by name, collected once
     per plugin manager; a gateway and a node with the same plugins agree on them."""
-    global _cache
-    from ...plugins import get_plugin_manager
+    from ...plugins import collect_named
 
-    pm = get_plugin_manager()
-    key = (pm, *(i.plugin for i in pm.hook.hive_training_methods.get_hookimpls()))
-    if _cache is not None and _cache[0] == key:  # a plugin registered since is seen
-        return _cache[1]
-    found: dict[str, type[Method]] = {}
-    for batch in pm.hook.hive_training_methods():
-        for m in batch or []:
-            if not (isinstance(m, type) and issubclass(m, Method)):
-                raise ConfigError(f"hive_training_methods returned {m!r}, not a colabhive.training.methods.Method")
-            if m.name in found:
-                raise ConfigError(f"training method {m.name!r} is declared twice: by {found[m.name]!r} and by {m!r}")
-            found[m.name] = m
-    _cache = (key, found)
-    return found
+    return collect_named("hive_training_methods", lambda m: isinstance(m, type) and issubclass(m, Method),
+                         "colabhive.training.methods.Method", "training method")
 
 
 def names() -> list[str]:
