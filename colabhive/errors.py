@@ -361,8 +361,7 @@ class TooManyParts(InvalidInput):
     code = "too_many_parts"
 
     @classmethod
-    def of(cls, found: int, limit: int) -> TooManyParts:
-        """(The constructor keeps HiveError's signature, so the SDK rebuilds it from the wire body.)"""
+    def of(cls, found: int, limit: int) -> TooManyParts:  # HiveError's constructor: the SDK rebuilds it
         return cls(f"the request splits into {found} parts; one /v1/auto request may have at most {limit} "
                    "(limits.max_auto_parts): send the rest in another request",
                    field="input", detail={"parts": found, "limit": limit})
