@@ -34,10 +34,6 @@ class Featuriser:
     ngrams: bool
 
     @property
-    def needs_node(self) -> bool:
-        return self.embedding == "minilm"
-
-    @property
     def name(self) -> str:
         return f"{self.embedding}:{self.text}{'+ngrams' if self.ngrams else ''}"
 

@@ -15,8 +15,6 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from .features import CHAR_FEATURES, WORD_FEATURES, Featuriser
@@ -128,6 +126,7 @@ class LearnedRouter:
         p = self.heads["full"].probs(text, idx, vector)
         return {self.classes[i]: float(v) for i, v in zip(idx, p)}
 
-    def describe(self) -> dict[str, Any]:
-        return {name: h.featuriser.name for name, h in self.heads.items()} | {
-            "escalate_below": self.escalate_below, "threshold": self.threshold}
+    def describe(self) -> str:
+        """For the log: which heads, and when the full one is asked."""
+        heads = ", ".join(f"{name} {h.featuriser.name}" for name, h in self.heads.items())
+        return f"{heads}; full head under p={self.escalate_below}, unsure under p={self.threshold}"

@@ -222,7 +222,8 @@ async def warm_router(hive: Hive, poll_s: float = 0.5) -> None:
                 await index.embed(["warm up the request path"])
                 done = gen
                 log.info("/auto router warm: %d experts embedded in %.1f s (%s)", len(index.experts),
-                         time.perf_counter() - t0, "learned router" if index.router else "nearest example")
+                         time.perf_counter() - t0,
+                         f"learned router: {index.router.describe()}" if index.router else "nearest example")
         except HiveError as exc:
             log.warning("/auto warm-up failed, retrying: %s", exc.message)
         except asyncio.CancelledError:
