@@ -11,11 +11,14 @@ for all of them.
 Exact resume: a trainer's whole future depends only on what :meth:`save_checkpoint` writes
 (trainable weights, optimizer state, every RNG, the data cursor and the counters), so a run
 killed at step k and resumed in a fresh process continues the same loss curve.
+
+This module holds the contracts (Method, Trainer, TorchTrainer) and the data cursor; what a
+checkpoint or an export looks like on disk is in :mod:`.checkpoints`, whose names
+(``read_state``, ``STATE_FILE``, ``write_export``, ...) are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -25,18 +28,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 import numpy as np
 
-from ...manifests import Hardware, Source
+from ...manifests import Source
 from ...runners.base import LOAD_LOCK
 from ..errors import CheckpointError, InvalidSpec, TrainingError
+# The on-disk formats live in .checkpoints; re-exported so these names stay importable from here.
+from .checkpoints import OPTIMIZER_FILE, STATE_FILE, WEIGHTS_FILE, read_state, write_export  # noqa: F401
+from .checkpoints import load_torch_checkpoint, save_torch_checkpoint
 
 if TYPE_CHECKING:
-    from ..spec import EvalSpec, JobSpec
+    from ..spec import JobSpec
 
 __all__ = ["BaseModel", "Cursor", "Method", "StepMetrics", "TorchTrainer", "Trainer", "write_export"]
-
-STATE_FILE = "state.json"
-WEIGHTS_FILE = "trainable.safetensors"
-OPTIMIZER_FILE = "optimizer.pt"
 
 StepMetrics = dict[str, Any]
 """``step, loss, lr, grad_norm, items, tokens, samples_seen, tokens_seen`` (None where it does not apply)."""
@@ -256,62 +258,10 @@ class TorchTrainer(Trainer):
     def save_checkpoint(self, path: Path) -> None:
         """Weights (safetensors), optimizer and torch RNG (``optimizer.pt``), then ``state.json``
         last: a directory without it is an interrupted save and is never resumed from."""
-        from safetensors.torch import save_file
-
-        torch = self.torch
-        path.mkdir(parents=True, exist_ok=True)
-        save_file(self.trainable_state(), str(path / WEIGHTS_FILE))
-        torch.save({"optimizer": self.optim.state_dict(), "torch_rng": torch.get_rng_state()}, path / OPTIMIZER_FILE)
-        py = random.getstate()
-        np_state = np.random.get_state()
-        state = {
-            "method": self.method.name,
-            "seed": self.seed,
-            "optimizer": self.optimizer_kind,
-            "hparams": msgspec.to_builtins(self.hparams),
-            **self.counters(),
-            "cursor": self.cursor.state(),
-            "rng": {
-                "python": [py[0], list(py[1]), py[2]],
-                "numpy_global": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-                "trainer": self.rng.bit_generator.state,
-            },
-        }
-        (path / STATE_FILE).write_text(json.dumps(state))
+        save_torch_checkpoint(self, path)
 
     def load_checkpoint(self, path: Path) -> None:
-        from safetensors.torch import load_file
-
-        torch = self.torch
-        state = read_state(path)
-        if state["method"] != self.method.name or state["seed"] != self.seed or state["optimizer"] != self.optimizer_kind:
-            raise CheckpointError(f"{path} is a {state['method']} checkpoint (seed {state['seed']}, "
-                                  f"{state['optimizer']}), not this run's")
-        if state["hparams"] != msgspec.to_builtins(self.hparams):
-            raise CheckpointError(f"{path} was trained with other hparams")
-        weights = load_file(str(path / WEIGHTS_FILE))
-        with torch.no_grad():
-            for n, p in [*self.named, *((f"buffer:{n}", b) for n, b in self.buffers())]:
-                if n not in weights:
-                    raise CheckpointError(f"{path}: no weight {n!r}")
-                p.copy_(weights[n].to(p.device, p.dtype))
-        saved = torch.load(path / OPTIMIZER_FILE, weights_only=True)
-        self.optim.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["torch_rng"])
-        self.step_count, self.samples_seen, self.tokens_seen = state["step"], state["samples_seen"], state["tokens_seen"]
-        self.cursor.restore(state["cursor"])
-        rng = state["rng"]
-        random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
-        g = rng["numpy_global"]
-        np.random.set_state((g[0], np.array(g[1], dtype=np.uint32), *g[2:]))
-        self.rng.bit_generator.state = rng["trainer"]
-
-
-def read_state(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads((path / STATE_FILE).read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a complete checkpoint ({exc})") from None
+        load_torch_checkpoint(self, path)
 
 
 class Method:
@@ -372,53 +322,3 @@ METHOD_OF: dict[type, type[Method]] = {}
 def register(method: type[Method]) -> type[Method]:
     METHOD_OF[method.Trainer] = method
     return method
-
-
-def write_export(
-    trainer: Trainer,
-    out: Path,
-    *,
-    output: str,
-    eval_spec: EvalSpec | None,
-    eval_rows: list[dict[str, Any]] | None,
-    hardware: Hardware,
-    description: str = "",
-    provenance: dict[str, Any] | None = None,
-) -> Path:
-    """Export the trainer into ``out`` with ``eval.jsonl`` and a complete ``manifest.toml``.
-
-    The manifest's paths are relative to ``out``, so the directory can be moved as a whole
-    into a manifests directory the hive loads; it is validated by the manifest code before
-    this returns, so an export the runner would refuse never leaves the node.
-    """
-    from ...manifests import read_manifest
-    from ..spec import split_ref
-    from ..tomlout import dumps
-
-    out.mkdir(parents=True, exist_ok=True)
-    served = trainer.export(out)
-    name, version = split_ref(output)
-    manifest: dict[str, Any] = {
-        "name": name,
-        "version": version or "1.0.0",
-        "task": trainer.method.task,
-        "description": description or f"{trainer.method.name} trained from {trainer.base.ref if trainer.base else 'scratch'}",
-        "lifecycle": "candidate",
-        "source": served["source"],
-        "hardware": msgspec.to_builtins(hardware),
-        "options": served.get("options", {}),
-    }
-    if eval_spec is not None and eval_rows:
-        raw = [trainer.row(r, i) for i, r in enumerate(eval_rows)][: eval_spec.max_rows]
-        lines = trainer.eval_lines(raw)
-        (out / "eval.jsonl").write_text("".join(json.dumps(ln) + "\n" for ln in lines))
-        manifest["eval"] = {"dataset": "eval.jsonl", "metric": eval_spec.metric, "threshold": eval_spec.threshold,
-                            "field": trainer.method.eval_field(eval_spec.metric, trainer)}
-    if provenance is not None:
-        (out / "training.json").write_text(json.dumps(provenance, indent=1, default=str) + "\n")
-    path = out / "manifest.toml"
-    path.write_text(dumps(manifest))
-    m, problems = read_manifest(path)
-    if m is None or problems:
-        raise TrainingError(f"the exported manifest is invalid: {'; '.join(map(str, problems))}")
-    return path
