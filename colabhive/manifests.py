@@ -26,6 +26,8 @@ __all__ = [
     "Evaluation",
     "Guard",
     "Hardware",
+    "Expert",
+    "Experts",
     "Manifest",
     "ManifestProblem",
     "Source",
@@ -128,6 +130,46 @@ class Evaluation(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return self.metric in LOWER_IS_BETTER
 
 
+class Expert(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One member of an expert group: a LoRA adapter on the group's base, trained on one partition."""
+
+    name: Name
+    """The member's own name inside the group (``<group>-<taxon slug>``); answers name it."""
+    taxon: Annotated[str, Meta(min_length=1, max_length=128)]
+    """What its partition is: a column value (``history``), ``cluster-2``, ``difficulty-q1``."""
+    adapter: Annotated[str, Meta(min_length=1)] = "."
+    """The PEFT adapter directory, relative to the member's unpacked artifact (or to this
+    manifest when ``artifact`` is empty)."""
+    artifact: str = ""
+    """sha256 of the child job's result tar, fetched by the node like any trained version."""
+    centroid: Annotated[list[float], Meta(min_length=1, max_length=4096)]
+    """Unit-length mean of the partition's prompts in the ``embed`` model's space."""
+    size: Annotated[int, Meta(ge=0)] = 0
+    """Training rows of its partition."""
+    job: str = ""
+    """The child job that trained it."""
+    score: float | None = None
+    """Its own held-out score from its job (the group's ``[eval]`` gates the whole group)."""
+
+
+class Experts(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A group of experts on one base (the manifest's ``source``), routed by centroid per call.
+
+    A call embeds its last user message with ``embed``, ranks members by cosine to their
+    centroids and uses the top ``k``: k=1 answers with that member's adapter, k>1 mixes the
+    members' next-token distributions weighted by softmax(cosine / temperature) (c-BTM)."""
+
+    embed: Source
+    """The sentence encoder the centroids were computed with (the catalog's MiniLM)."""
+    k: Annotated[int, Meta(ge=1, le=8)] = 1
+    temperature: Annotated[float, Meta(gt=0, le=10)] = 0.1
+    adapter_memory_mb: Annotated[int, Meta(ge=1, le=1 << 20)] = 256
+    """A node keeps at most this much adapter weight in memory (least recently used goes first)."""
+    strategy: str = ""
+    """How the data was partitioned (column, cluster, difficulty): for the reader."""
+    members: Annotated[list[Expert], Meta(min_length=1, max_length=256)]
+
+
 class Manifest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: Name
     version: Annotated[str, Meta(pattern=r"^[0-9A-Za-z.+-]{1,32}$")] = "1.0.0"
@@ -148,6 +190,8 @@ class Manifest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     eval: Evaluation | None = None
     ensemble: Ensemble | None = None
     """Set: this function combines its members' answers on the gateway (no source, no node)."""
+    experts: Experts | None = None
+    """Set: an expert group on the base in ``source`` (task ``experts``)."""
     file: str = ""
 
     @property

@@ -44,8 +44,6 @@ __all__ = ["Job", "JobBoard"]
 
 log = logging.getLogger("colabhive.gateway")
 
-"""The task a method's base function must have (methods absent here start from scratch)."""
-
 
 @dataclass(slots=True)
 class Job:
