@@ -67,7 +67,7 @@ class PartitionSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.strategy == "column" and not self.column:
-            raise ValueError("give `partition.column`: the column strategy needs the column that names each row's part")
+            raise ValueError("give `partition.column`: the column strategy needs the column naming each row's part")
         if self.strategy != "column" and self.column is not None:
             raise ValueError(f"`partition.column` is only for strategy column, not {self.strategy}")
         if self.strategy == "column" and self.k is not None:
