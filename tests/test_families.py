@@ -35,7 +35,7 @@ from colabhive.manifests import Ensemble, Evaluation, Manifest, Metric, Source, 
 from colabhive.plugins import get_plugin_manager, make_plugin_manager, set_plugin_manager
 from colabhive.runners import Runner
 
-BUILTIN = {"classification", "echo", "embedding", "forecasting", "generation", "language", "rerank", "tabular",
+BUILTIN = {"classification", "echo", "embedding", "experts", "forecasting", "generation", "language", "rerank", "tabular",
            "translation"}
 METRICS = set(typing.get_args(Metric))
 
