@@ -106,7 +106,7 @@ def test_the_router_and_the_openai_routes_each_find_their_family() -> None:
     assert [f.name for f in serving("embeddings")] == ["embedding"]
     assert [f.name for f in serving("chat")] == ["generation"]
     assert {f.name for f in of_shape("text")} == {"classification", "language", "translation", "generation",
-                                                  "embedding"}
+                                                  "experts", "embedding"}
     assert [f.name for f in of_shape("ranking")] == ["rerank"]
 
 
