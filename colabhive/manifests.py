@@ -261,6 +261,11 @@ def check_manifest(m: Manifest) -> list[ManifestProblem]:
                                         f"use {' or '.join(sorted(fam.metrics)) or 'no [eval]: it has no metric'}"))
     if m.ensemble is not None:
         return [*problems, *_check_ensemble(m, fam.combine_rules), *_check_eval(m)]
+    if (m.task == "experts") != (m.experts is not None):
+        problems.append(ManifestProblem(m.file, "experts", "task 'experts' needs an [experts] table"
+                                        if m.experts is None else
+                                        f"an [experts] table belongs to task 'experts', not {m.task!r}"))
+    problems.extend(_check_experts(m))
     if fam.runner.needs_source and not (m.source.package or m.source.path):
         problems.append(ManifestProblem(m.file, "source", f"task {m.task!r} needs a source package or path"))
     if m.visibility == "private" and not m.tenant:
@@ -285,6 +290,29 @@ def check_manifest(m: Manifest) -> list[ManifestProblem]:
             problems.append(
                 ManifestProblem(m.file, "source.path", f"{p} does not exist (trained models are built by `make models`)")
             )
+    return problems
+
+
+def _check_experts(m: Manifest) -> list[ManifestProblem]:
+    """What one file can say about an expert group: unique member names, centroids of one
+    dimension, and (for members without an artifact) an adapter directory that exists."""
+    if m.experts is None:
+        return []
+    problems: list[ManifestProblem] = []
+    seen: set[str] = set()
+    dims = {len(e.centroid) for e in m.experts.members}
+    if len(dims) > 1:
+        problems.append(ManifestProblem(m.file, "experts.members", f"centroids differ in length: {sorted(dims)}"))
+    for i, e in enumerate(m.experts.members):
+        if e.name in seen:
+            problems.append(ManifestProblem(m.file, f"experts.members.{i}.name", f"{e.name!r} is named twice"))
+        seen.add(e.name)
+        if not e.artifact and not (m.resolve(e.adapter) / "adapter_config.json").is_file():
+            problems.append(ManifestProblem(m.file, f"experts.members.{i}.adapter",
+                                            f"{m.resolve(e.adapter)} is not a PEFT adapter (no adapter_config.json)"))
+    if m.experts.k > len(m.experts.members):
+        problems.append(ManifestProblem(m.file, "experts.k",
+                                        f"k is {m.experts.k}, but the group has {len(m.experts.members)} members"))
     return problems
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "ErrorBody",
     "Heartbeat",
     "HeartbeatReply",
+    "HeldAdapter",
     "Placement",
     "NodeInfo",
     "PollReply",
@@ -195,6 +196,15 @@ class HeartbeatReply(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Every live manifest again, sent when the node's ``catalog`` is behind the gateway's."""
 
 
+class HeldAdapter(msgspec.Struct, kw_only=True, frozen=True):
+    """One LoRA adapter an expert group's runner holds in memory on a node."""
+
+    name: Annotated[str, Meta(max_length=128)]
+    bytes: Annotated[int, Meta(ge=0)]
+    last_used: float
+    """Unix time (the node's clock) a request last used it."""
+
+
 class Heartbeat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     functions: Annotated[list[str], Meta(max_length=1024)] = []
     loading: Annotated[list[str], Meta(max_length=1024)] = []
@@ -208,6 +218,9 @@ class Heartbeat(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """ref → the dtype each loaded model runs in (after its guard: it may be fp32 where bf16 was placed)."""
     dtype_notes: Annotated[dict[str, str], Meta(max_length=1024)] = {}
     """ref → why it runs in that dtype, where that is not simply what was placed."""
+    adapters: Annotated[dict[str, Annotated[list[HeldAdapter], Meta(max_length=1024)]], Meta(max_length=1024)] = {}
+    """ref → the adapters an expert group holds now, least recently used first (only
+    functions that hold adapters; an older node sends none)."""
 
 
 class SiteProfile(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -286,3 +299,5 @@ class NodeInfo(msgspec.Struct, kw_only=True):
     """ref → the dtype each loaded model runs in."""
     dtype_notes: dict[str, str] = {}
     """ref → why, where a guard kept it in fp32 or no guard checked a low-precision copy."""
+    adapters: dict[str, list[HeldAdapter]] = {}
+    """ref → the LoRA adapters an expert group holds on this node, least recently used first."""

@@ -11,7 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from ..wire import Device, DeviceCalibration, DeviceStats, NodeInfo, Placement, SiteProfile
+from ..wire import Device, DeviceCalibration, DeviceStats, HeldAdapter, NodeInfo, Placement, SiteProfile
 
 __all__ = ["NodeRecord", "NodeRegistry"]
 
@@ -53,6 +53,8 @@ class NodeRecord:
     dtypes: dict[str, str] = field(default_factory=dict)
     """ref → the dtype the node runs it in (from heartbeats)."""
     dtype_notes: dict[str, str] = field(default_factory=dict)
+    adapters: dict[str, list[HeldAdapter]] = field(default_factory=dict)
+    """ref → the LoRA adapters an expert group holds on the node (from heartbeats)."""
 
     def set_hosting(self, hosting: list[Placement] | None) -> None:
         """Record a new desired set; heartbeat replies carry it always, the next poll reply once."""
@@ -93,6 +95,7 @@ class NodeRecord:
             hosting=self.hosting,
             dtypes=self.dtypes,
             dtype_notes=self.dtype_notes,
+            adapters=self.adapters,
         )
 
 

@@ -8,6 +8,7 @@ from .base import TaskFamily
 from .classification import Classification
 from .echo import Echo
 from .embedding import Embedding
+from .experts import ExpertGroup
 from .forecasting import Forecasting
 from .generation import Generation
 from .language import Language
@@ -24,4 +25,4 @@ class BuiltinFamilies:
         # Order matters only to /auto's shape recognition: a record before a series (its
         # values would read as one), both before numbered passages.
         return [Tabular(), Forecasting(), Rerank(), Classification(), Language(), Translation(), Generation(),
-                Embedding(), Echo()]
+                ExpertGroup(), Embedding(), Echo()]

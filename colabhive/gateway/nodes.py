@@ -174,6 +174,7 @@ async def heartbeat(node_id: str, request: Request) -> Response:
     rec.stats = hb.stats
     rec.draining = hb.draining
     rec.dtypes, rec.dtype_notes = hb.dtypes, hb.dtype_notes
+    rec.adapters = hb.adapters
     if hb.rtt_ms is not None:
         rec.rtt_ms = hb.rtt_ms
     lease = time.monotonic() + hive.cfg.limits.lease_s

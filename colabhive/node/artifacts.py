@@ -4,6 +4,12 @@ A version a training job landed says ``source.artifact = <sha256>``: its weights
 are in a tar the gateway holds. Before loading it, a node fetches that tar (checked against
 its hash), unpacks it once under ``<state_dir>/artifacts/<sha256>/`` and points the
 manifest's ``file`` there, so every relative path in it resolves inside the unpacked copy.
+
+An expert group's members are trained versions of their own: each member with an
+``artifact`` is fetched the same way (the tar of its child job: a directory whose
+``manifest.toml`` says ``source.adapter = "."``), and its ``adapter`` becomes an absolute path
+into the unpacked copy, since the group's own ``file`` cannot point into all of them at once.
+Members without an artifact keep paths relative to the group's manifest file.
 """
 
 from __future__ import annotations
@@ -33,15 +39,24 @@ class ArtifactCache:
         self._lock = threading.Lock()
 
     def resolve(self, m: Manifest) -> Manifest:
-        """``m`` itself, or (for a trained version) ``m`` pointed at its fetched files."""
+        """``m`` itself, or (for a trained version) ``m`` pointed at its fetched files; an
+        expert group's members with artifacts pointed at theirs."""
+        if m.experts is not None and any(e.artifact for e in m.experts.members):
+            members = [msgspec.structs.replace(e, adapter=str(self.folder(e.artifact) / e.adapter))
+                       if e.artifact else e for e in m.experts.members]
+            m = msgspec.structs.replace(m, experts=msgspec.structs.replace(m.experts, members=members))
         sha = m.source.artifact
         if not sha:
             return m
+        return msgspec.structs.replace(m, file=str(self.folder(sha) / "manifest.toml"))
+
+    def folder(self, sha: str) -> Path:
+        """Where the artifact ``sha`` is unpacked, fetched first if it is not there yet."""
         folder = self.dir / sha
         with self._lock:
             if not (folder / "manifest.toml").is_file():
                 self._fetch(sha, folder)
-        return msgspec.structs.replace(m, file=str(folder / "manifest.toml"))
+        return folder
 
     def _fetch(self, sha: str, folder: Path) -> None:
         creds = self.credentials()

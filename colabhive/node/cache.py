@@ -21,7 +21,7 @@ from ..manifests import Manifest
 from ..runners.base import LOAD_LOCK
 from ..families import family, find
 from ..runners import Runner
-from ..wire import Device, Placement
+from ..wire import Device, HeldAdapter, Placement
 from .dtype_guard import load_guarded
 from .reconcile import allowed_by, diff
 
@@ -246,6 +246,18 @@ class ModelCache:
             self.loaded[m.ref] = Loaded(runner, dt, dtype, note)
             self._current = None
         log.info("loaded %s on %s (%s) in %.2f s%s", m.ref, device.id, runner.dtype, dt, f": {note}" if note else "")
+
+    def adapters(self) -> dict[str, list[HeldAdapter]]:
+        """ref → the LoRA adapters its runner holds, for runners that hold some (expert groups)."""
+        with self._lock:
+            held = dict(self.loaded)
+        out: dict[str, list[HeldAdapter]] = {}
+        for ref, ld in held.items():
+            get = getattr(ld.runner, "adapters_held", None)
+            if get is not None:
+                out[ref] = [HeldAdapter(name=a["name"], bytes=a["bytes"], last_used=round(a["last_used"], 3))
+                            for a in get()]
+        return out
 
     def names(self) -> tuple[list[str], list[str]]:
         with self._lock:

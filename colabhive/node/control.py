@@ -109,7 +109,7 @@ class Control:
         rtt = None if self.rtt_ms is None else round(self.rtt_ms, 3)
         dtypes, notes = self.cache.dtypes()
         hb = Heartbeat(functions=loaded, loading=loading, stats=stats, draining=self.draining(), rtt_ms=rtt,
-                       catalog=self.catalog, dtypes=dtypes, dtype_notes=notes)
+                       catalog=self.catalog, dtypes=dtypes, dtype_notes=notes, adapters=self.cache.adapters())
         with self._lock:
             t0 = time.perf_counter()
             try:

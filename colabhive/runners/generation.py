@@ -29,7 +29,7 @@ from .base import Finished, Runner, source_path
 if TYPE_CHECKING:
     from .generation_batch import GenerationEngine, Ticket
 
-__all__ = ["GenerationOutput", "GenerationRunner", "TextStream", "Usage"]
+__all__ = ["GenerationOutput", "GenerationRunner", "TextStream", "Usage", "input_fields"]
 
 MAX_MESSAGES = 64
 MAX_NEW_TOKENS = 512
@@ -112,6 +112,14 @@ def _stop_prefix(text: str, stops: list[str]) -> int:
 def _input_type(max_text_chars: int) -> type[msgspec.Struct]:
     """Built per text limit (hive.toml's at the gateway, none on a node); cached so both
     sides and every call share one class, and one set of compiled validators."""
+    return msgspec.defstruct("GenerationInput", list(input_fields(max_text_chars)), forbid_unknown_fields=True,
+                             kw_only=True)
+
+
+@lru_cache(maxsize=8)
+def input_fields(max_text_chars: int) -> tuple[tuple[Any, ...], ...]:
+    """The fields of a generation input, for ``defstruct``: runners that take a chat input
+    and a little more (an expert group's ``expert``/``k``) extend this list."""
     message = msgspec.defstruct(
         "ChatMessage",
         [
@@ -121,19 +129,14 @@ def _input_type(max_text_chars: int) -> type[msgspec.Struct]:
         forbid_unknown_fields=True,
     )
     stop = Annotated[str, Meta(min_length=1, max_length=MAX_STOP_CHARS)]
-    return msgspec.defstruct(
-        "GenerationInput",
-        [
-            ("messages", Annotated[list[message], Meta(min_length=1, max_length=MAX_MESSAGES)]),  # type: ignore
-            ("max_tokens", Annotated[int, Meta(ge=1, le=MAX_NEW_TOKENS)], 128),
-            ("temperature", Annotated[float, Meta(ge=0, le=2, description="0 = greedy.")], 0.0),
-            ("top_p", Annotated[float, Meta(gt=0, le=1)], 1.0),
-            ("seed", Annotated[int, Meta(ge=0, le=SEED_MAX)] | None, None),
-            ("stop", Annotated[list[stop], Meta(max_length=MAX_STOPS)], msgspec.field(default_factory=list)),
-            ("stream", Annotated[bool, Meta(description="Answer as server-sent events.")], False),
-        ],
-        forbid_unknown_fields=True,
-        kw_only=True,
+    return (
+        ("messages", Annotated[list[message], Meta(min_length=1, max_length=MAX_MESSAGES)]),  # type: ignore
+        ("max_tokens", Annotated[int, Meta(ge=1, le=MAX_NEW_TOKENS)], 128),
+        ("temperature", Annotated[float, Meta(ge=0, le=2, description="0 = greedy.")], 0.0),
+        ("top_p", Annotated[float, Meta(gt=0, le=1)], 1.0),
+        ("seed", Annotated[int, Meta(ge=0, le=SEED_MAX)] | None, None),
+        ("stop", Annotated[list[stop], Meta(max_length=MAX_STOPS)], msgspec.field(default_factory=list)),
+        ("stream", Annotated[bool, Meta(description="Answer as server-sent events.")], False),
     )
 
 
@@ -157,19 +160,31 @@ class GenerationRunner(Runner):
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-        if self.manifest.source.adapter:
-            model = _with_adapter(model, self.manifest.resolve(self.manifest.source.adapter))
+        base_config, eos = model.config, model.generation_config.eos_token_id
+        model = self._prepare(model)
         self.model = place_model(model, self.device, self.dtype)
         self.torch_device = get_plugin_manager().hook.hive_torch_device(device=self.device)
-        self.context = int(self.manifest.options.get("context_tokens", model.config.max_position_embeddings))
-        self.end_ids = _end_ids(model.generation_config.eos_token_id, self.tokenizer.eos_token_id)
+        self.context = int(self.manifest.options.get("context_tokens", base_config.max_position_embeddings))
+        self.end_ids = _end_ids(eos, self.tokenizer.eos_token_id)
         self.engine = GenerationEngine(
             self.model, self.torch_device, self.end_ids,
             lambda logits, inp, generator: _pick(torch, logits, inp, generator),
             max_rows=self.manifest.batching.max_batch,
             batch_tokens=int(self.manifest.options.get("batch_tokens", BATCH_TOKENS)),
             prefix=self._template_head(),
+            adapters=self._adapter_cache(),
         )
+
+    def _prepare(self, model: Any) -> Any:
+        """The loaded base as it will be served: here with ``source.adapter`` merged in (a
+        multi-LoRA runner wraps it for adapters instead)."""
+        if self.manifest.source.adapter:
+            return _with_adapter(model, self.manifest.resolve(self.manifest.source.adapter))
+        return model
+
+    def _adapter_cache(self) -> Any:
+        """The engine's :class:`~.adapters.AdapterCache` (None: one model, no adapters)."""
+        return None
 
     def check(self, inp: Any) -> None:
         """What the schema cannot say: whose turn it is, and whether the answer fits the context."""

@@ -35,6 +35,15 @@ serves one sampling setting, not this hive's calls.
 
 Here sampling goes through :func:`~.generation._pick` with each row's own CPU generator,
 exactly as a lone call does, so a seeded answer does not depend on its batch-mates.
+
+**Multi-LoRA** (an engine given an :class:`~.adapters.AdapterCache`): the model is the base
+wrapped once as a PeftModel, and every forward pass names each row's adapter (peft's
+mixed-batch ``adapter_names``, ``"__base__"`` for none), so requests on different adapters
+still share one pass per step. A request that mixes k adapters is k physical rows fed the same
+tokens: each step its next token comes from Σ wᵢ·softmax(logitsᵢ) (:func:`.generation_rows.mix_logits`)
+and goes to all k. Adapters are loaded on the engine thread before the prefill that needs them,
+so loading and eviction never happen during a forward pass. The shared prefix is read once per
+adapter (its keys and values depend on it).
 """
 
 from __future__ import annotations
@@ -45,7 +54,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import torch
@@ -53,7 +63,10 @@ import torch
 from .base import Cancelled, Finished
 from .generation_rows import Batch as _Batch
 from .generation_rows import Row as _Row
-from .generation_rows import prefill_ids, repeat_cache
+from .generation_rows import mix_logits, prefill_ids, repeat_cache, stack_caches
+
+if TYPE_CHECKING:
+    from .adapters import AdapterCache
 
 __all__ = ["EngineStats", "GenerationEngine", "PREFILL_TOKENS", "Ticket"]
 
@@ -136,6 +149,7 @@ class GenerationEngine:
         batch_tokens: int = BATCH_TOKENS,
         prefill_tokens: int = PREFILL_TOKENS,
         prefix: list[int] | None = None,
+        adapters: AdapterCache | None = None,
     ) -> None:
         self.model = model
         self.device = device
@@ -147,7 +161,12 @@ class GenerationEngine:
         self.prefix = list(prefix or [])
         """Tokens most prompts begin with (the chat template's system prompt and user header):
         read once, their keys and values are copied into every such prompt's prefill."""
-        self._prefix_cache: Any = None
+        self._prefix_cache: dict[str, Any] = {}
+        """adapter name ("" on a plain model) → the prefix's keys and values read under it."""
+        self.adapters = adapters
+        """Set: a multi-LoRA engine (``self.model`` is a PeftModel; rows name their adapters)."""
+        if adapters is not None:
+            adapters.on_evict.append(lambda name: self._prefix_cache.pop(name, None))
         self.prefix_hits = 0
         """Prompts prefilled from the shared prefix (tests and telemetry)."""
         self.stats = EngineStats()
@@ -162,14 +181,24 @@ class GenerationEngine:
 
     # ---- any thread ----------------------------------------------------------------------
     def submit(self, prompt: list[int], inp: Any, text: Any, generator: Any | None,
-               done: Callable[[Finished], None] | None = None) -> Ticket:
+               done: Callable[[Finished], None] | None = None,
+               mixture: Sequence[tuple[str, float]] = (),
+               dress: Callable[[Any], Any] | None = None) -> Ticket:
         """Queue one request; it joins the batch before the next decode step that has room.
 
         ``text`` is its TextStream (its emit is the caller's stream), ``generator`` its own
         sampling generator (None: greedy). ``done`` runs once when it ends, however it ends.
+        ``mixture`` (multi-LoRA engine only): ``[(adapter, weight), ...]``, empty = the base;
+        weights are normalised here. ``dress`` turns its output into the runner's own.
         """
+        if mixture and self.adapters is None:
+            raise ValueError("this engine serves one model: it has no adapters to mix")
+        total = sum(w for _, w in mixture)
+        if mixture and not total > 0:
+            raise ValueError("a mixture's weights must sum to more than 0")
         row = _Row(prompt=prompt, inp=inp, text=text, generator=generator, done=done or _nothing,
-                   reach=len(prompt) + inp.max_tokens)
+                   reach=len(prompt) + inp.max_tokens, adapters=tuple(a for a, _ in mixture),
+                   weights=tuple(w / total for _, w in mixture), dress=dress)
         ticket = Ticket(self, row)
         row.ticket = ticket
         with self._lock:
@@ -180,9 +209,9 @@ class GenerationEngine:
         return ticket
 
     def room(self) -> int:
-        """Requests it can take now without any waiting for a row."""
+        """Requests (of one row each) it can take now without any waiting for a row."""
         with self._lock:
-            return max(0, self.max_rows - self._live())
+            return max(0, self.max_rows - self._live_rows())
 
     def busy(self) -> int:
         """Requests running or waiting to join."""
@@ -191,6 +220,10 @@ class GenerationEngine:
 
     def _live(self) -> int:
         return len(self._waiting) + sum(1 for r in self._rows if not r.over)
+
+    def _live_rows(self) -> int:
+        """Physical rows taken or asked for (a k-adapter mixture takes k)."""
+        return sum(r.width for r in self._waiting) + sum(r.width for r in self._rows if not r.over)
 
     def _cancel(self, row: _Row) -> None:
         with self._lock:
@@ -210,6 +243,8 @@ class GenerationEngine:
                     self._thread = None
                     return
             try:
+                if joining and self.adapters is not None:
+                    joining = self._load_adapters(joining)
                 if joining:
                     self._prefill(joining)
                 if self._rows:
@@ -224,11 +259,17 @@ class GenerationEngine:
 
     def _drop_ended(self) -> None:
         """Take rows that are over out of the batch before the next forward pass."""
-        keep = [i for i, r in enumerate(self._rows) if not r.over]
-        if len(keep) < len(self._rows):
-            with torch.inference_mode():
-                self._batch.keep(keep)
-            self._rows = [self._rows[i] for i in keep]
+        if all(not r.over for r in self._rows):
+            return
+        keep: list[int] = []
+        at = 0
+        for r in self._rows:
+            if not r.over:
+                keep.extend(range(at, at + r.width))
+            at += r.width
+        with torch.inference_mode():
+            self._batch.keep(keep)
+        self._rows = [r for r in self._rows if not r.over]
 
     def _admit(self) -> list[_Row]:
         """Waiting requests that join before the next step, first come first served: as many
@@ -238,18 +279,49 @@ class GenerationEngine:
         live = [r for r in self._rows if not r.over]
         reach = max((r.reach for r in live), default=0)
         tokens = 0
-        while self._waiting and len(live) + len(joining) < self.max_rows:
+        rows = sum(r.width for r in live)  # physical rows, the joining ones included
+        while self._waiting:
             head = self._waiting[0]
             if live or joining:
-                if (len(live) + len(joining) + 1) * max(reach, head.reach) > self.batch_tokens:
+                if rows + head.width > self.max_rows:
+                    break
+                if (rows + head.width) * max(reach, head.reach) > self.batch_tokens:
                     break
                 if live and joining and tokens + len(head.prompt) > self.prefill_tokens:
                     break
             self._waiting.popleft()
             reach = max(reach, head.reach)
             tokens += len(head.prompt)
+            rows += head.width
             joining.append(head)
         return joining
+
+    def _names(self, row: _Row) -> tuple[str, ...]:
+        """The adapter of each of the row's physical rows, as peft's ``adapter_names`` wants."""
+        return row.adapters or ("__base__",)
+
+    def _kw(self, rows: list[_Row]) -> dict[str, Any]:
+        """What a forward pass over these rows needs beyond the plain model's arguments."""
+        if self.adapters is None:
+            return {}
+        return {"adapter_names": [n for r in rows for n in self._names(r)]}
+
+    def _load_adapters(self, joining: list[_Row]) -> list[_Row]:
+        """Make every newcomer's adapters resident (engine thread, between forward passes);
+        a newcomer whose adapter cannot be loaded ends with that error, the others go on."""
+        assert self.adapters is not None
+        in_use = {a for r in (*self._rows, *joining) if not r.over for a in r.adapters}
+        ok: list[_Row] = []
+        for row in joining:
+            try:
+                self.adapters.ensure(row.adapters, in_use)
+            except Exception as exc:
+                log.exception("loading adapters %s failed", row.adapters)
+                with self._lock:
+                    self._end(row, None, exc)
+            else:
+                ok.append(row)
+        return ok
 
     def _prefill(self, rows: list[_Row]) -> None:
         """The newcomers' prompts, in as few forward passes as :meth:`_plan` allows."""
@@ -275,29 +347,44 @@ class GenerationEngine:
         """One forward pass over these prompts (from ``start``, right-padded), each row's first
         token, then the survivors into the batch. A row's real tokens see what they would
         alone, so a greedy answer does not depend on who was prefilled beside it."""
+        kw = self._kw(group)
         with torch.inference_mode():
-            past = self._prefix_copy(len(group)) if start else None
-            ids, keep = prefill_ids([r.prompt[start:] for r in group], self.device)
-            out = self.model(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=keep)
+            past = self._prefix_copy(kw.get("adapter_names", [""] * len(group))) if start else None
+            ids, keep = prefill_ids([r.prompt[start:] for r in group for _ in range(r.width)], self.device)
+            out = self.model(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=keep, **kw)
             logits = out.logits[:, -1]
         self.stats.prefill_passes += 1
         self.stats.prefilled_rows += len(group)
+        n = len(ids)
         index: list[int] = []
+        lengths: list[int] = []
         tokens: list[int] = []
+        kept: list[_Row] = []
         with self._lock:
-            for i, row in enumerate(group):
+            at = 0
+            for row in group:
+                first, at = at, at + row.width
                 if row.over:  # cancelled while its prompt was read
                     continue
                 row.steps += 1
-                row.row_steps += len(group)
-                token = self.pick(logits[i], row.inp, row.generator)
+                row.row_steps += n
+                token = self._choose(logits[first:at], row)
                 self._take(row, token)
                 if not row.over:
-                    index.append(i)
-                    tokens.append(token)
+                    index.extend(range(first, at))
+                    lengths.extend([len(row.prompt)] * row.width)
+                    tokens.extend([token] * row.width)
+                    kept.append(row)
             with torch.inference_mode():
-                self._batch.add(out.past_key_values, index, [len(group[i].prompt) for i in index], tokens)
-            self._rows.extend(group[i] for i in index)
+                self._batch.add(out.past_key_values, index, lengths, tokens)
+            self._rows.extend(kept)
+
+    def _choose(self, logits: torch.Tensor, row: _Row) -> int:
+        """A request's next token from its physical rows' logits ``[width, vocab]``."""
+        if row.width == 1:
+            return self.pick(logits[0], row.inp, row.generator)
+        with torch.inference_mode():
+            return self.pick(mix_logits(logits, row.weights), row.inp, row.generator)
 
     def _start(self, prompt: list[int]) -> int:
         """Where the prompt's prefill starts: after the shared prefix when it begins with it
@@ -305,39 +392,47 @@ class GenerationEngine:
         n = len(self.prefix)
         return n if n and len(prompt) > n and prompt[:n] == self.prefix else 0
 
-    def _prefix_copy(self, rows: int) -> Any:
+    def _prefix_copy(self, names: list[str]) -> Any:
         """``rows`` copies of the shared prefix's cache (read on first use). A short prompt's
         prefill is mostly the chat template's system prompt (24 of ~37 tokens for SmolLM2),
         and prefill is compute-bound while every decoding row waits for it; a greedy answer
         still does not depend on the batch, since every request that starts with the prefix
-        is prefilled this same way."""
-        if self._prefix_cache is None:
-            ids = torch.tensor([self.prefix], device=self.device)
-            self._prefix_cache = self.model(input_ids=ids, use_cache=True).past_key_values
-        self.prefix_hits += rows
-        return repeat_cache(self._prefix_cache, rows)
+        is prefilled this same way. ``names``: each row's adapter ("" on a plain model): the
+        prefix is read once per adapter."""
+        for name in dict.fromkeys(names):
+            if name not in self._prefix_cache:
+                ids = torch.tensor([self.prefix], device=self.device)
+                kw = {"adapter_names": [name]} if self.adapters is not None else {}
+                self._prefix_cache[name] = self.model(input_ids=ids, use_cache=True, **kw).past_key_values
+        self.prefix_hits += len(names)
+        if len(set(names)) == 1:
+            return repeat_cache(self._prefix_cache[names[0]], len(names))
+        return stack_caches([self._prefix_cache[n] for n in names])
 
     def _decode(self) -> None:
         """One forward pass for every row in the batch, and each row's next token."""
-        n = len(self._rows)
         with torch.inference_mode():
-            logits = self._batch.step(self.model)
+            logits = self._batch.step(self.model, **self._kw(self._rows))
             self.stats.decode_passes += 1
             chosen: list[int] = logits.argmax(-1).tolist()  # greedy rows; sampled ones are redrawn below
+        n = len(chosen)
         if self.observer is not None:
             self.observer(n)
         with self._lock:
-            for i, row in enumerate(self._rows):
-                if row.over:
-                    continue
-                row.steps += 1
-                row.row_steps += n
-                if row.generator is not None:
-                    with torch.inference_mode():
-                        chosen[i] = self.pick(logits[i], row.inp, row.generator)
-                self._take(row, chosen[i])
+            last: list[int] = []
+            at = 0
+            for row in self._rows:
+                first, at = at, at + row.width
+                token = chosen[first]
+                if not row.over:
+                    row.steps += 1
+                    row.row_steps += n
+                    if row.generator is not None or row.width > 1:
+                        token = self._choose(logits[first:at], row)
+                    self._take(row, token)
+                last.extend([token] * row.width)
             with torch.inference_mode():
-                self._batch.last = torch.tensor(chosen, device=self.device)
+                self._batch.last = torch.tensor(last, device=self.device)
 
     def _take(self, row: _Row, token: int) -> None:
         """One new token for a row: end of turn, stop string, max_tokens, or on it goes."""
@@ -370,6 +465,8 @@ class GenerationEngine:
                     text=text, finish_reason=finish,
                     usage=Usage(prompt_tokens=len(row.prompt), completion_tokens=row.count),
                 )
+                if row.dress is not None:
+                    output = row.dress(output)
         row.over = True
         done = Finished(
             output=output, error=error, run_ms=(time.perf_counter() - row.t0) * 1000,

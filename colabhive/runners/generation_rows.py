@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .base import Finished
     from .generation_batch import Ticket
 
-__all__ = ["Batch", "Row", "prefill_ids", "repeat_cache"]
+__all__ = ["Batch", "Row", "mix_logits", "prefill_ids", "repeat_cache", "stack_caches"]
 
 
 @dataclass(slots=True, eq=False)
@@ -50,6 +50,19 @@ class Row:
     """Its ``done`` has run; the row only waits to be dropped from the batch."""
     steps: int = 0
     row_steps: int = 0
+    adapters: tuple[str, ...] = ()
+    """Multi-LoRA engine only: the adapter of each of its physical rows (one per mixture
+    member, all fed the same tokens); empty: one row on the base."""
+    weights: tuple[float, ...] = ()
+    """The mixture weight of each adapter (summing to 1): its next token is drawn from
+    Σ wᵢ·softmax(logitsᵢ)."""
+    dress: Callable[[Any], Any] | None = None
+    """Turns its GenerationOutput into the runner's own output (an expert group adds who answered)."""
+
+    @property
+    def width(self) -> int:
+        """Physical rows it takes in the batch: one per adapter of its mixture."""
+        return max(1, len(self.adapters))
 
 
 def repeat_cache(cache: Any, rows: int) -> DynamicCache:
@@ -59,6 +72,24 @@ def repeat_cache(cache: Any, rows: int) -> DynamicCache:
     for i, layer in enumerate(cache.layers):
         past.update(layer.keys.repeat(rows, 1, 1, 1), layer.values.repeat(rows, 1, 1, 1), i)
     return past
+
+
+def stack_caches(caches: list[Any]) -> DynamicCache:
+    """A new cache whose row i is ``caches[i]``'s one row (prefixes read under different
+    adapters); all have the same length. Like :func:`repeat_cache`, the originals are never
+    handed to the model."""
+    past = DynamicCache()
+    for i, layers in enumerate(zip(*(c.layers for c in caches), strict=True)):
+        past.update(torch.cat([layer.keys for layer in layers]), torch.cat([layer.values for layer in layers]), i)
+    return past
+
+
+def mix_logits(logits: torch.Tensor, weights: tuple[float, ...]) -> torch.Tensor:
+    """One row of logits for a mixture: ``log Σ wᵢ·softmax(logitsᵢ)`` over the ``[k, vocab]``
+    rows of its members (c-BTM). Greedy is the argmax of the mixture; sampling at temperature T
+    draws from ``mixture^(1/T)`` (what softmax of these logits over T is), top-p on top."""
+    w = torch.tensor(weights, dtype=torch.float32, device=logits.device)[:, None]
+    return (torch.softmax(logits.float(), dim=-1) * w).sum(0).log()
 
 
 def prefill_ids(suffixes: list[list[int]], device: Any) -> tuple[torch.Tensor, int | torch.Tensor]:
@@ -143,13 +174,14 @@ class Batch:
         self.pos = self.pos.index_select(0, idx)
         self.last = self.last.index_select(0, idx)
 
-    def step(self, model: Any) -> torch.Tensor:
-        """One forward pass for every row: logits ``[rows, vocab]`` for each row's next token."""
+    def step(self, model: Any, **extra: Any) -> torch.Tensor:
+        """One forward pass for every row: logits ``[rows, vocab]`` for each row's next token
+        (``extra``: the multi-LoRA engine's ``adapter_names``, one per row)."""
         assert self.mask is not None and self.pos is not None and self.last is not None
         self.mask = F.pad(self.mask, (0, 1), value=1)
         out = model(
             input_ids=self.last[:, None], attention_mask=self.mask, position_ids=self.pos[:, None],
-            past_key_values=self.cache, use_cache=True, logits_to_keep=1,
+            past_key_values=self.cache, use_cache=True, logits_to_keep=1, **extra,
         )
         self.cache = out.past_key_values
         self.pos = self.pos + 1
