@@ -43,6 +43,9 @@ class PlannedPart(msgspec.Struct, kw_only=True):
     input: dict[str, Any]
     members: list[Any] | None = None
     """An ensemble's members: their names when planned, then what each answered (no outputs)."""
+    member: dict[str, Any] | None = None
+    """An expert group's member for this part: the nearest centroid when planned, then the one
+    that answered (the heaviest, when k > 1 mixed several)."""
     node: str | None = None
     status: str = "planned"
     ms: float | None = None
@@ -74,8 +77,21 @@ async def plan_request(index: ExpertIndex, text: str | None, parts: list[Any] | 
         body = family(m.task).auto_body(part, dict(m.options))  # the expert's own schema checks it
         planned.append(PlannedPart(index=i, text=part.text, shape=part.kind, task=m.task, expert=m.ref,
                                    confidence=c.confidence, fallback=c.fallback, why=c.why, scores=c.scores,
-                                   input=body, members=list(m.ensemble.members) if m.ensemble else None))
+                                   input=body, members=list(m.ensemble.members) if m.ensemble else None,
+                                   member=await _nearest_member(index, m, part.text) if m.experts else None))
     return planned
+
+
+async def _nearest_member(index: ExpertIndex, m: Any, text: str) -> dict[str, Any] | None:
+    """The member a group call would route ``text`` to (its node embeds the same way, with the
+    same MiniLM): cosine to each centroid of the manifest's ``[experts]``."""
+    (vec,) = await index.embed([text])
+    best, best_cos = None, -2.0
+    for e in m.experts.members:
+        cos = sum(a * b for a, b in zip(vec, e.centroid))
+        if cos > best_cos:
+            best, best_cos = e, cos
+    return None if best is None else {"name": best.name, "taxon": best.taxon, "cosine": round(best_cos, 4)}
 
 
 async def _undo_guesses(index: ExpertIndex, raw: list[Part], choices: list[Choice]) -> tuple[list[Part], list[Choice]]:
@@ -120,6 +136,8 @@ async def run_parts(planned: list[PlannedPart], invoke: Invoke) -> AsyncIterator
             p.node = headers.get("x-hive-node")
             if isinstance(p.output, dict) and isinstance(ens := p.output.get("ensemble"), dict):
                 p.members = [{k: v for k, v in row.items() if k != "output"} for row in ens["members"]]
+            if isinstance(p.output, dict) and isinstance(used := p.output.get("experts"), list) and used:
+                p.member = max(used, key=lambda u: u.get("weight", 0))
             if "x-hive-energy-j" in headers:
                 p.energy_j = float(headers["x-hive-energy-j"])
             if "x-hive-carbon-g" in headers:

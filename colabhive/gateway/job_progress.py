@@ -31,6 +31,7 @@ from ..jobwire import JobEvents, JobFinish
 from .trained import land
 
 if TYPE_CHECKING:
+    from .experts_jobs import ExpertGroups
     from .hive import Hive
     from .jobs import Job
 
@@ -47,6 +48,7 @@ class JobProgress:
     _wake: asyncio.Event
     _listeners: dict[str, list[asyncio.Queue[int]]]
     _seq: dict[str, int]
+    groups: ExpertGroups
 
     if TYPE_CHECKING:  # provided by JobBoard; declared only for the type checker
         def held_by(self, node: NodeRecord, job_id: str) -> Job: ...
@@ -160,14 +162,19 @@ class JobProgress:
             "energy_j": job.energy_j, "attempts": json.dumps(job.attempts)})
         for ds in filter(None, (job.spec.dataset.id, job.spec.eval.dataset)):
             await self.hive.datasets.release(ds, job.id)
-        if status != "succeeded":
+        if status != "succeeded" and job.id not in self.groups.groups:  # a parent keeps its children's record
             shutil.rmtree(self._job_dir(job.id), ignore_errors=True)
         await self._event(job, "status", {"status": status, **({"error": error} if error else {}),
                                           **({"result": result} if result else {})})
         self._wake.set()
+        if job.id in self.groups.parent_of:
+            await self.groups.child_finished(job, status, result, error)
 
     async def cancel(self, job_id: str, tenant: str) -> dict[str, Any]:
         view = await self.view(job_id, tenant)
+        if job_id in self.groups.groups:
+            await self.groups.cancel(job_id, tenant)
+            return await self.view(job_id, tenant)
         job = self.jobs.get(job_id)
         if job is None:
             raise Conflict(f"job {job_id} already {view['status']}; nothing to cancel")
@@ -228,6 +235,14 @@ class JobProgress:
             out["position"] = self.queue.index(job.id) + 1 if job.id in self.queue else None
             out["node"] = None
         out["eta_s"] = self._eta(job, total)
+        if row["method"] == "experts":
+            group = self.groups.groups.get(row["id"])
+            children = self.groups.children_view(row["id"], None if group else self.groups.stored_children(row["id"]))
+            out["children"] = children
+            out["step"] = sum(c["step"] for c in children)
+            out["progress"] = round(out["step"] / total, 4) if total else None
+            if group is not None:
+                out["status"] = "running"
         return out
 
     def _eta(self, job: Job | None, total: int | None) -> float | None:

@@ -36,14 +36,17 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 # ---- builders ---------------------------------------------------------------------------------
 @post("/v1/jobs", tags=["jobs"], status_code=202, request_max_body_size=SPEC_LIMIT,
-      summary="Submit a training job (its spec as JSON); 202 + /v1/jobs/{id}")
-async def submit_job(request: Request) -> Response:
+      summary="Submit a training job (its spec as JSON); 202 + /v1/jobs/{id}. dry_run=true: only check it "
+              "(an experts job shows its partitions), 200")
+async def submit_job(request: Request, dry_run: bool = False) -> Response:
     hive: Hive = request.app.state.hive
     tenant = await client_tenant(hive, request)
     body = await request.body()
     if not body.strip():
         raise InvalidInput("the request body is empty; send a job spec", field="$")
-    view = await hive.jobs.submit(body, tenant)
+    view = await hive.jobs.submit(body, tenant, dry_run=dry_run)
+    if dry_run:
+        return _json(view, 200)
     return _json(view, 202, {"location": f"/v1/jobs/{view['id']}"})
 
 

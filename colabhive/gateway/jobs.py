@@ -87,13 +87,20 @@ class JobBoard(JobProgress):
         self._listeners: dict[str, list[asyncio.Queue[int]]] = {}
         self._seq: dict[str, int] = {}
         self._lock = asyncio.Lock()
+        from .experts_jobs import ExpertGroups
+
+        self.groups = ExpertGroups(self)
+        """Parents of method ``experts``: never leased, they watch their children."""
 
     # ---- start, submit ----------------------------------------------------------------------
     async def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         now = time.monotonic()
         for row in await self.hive.store.fetch("unfinished_jobs"):
-            spec, _ = decode_spec(row["spec"].encode(), "json")
+            spec, hparams = decode_spec(row["spec"].encode(), "json")
+            if getattr(get_method(spec.method), "gateway_only", False):
+                await self.groups.restore(row, spec, hparams)
+                continue
             job = Job(id=row["id"], tenant=row["tenant"], spec=spec, spec_json=row["spec"].encode(),
                       status=row["status"], node_id=row["node_id"], device=row["device"],
                       attempts=json.loads(row["attempts"] or "[]"), step=row["step"] or 0,
@@ -106,10 +113,20 @@ class JobBoard(JobProgress):
                 self.queue.append(job.id)
             self.jobs[job.id] = job
             self._seq[job.id] = (await self.hive.store.fetch("last_job_event_seq", {"job_id": job.id}))[0]["seq"]
+        await self.groups.catch_up()
 
-    async def submit(self, body: bytes, tenant: str) -> dict[str, Any]:
-        spec, _ = decode_spec(body, None)
+    async def submit(self, body: bytes, tenant: str, dry_run: bool = False) -> dict[str, Any]:
+        """Queue a job (202 view), or with ``dry_run`` only say whether it would be accepted
+        (an experts job also shows its partitions); nothing is written on a dry run."""
+        spec, hparams = decode_spec(body, None)
         await self._check(spec, tenant)
+        if getattr(get_method(spec.method), "gateway_only", False):
+            return await self.groups.submit(spec, hparams, tenant, dry_run)
+        if dry_run:
+            if await self.hive.store.fetch("job_output_taken", {"output": spec.output}):
+                raise Conflict(f"another job already produces {spec.output}; choose a new version", field="output")
+            return {"dry_run": True, "method": spec.method, "output": spec.output, "accepted": True,
+                    "spec": msgspec.to_builtins(spec)}
         job_id = uuid.uuid4().hex
         spec_json = msgspec.json.encode(spec)
         async with self._lock:

@@ -192,6 +192,9 @@ SELECT id FROM jobs WHERE output = :output AND status IN ('queued', 'running', '
 UPDATE jobs SET status = 'running', node_id = :node_id, node_name = :node_name, site = :site, device = :device,
     attempts = :attempts, started_at = COALESCE(started_at, :now) WHERE id = :id;
 
+-- name: start_job
+UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, :now) WHERE id = :id;
+
 -- name: requeue_job
 UPDATE jobs SET status = 'queued', node_id = NULL, device = NULL, attempts = :attempts, step = :step WHERE id = :id;
 

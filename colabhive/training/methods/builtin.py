@@ -14,6 +14,6 @@ class BuiltinMethods:
     @hookimpl(trylast=True)
     def hive_training_methods(self) -> list[Any]:
         # imported when first asked for: the modules are light (torch loads inside the trainers)
-        from . import forecast, head, lora, tabular
+        from . import experts, forecast, head, lora, tabular
 
-        return [lora.METHOD, head.METHOD, forecast.METHOD, tabular.METHOD]
+        return [lora.METHOD, head.METHOD, forecast.METHOD, tabular.METHOD, experts.METHOD]
