@@ -118,8 +118,10 @@ def classify_shape(text: str) -> Part:
     return Part(text, "text", {"text": text_payload(text)})
 
 
-_TARGETS = {"pt": ("portuguese", "português", "portugues", "brazilian"), "en": ("english", "inglês", "ingles")}
-_TARGET = re.compile(r"\b(?:into|to|in|para(?:\s+o)?|em|pro)\s+(" + "|".join(n for ns in _TARGETS.values() for n in ns)
+_TARGETS = {"pt": ("portuguese", "português", "portugues", "portugués", "portugais", "brazilian"),
+            "en": ("english", "inglês", "ingles", "inglés", "anglais")}
+"""The two languages' names in English, Portuguese, Spanish and French: an instruction in any of them."""
+_TARGET = re.compile(r"\b(?:into|to|in|para(?:\s+o)?|em|pro|en|al|a|vers\s+l'|au)\s+(?:el\s+|l')?(" + "|".join(n for ns in _TARGETS.values() for n in ns)
                      + r")\b", re.I)
 _PT_HINTS = re.compile(r"[ãõçáéíóúâêô]|\b(?:não|você|obrigad[oa]|onde|quanto|está|para|uma|com|que)\b", re.I)
 
