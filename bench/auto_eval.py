@@ -293,9 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overhead", action="store_true", help="also time /auto against calling the expert directly")
     ap.add_argument("--no-router", action="store_true",
                     help="with --start: a gateway without the learned router (nearest manifest example, the baseline)")
+    ap.add_argument("--router", type=Path, metavar="DIR",
+                    help="with --start: the learned router in DIR (default: models/auto-router), e.g. one built with "
+                         "`colabhive models build auto-router --dir DIR/..` to try without touching models/")
     args = ap.parse_args(argv)
 
-    ctx = (own_hive(Path(tempfile.gettempdir()) / "no-such-router" if args.no_router else None) if args.start
+    router = Path(tempfile.gettempdir()) / "no-such-router" if args.no_router else args.router
+    ctx = (own_hive(router.resolve() if router else None) if args.start
            else contextlib.nullcontext(args.url.rstrip("/")))
     doc: dict[str, Any] = {"splits": {}}
     with ctx as url:

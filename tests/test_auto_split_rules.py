@@ -8,6 +8,8 @@ these tests, not taken from evals/auto_routing/.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from colabhive.auto.split import split_request
@@ -123,15 +125,102 @@ def test_marked_passages_under_a_numbered_ask_stay_with_it() -> None:
     assert kinds(text) == ["ranking", "text"]
 
 
-@pytest.mark.parametrize("unit", ["x. ", "1 What is ", "- a fun fact\n", "x 5 Which day? ", "write a poem, what is it "])
-def test_long_inputs_of_many_short_sentences_stay_fast(unit: str) -> None:
-    """Each rule reads a bounded window of a growing piece: 20,000 characters of any shape is
-    well under a second (it was quadratic on sentences that never close an ask)."""
-    import time
+class _Scanned:
+    """Counts the characters every regular expression of the planner is handed (a scan reads at
+    most that many): a deterministic measure of planning work, unlike a timer."""
 
-    start = time.perf_counter()
-    split_request((unit * 20_000)[:20_000])
-    assert time.perf_counter() - start < 3
+    METHODS = ("search", "match", "fullmatch", "finditer", "findall", "sub", "subn", "split")
+
+    def __init__(self) -> None:
+        self.chars = 0
+        self.calls = 0
+
+    def count(self, string: object, pos: int = 0, endpos: int | None = None) -> None:
+        if isinstance(string, str):
+            end = len(string) if endpos is None else min(endpos, len(string))
+            self.chars += max(0, end - pos)
+        self.calls += 1
+
+    def pattern(self, compiled: re.Pattern[str]) -> object:
+        counter = self
+
+        class Counting:
+            def __getattr__(self, name: str) -> object:
+                attr = getattr(compiled, name)
+                if name not in counter.METHODS:
+                    return attr
+
+                def wrapped(*args: object, **kw: object) -> object:
+                    at = 1 if name in ("sub", "subn") else 0  # sub(repl, string, ...)
+                    rest = [a for a in args[at + 1:at + 3] if isinstance(a, int)]
+                    counter.count(args[at] if len(args) > at else kw.get("string"), *rest)
+                    return attr(*args, **kw)
+                return wrapped
+        return Counting()
+
+    def module(self) -> object:
+        """A stand-in for the ``re`` module: its functions and compiled patterns count too."""
+        counter = self
+
+        class CountingRe:
+            def __getattr__(self, name: str) -> object:
+                attr = getattr(re, name)
+                if name == "compile":
+                    return lambda *a, **kw: counter.pattern(re.compile(*a, **kw))
+                if name not in counter.METHODS:
+                    return attr
+                return lambda pat, *a, **kw: getattr(counter.pattern(re.compile(pat, kw.pop("flags", 0))), name)(*a, **kw)
+        return CountingRe()
+
+
+def _scanned(monkeypatch: pytest.MonkeyPatch, text: str) -> _Scanned:
+    import colabhive.auto.parse as parse
+    import colabhive.auto.split as split
+    import colabhive.auto.split_lines as split_lines
+    import colabhive.auto.split_words as split_words
+
+    counter = _Scanned()
+    with monkeypatch.context() as m:
+        for mod in (split, split_lines, split_words, parse):
+            m.setattr(mod, "re", counter.module())
+            for name, value in list(vars(mod).items()):
+                if isinstance(value, re.Pattern):
+                    m.setattr(mod, name, counter.pattern(value))
+        split.split_request(text)
+    return counter
+
+
+@pytest.mark.parametrize("unit", ["x. ", "1 What is ", "- a fun fact\n", "x 5 Which day? ", "write a poem, what is it "])
+def test_long_inputs_of_many_short_sentences_stay_linear(unit: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each rule reads a bounded window of a growing piece (it was quadratic on sentences that
+    never close an ask). Counted, not timed: the planner's regular-expression operations grow
+    linearly with the input (doubling it at most doubles them, with slack for the pieces'
+    edges) and stay within a fixed number per character; the same on any machine."""
+    small = _scanned(monkeypatch, (unit * 10_000)[:10_000])
+    large = _scanned(monkeypatch, (unit * 20_000)[:20_000])
+    assert small.calls > 0 and small.chars >= 10_000  # the counters see the planner's scans
+    assert large.calls <= 2.1 * small.calls, (small.calls, large.calls)
+    assert large.calls <= 15 * 20_000, large.calls
+
+
+def test_the_work_counter_catches_a_quadratic_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The measure above can fail: a rule that looks back at every earlier sentence from each
+    new one (quadratic) is caught by the same bound."""
+    import colabhive.auto.split as split
+
+    real = split.split_request
+
+    def quadratic(text: str) -> list:
+        sentences = split.re.split(r"(?<=[.?!])\s+", text)
+        for i in range(len(sentences)):
+            for earlier in sentences[:i]:
+                split.re.search(r"\bthen\b", earlier)
+        return real(text)
+
+    monkeypatch.setattr(split, "split_request", quadratic)
+    small = _scanned(monkeypatch, ("x. " * 500)[:500])
+    large = _scanned(monkeypatch, ("x. " * 1000)[:1000])
+    assert large.calls > 2.1 * small.calls
 
 
 @pytest.mark.parametrize(("text", "n"), [

@@ -77,12 +77,28 @@ def _bucket(gram: str, size: int) -> int:
     return zlib.crc32(gram.encode("utf-8")) % size
 
 
+_LINKERS = frozenset(
+    "then and also after that next finally plus first firstly second secondly third lastly please "
+    "can could would you me e depois também tambem além disso primeiro segundo terceiro por favor "
+    "pode podes y luego también despues después et puis aussi ensuite enfin peux tu".split())
+"""Words that join an ask to the one before or soften it ("then", "also", "could you", "depois"):
+what follows them is the ask's own verb."""
+
+
+def leading_word(words: list[str]) -> str | None:
+    """The first word of an ask past its linkers and numbering: an imperative's verb ("list",
+    "book", "escreve") or a question's word, the strongest single cue to what kind of ask it is."""
+    return next((w for w in words if w not in _LINKERS and not w.isdigit()), None)
+
+
 def hashed_grams(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """Stateless (hashing, crc32), so the recipe and the gateway share nothing but this function."""
+    """Stateless (hashing, crc32), so the recipe and the gateway share nothing but this function.
+    Besides the word 1–2-grams, the ask's leading word is one more gram of its own (``^list``)."""
     low = text.lower()
     words = _WORD.findall(low)
     counts: dict[int, float] = {}
-    for gram in [*words, *(f"{a} {b}" for a, b in zip(words, words[1:]))]:
+    lead = leading_word(words)
+    for gram in [*words, *(f"{a} {b}" for a, b in zip(words, words[1:])), *((f"^{lead}",) if lead else ())]:
         k = _bucket(gram, WORD_FEATURES)
         counts[k] = counts.get(k, 0.0) + 1.0
     chars: dict[int, float] = {}

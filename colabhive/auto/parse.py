@@ -118,8 +118,10 @@ def classify_shape(text: str) -> Part:
     return Part(text, "text", {"text": text_payload(text)})
 
 
-_TARGETS = {"pt": ("portuguese", "português", "portugues", "brazilian"), "en": ("english", "inglês", "ingles")}
-_TARGET = re.compile(r"\b(?:into|to|in|para(?:\s+o)?|em|pro)\s+(" + "|".join(n for ns in _TARGETS.values() for n in ns)
+_TARGETS = {"pt": ("portuguese", "português", "portugues", "portugués", "portugais", "brazilian"),
+            "en": ("english", "inglês", "ingles", "inglés", "anglais")}
+"""The two languages' names in English, Portuguese, Spanish and French: an instruction in any of them."""
+_TARGET = re.compile(r"\b(?:into|to|in|para(?:\s+o)?|em|pro|en|al|a|vers\s+l'|au)\s+(?:el\s+|l')?(" + "|".join(n for ns in _TARGETS.values() for n in ns)
                      + r")\b", re.I)
 _PT_HINTS = re.compile(r"[ãõçáéíóúâêô]|\b(?:não|você|obrigad[oa]|onde|quanto|está|para|uma|com|que)\b", re.I)
 
@@ -180,6 +182,34 @@ def _variants(name: str) -> list[str]:
     return sorted({name, name.replace("_", " "), name.replace(" ", "_")}, key=len, reverse=True)
 
 
+def _flat_csv(text: str, features: list[str]) -> dict[str, float]:
+    """A CSV header and its row whose line break was lost ("a,b,c 1.0,2.0,3.0", as a part's text
+    may carry it): a run of feature-named cells, the last one followed by the first value, then
+    one value cell per name."""
+    names = {v.lower(): f for f in features for v in _variants(f)}
+    cells = [c.strip().strip('"').lower() for c in re.split(r"[,;\t]", text)]
+    number = re.compile(rf"({_NUMBER})")
+    i = 0
+    while i < len(cells):
+        words = cells[i].split()
+        first = next((names[" ".join(words[k:])] for k in range(max(0, len(words) - 4), len(words))
+                      if " ".join(words[k:]) in names), None)
+        if first is None:
+            i += 1
+            continue
+        header, j = [first], i + 1
+        while j < len(cells) and cells[j] in names:
+            header.append(names[cells[j]])
+            j += 1
+        if j < len(cells) and (m := re.fullmatch(rf"(.+?)\s+({_NUMBER})", cells[j])) and m.group(1) in names:
+            header.append(names[m.group(1)])
+            values = [m.group(2)] + [c for c in cells[j + 1: j + len(header)] if number.fullmatch(c)]
+            if len(header) >= 3 and len(values) == len(header):
+                return {h: float(v) for h, v in zip(header, values)}
+        i = j
+    return {}
+
+
 def record_for(text: str, features: list[str]) -> dict[str, float]:
     """The values of ``features`` a request carries: a JSON object, ``name=value`` /
     ``name: value`` / ``name value`` in prose, or a CSV header line with a row under it."""
@@ -204,6 +234,8 @@ def record_for(text: str, features: list[str]) -> dict[str, float]:
             values = re.findall(_NUMBER, lines[i + 1])
             if len(values) == len(cols):
                 found.update({h: float(v) for h, v in zip(hits, values) if h is not None})
+    if len(found) < len(features):
+        found.update({f: v for f, v in _flat_csv(text, features).items() if f not in found})
     for f in features:
         if f in found:
             continue
