@@ -186,6 +186,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
                     print(f"colabhive: the gateway stored {args.dataset} as {ds['id']}, not {spec.dataset.id}",
                           file=sys.stderr)
                     return 1
+            if args.dry_run:
+                _show_plan(client.jobs.dry_run(spec))
+                return 0
             view = client.jobs.submit(spec)
             print(f"{view['id']}  {view['location']}")
             if not args.follow:
@@ -193,6 +196,22 @@ def cmd_submit(args: argparse.Namespace) -> int:
             return _follow(client, view)
 
     return _guard(go)
+
+
+def _show_plan(plan: dict[str, Any]) -> None:
+    """A dry run in words: ``accepted`` for a plain job; an experts job's partitions as a table."""
+    parts = plan.get("partitions")
+    if not parts:
+        print(f"accepted: {plan.get('method')} job for {plan.get('output')} (nothing submitted)")
+        return
+    print(f"{plan['k']} partitions of {plan['rows']} rows by {plan['strategy']}"
+          + (f"; {plan['note']}" if plan.get("note") else ""))
+    for p in parts:
+        terms = ", ".join(p["terms"][:5])
+        loss = f"  loss {p['loss'][0]:.2f}-{p['loss'][1]:.2f}" if p.get("loss") else ""
+        print(f"  {p['taxon']:<24} {p['size']:>6} rows  {p['steps']:>6} steps{loss}  {terms}")
+        for ex in p["examples"][:2]:
+            print(f"      e.g. {ex[:100]}")
 
 
 def _table(jobs: list[dict[str, Any]]) -> None:
@@ -255,6 +274,8 @@ def add_parsers(sub: argparse._SubParsersAction, with_config: Callable[[argparse
     sm.add_argument("--dataset", metavar="FILE", help="upload FILE first and train on it (sets dataset.id)")
     sm.add_argument("--follow", action="store_true",
                     help="show progress; exit 0 only if the job succeeds and its version answers")
+    sm.add_argument("--dry-run", action="store_true",
+                    help="only check the spec; an experts job prints its partitions (the dataset is still uploaded)")
     sm.set_defaults(func=cmd_submit)
     ls = jsub.add_parser("list", help="your jobs, newest first")
     remote(ls)

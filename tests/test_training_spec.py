@@ -126,7 +126,7 @@ def test_example_specs_decode_and_name_their_data(path: Path, tmp_path: Path) ->
 
 def test_example_specs_cover_every_method() -> None:
     assert {decode_spec(p.read_bytes())[0].method for p in JOBS.glob("*.toml")} == {"lora", "head", "forecast",
-                                                                                    "tabular"}
+                                                                                    "tabular", "experts"}
 
 
 def test_toml_writer_round_trips() -> None:

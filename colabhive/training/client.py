@@ -87,6 +87,14 @@ class JobsClient:
         _raise_for(resp)
         return resp.json() | {"location": str(resp.url.join(resp.headers["location"]))}
 
+    def dry_run(self, spec: dict[str, Any] | JobSpec | str | Path) -> dict[str, Any]:
+        """What the gateway would do with ``spec``, nothing written: for an experts job, its
+        partitions (size, steps, distinctive terms, example prompts, what was merged and why)."""
+        resp = self._http.post("/v1/jobs", params={"dry_run": "true"}, content=_body(spec),
+                               headers={"content-type": "application/json"}, timeout=300)
+        _raise_for(resp)
+        return resp.json()
+
     def get(self, job_id: str) -> dict[str, Any]:
         """Status, spec, node, site, step/total_steps, progress, eta_s, last_metrics, result, error."""
         resp = self._http.get(f"/v1/jobs/{job_id}")

@@ -121,6 +121,9 @@ def run_job(
     stops after that many steps in total, leaving only checkpoints: an interruption on purpose.
     """
     method = get_method(spec.method)
+    if getattr(method, "gateway_only", False):
+        raise TrainingError(f"method {spec.method} runs on a gateway (it submits one job per partition): "
+                            "POST it to /v1/jobs", field="method")
     if method.needs_base and base is None:
         raise TrainingError(f"method {spec.method} needs the base model {spec.base!r} resolved", field="base")
     if spec.eval.split is not None:
