@@ -11,6 +11,10 @@ The text bookkeeping lives in :class:`TextStream`, so a streamed call and a plai
 disagree: ``run`` is ``stream`` with the pieces thrown away. Rows are left-padded with a
 per-row attention mask and positions, so a greedy answer does not depend on what else was in
 the batch (the engine's docstring says how, and why it is not transformers' own).
+
+An input with ``score`` (a reply to score, not one to write) skips the batch: one direct
+forward pass of the model over prompt + reply gives the reply's mean negative log-likelihood,
+as ``loss`` (:mod:`.generation_score`; the loss the ``lora`` method trains on, taken for one row).
 """
 
 from __future__ import annotations
@@ -44,11 +48,17 @@ class Usage(msgspec.Struct):
     """Tokens the model produced, the end-of-turn token included: the work done, not the text."""
 
 
-class GenerationOutput(msgspec.Struct):
+class GenerationOutput(msgspec.Struct, omit_defaults=True):
     text: str
+    """The answer; for a ``score`` input, the reply scored."""
     finish_reason: Literal["stop", "length"]
-    """``stop``: the model ended its turn or a stop string was met; ``length``: max_tokens ran out."""
+    """``stop``: the model ended its turn or a stop string was met; ``length``: max_tokens ran out.
+    Always ``stop`` for a ``score`` input."""
     usage: Usage
+    """For a ``score`` input ``completion_tokens`` counts the tokens scored (end of turn included)."""
+    loss: float | None = None
+    """``score`` inputs only (absent otherwise): the mean negative log-likelihood (natural log) of the
+    reply's tokens and the end-of-turn token after them, given the conversation; lower is likelier."""
 
 
 class TextStream:
@@ -112,8 +122,12 @@ def _stop_prefix(text: str, stops: list[str]) -> int:
 def _input_type(max_text_chars: int) -> type[msgspec.Struct]:
     """Built per text limit (hive.toml's at the gateway, none on a node); cached so both
     sides and every call share one class, and one set of compiled validators."""
-    return msgspec.defstruct("GenerationInput", list(input_fields(max_text_chars)), forbid_unknown_fields=True,
-                             kw_only=True)
+    score = Annotated[str, Meta(max_length=max_text_chars, description=(
+        "Score this assistant reply under the model instead of generating one: the output's loss "
+        "is its mean negative log-likelihood. max_tokens, temperature, top_p, seed and stop are "
+        "ignored; stream must be false."))]
+    return msgspec.defstruct("GenerationInput", [*input_fields(max_text_chars), ("score", score | None, None)],
+                             forbid_unknown_fields=True, kw_only=True)
 
 
 @lru_cache(maxsize=8)
@@ -166,6 +180,7 @@ class GenerationRunner(Runner):
         self.torch_device = get_plugin_manager().hook.hive_torch_device(device=self.device)
         self.context = int(self.manifest.options.get("context_tokens", base_config.max_position_embeddings))
         self.end_ids = _end_ids(eos, self.tokenizer.eos_token_id)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.engine = GenerationEngine(
             self.model, self.torch_device, self.end_ids,
             lambda logits, inp, generator: _pick(torch, logits, inp, generator),
@@ -191,6 +206,18 @@ class GenerationRunner(Runner):
         if inp.messages[-1].role != "user":
             raise InvalidInput("the last message must be from the user: the model answers it", field="messages")
         n = len(self._prompt_ids(inp))
+        score = getattr(inp, "score", None)
+        if score is not None:
+            if inp.stream:
+                raise InvalidInput("a score is one number: it cannot be streamed", field="stream")
+            m = len(self._reply_ids(score))
+            if n + m > self.context:
+                raise InvalidInput(
+                    f"the conversation is {n} tokens and the reply to score {m}: together they exceed "
+                    f"the model's context of {self.context}",
+                    field="score",
+                )
+            return
         if n + inp.max_tokens > self.context:
             raise InvalidInput(
                 f"the conversation is {n} tokens; with max_tokens {inp.max_tokens} it exceeds the "
@@ -202,7 +229,12 @@ class GenerationRunner(Runner):
                done: Callable[[Finished], None] | None = None) -> Ticket:
         """Hand one (checked) input to the continuous batch and return at once; ``emit`` gets
         its text piece by piece, ``done`` its end. An ``emit`` that raises ends that request
-        alone (the caller left), as does :meth:`~.generation_batch.Ticket.cancel`."""
+        alone (the caller left), as does :meth:`~.generation_batch.Ticket.cancel`.
+
+        A ``score`` input is scored here and now, on the caller's thread: ``done`` has run
+        when this returns, and the handle's ``wait`` gives the output at once."""
+        if getattr(inp, "score", None) is not None:
+            return self._score([inp], done)[0]
         generator = _generator(self.torch, inp) if inp.temperature > 0 else None
         text = TextStream(self._decode, inp.stop, emit)
         return self.engine.submit(self._prompt_ids(inp), inp, text, generator, done)
@@ -211,10 +243,14 @@ class GenerationRunner(Runner):
         return self.engine.room()
 
     def run(self, inputs: list[Any]) -> list[msgspec.Struct]:
-        """All inputs join the batch at once (with whatever else is running) and decode together."""
-        tickets = [self.submit(i, _discard) for i in inputs]
+        """All inputs join the batch at once (with whatever else is running) and decode together;
+        the ``score`` inputs among them share forward passes of their own meanwhile."""
+        scoring = [getattr(i, "score", None) is not None for i in inputs]
+        tickets = [self.submit(i, _discard) for i, s in zip(inputs, scoring, strict=True) if not s]
         try:
-            return [t.wait() for t in tickets]
+            scored = iter(self._score([i for i, s in zip(inputs, scoring, strict=True) if s]))
+            generated = iter(tickets)
+            return [(next(scored) if s else next(generated)).wait() for s in scoring]
         finally:
             for t in tickets:  # one failed: the batch fails, so the rest stop too
                 t.cancel()
@@ -228,6 +264,32 @@ class GenerationRunner(Runner):
             ticket.cancel()
 
     # ---- internals ---------------------------------------------------------------------------
+    def _score(self, inputs: list[Any], done: Callable[[Finished], None] | None = None) -> list[Any]:
+        """Score these (checked) inputs' replies together, one handle each, already finished; a
+        model failure finishes each with that error."""
+        import time
+
+        from .generation_score import ScoreRow, finish, score_rows
+
+        t0 = time.perf_counter()
+        rows = [ScoreRow(self._prompt_ids(i), self._reply_ids(i.score)) for i in inputs]
+        try:
+            losses, sizes = score_rows(self.model, self.torch_device, rows, self.engine.model_lock,
+                                       wrapped=self.engine.adapters is not None, pad_id=self.pad_id)
+        except Exception as exc:
+            return [finish(None, exc, t0, 1, 0, done) for _ in inputs]
+        return [
+            finish(GenerationOutput(
+                text=i.score, finish_reason="stop",
+                usage=Usage(prompt_tokens=len(r.prompt), completion_tokens=len(r.reply)), loss=loss,
+            ), None, t0, size, len(r.reply), done)
+            for i, r, loss, size in zip(inputs, rows, losses, sizes, strict=True)
+        ]
+
+    def _reply_ids(self, reply: str) -> list[int]:
+        """A reply's tokens as the ``lora`` method trains on them: its text and the end-of-turn token."""
+        return list(self.tokenizer(reply + self.tokenizer.eos_token, add_special_tokens=False)["input_ids"])
+
     def _prompt_ids(self, inp: Any) -> list[int]:
         messages = [{"role": m.role, "content": m.content} for m in inp.messages]
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -173,6 +173,10 @@ class GenerationEngine:
         self.observer: Callable[[int], None] | None = None
         """Called with the row count of every decode forward pass (tests, telemetry)."""
         self._lock = threading.RLock()
+        self.model_lock = threading.Lock()
+        """Held over every use of the model: the engine's forward passes and adapter loads, and a
+        score's pass (:mod:`.generation_score`), which runs on its caller's thread: peft's per-call
+        adapter hooks sit on the model's layers for the length of a pass."""
         self._waiting: deque[_Row] = deque()
         self._rows: list[_Row] = []
         """The rows in the batch, in batch order (some may be over, waiting to be dropped)."""
@@ -314,7 +318,8 @@ class GenerationEngine:
         ok: list[_Row] = []
         for row in joining:
             try:
-                self.adapters.ensure(row.adapters, in_use)
+                with self.model_lock:
+                    self.adapters.ensure(row.adapters, in_use)
             except Exception as exc:
                 log.exception("loading adapters %s failed", row.adapters)
                 with self._lock:
@@ -348,7 +353,7 @@ class GenerationEngine:
         token, then the survivors into the batch. A row's real tokens see what they would
         alone, so a greedy answer does not depend on who was prefilled beside it."""
         kw = self._kw(group)
-        with torch.inference_mode():
+        with self.model_lock, torch.inference_mode():
             past = self._prefix_copy(kw.get("adapter_names", [""] * len(group))) if start else None
             ids, keep = prefill_ids([r.prompt[start:] for r in group for _ in range(r.width)], self.device)
             out = self.model(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=keep, **kw)
@@ -411,7 +416,7 @@ class GenerationEngine:
 
     def _decode(self) -> None:
         """One forward pass for every row in the batch, and each row's next token."""
-        with torch.inference_mode():
+        with self.model_lock, torch.inference_mode():
             logits = self._batch.step(self.model, **self._kw(self._rows))
             self.stats.decode_passes += 1
             chosen: list[int] = logits.argmax(-1).tolist()  # greedy rows; sampled ones are redrawn below
