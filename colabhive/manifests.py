@@ -28,6 +28,7 @@ __all__ = [
     "Hardware",
     "Expert",
     "Experts",
+    "EXPERT_TASKS",
     "Manifest",
     "ManifestProblem",
     "Source",
@@ -155,9 +156,12 @@ class Expert(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Experts(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A group of experts on one base (the manifest's ``source``), routed by centroid per call.
 
-    A call embeds its last user message with ``embed``, ranks members by cosine to their
-    centroids and uses the top ``k``: k=1 answers with that member's adapter, k>1 mixes the
-    members' next-token distributions weighted by softmax(cosine / temperature) (c-BTM)."""
+    A call embeds its last user message (or its text) with ``embed``, ranks members by cosine to
+    their centroids and uses the top ``k``: k=1 answers with that member alone, k>1 mixes the
+    members' distributions (next-token for ``experts``, label for ``classifier-experts``)
+    weighted by softmax(cosine / temperature) (c-BTM). A member's ``adapter`` is a PEFT adapter
+    directory in an ``experts`` group and a head directory (``head.safetensors``) in a
+    ``classifier-experts`` one."""
 
     embed: Source
     """The sentence encoder the centroids were computed with (the catalog's MiniLM)."""
@@ -191,7 +195,7 @@ class Manifest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ensemble: Ensemble | None = None
     """Set: this function combines its members' answers on the gateway (no source, no node)."""
     experts: Experts | None = None
-    """Set: an expert group on the base in ``source`` (task ``experts``)."""
+    """Set: an expert group on the base in ``source`` (task ``experts`` or ``classifier-experts``)."""
     file: str = ""
 
     @property
@@ -261,10 +265,11 @@ def check_manifest(m: Manifest) -> list[ManifestProblem]:
                                         f"use {' or '.join(sorted(fam.metrics)) or 'no [eval]: it has no metric'}"))
     if m.ensemble is not None:
         return [*problems, *_check_ensemble(m, fam.combine_rules), *_check_eval(m)]
-    if (m.task == "experts") != (m.experts is not None):
-        problems.append(ManifestProblem(m.file, "experts", "task 'experts' needs an [experts] table"
+    if (m.task in EXPERT_TASKS) != (m.experts is not None):
+        problems.append(ManifestProblem(m.file, "experts", f"task {m.task!r} needs an [experts] table"
                                         if m.experts is None else
-                                        f"an [experts] table belongs to task 'experts', not {m.task!r}"))
+                                        f"an [experts] table belongs to task 'experts' or 'classifier-experts', "
+                                        f"not {m.task!r}"))
     problems.extend(_check_experts(m))
     if fam.runner.needs_source and not (m.source.package or m.source.path):
         problems.append(ManifestProblem(m.file, "source", f"task {m.task!r} needs a source package or path"))
@@ -293,6 +298,13 @@ def check_manifest(m: Manifest) -> list[ManifestProblem]:
     return problems
 
 
+EXPERT_TASKS = frozenset({"experts", "classifier-experts"})
+"""Tasks whose manifest is a group with an ``[experts]`` table."""
+MEMBER_FILE = {"experts": ("adapter_config.json", "a PEFT adapter"),
+               "classifier-experts": ("head.safetensors", "a classification head")}
+"""What a member's directory must hold, per group task."""
+
+
 def _check_experts(m: Manifest) -> list[ManifestProblem]:
     """What one file can say about an expert group: unique member names, centroids of one
     dimension, and (for members without an artifact) an adapter directory that exists."""
@@ -307,9 +319,10 @@ def _check_experts(m: Manifest) -> list[ManifestProblem]:
         if e.name in seen:
             problems.append(ManifestProblem(m.file, f"experts.members.{i}.name", f"{e.name!r} is named twice"))
         seen.add(e.name)
-        if not e.artifact and not (m.resolve(e.adapter) / "adapter_config.json").is_file():
+        need, what = MEMBER_FILE.get(m.task, MEMBER_FILE["experts"])
+        if not e.artifact and not (m.resolve(e.adapter) / need).is_file():
             problems.append(ManifestProblem(m.file, f"experts.members.{i}.adapter",
-                                            f"{m.resolve(e.adapter)} is not a PEFT adapter (no adapter_config.json)"))
+                                            f"{m.resolve(e.adapter)} is not {what} (no {need})"))
     if m.experts.k > len(m.experts.members):
         problems.append(ManifestProblem(m.file, "experts.k",
                                         f"k is {m.experts.k}, but the group has {len(m.experts.members)} members"))

@@ -10,6 +10,7 @@ steps each: the tests are about the hive doing the right thing, bench/experts.py
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -191,3 +192,22 @@ def test_auto_sends_a_topic_question_to_the_group_and_names_the_member(hive: tup
     part = r.json()["plan"]["parts"][0]
     assert part["expert"] == ref, r.json()["plan"]
     assert part.get("member", {}).get("taxon") == "money", part
+
+
+def test_a_gateway_killed_while_the_experts_train_still_lands_the_group(hive: tuple[HiveProcess, str],
+                                                                        group: dict[str, Any]) -> None:
+    """The parent's children are ordinary jobs and its own state is on disk: kill -9 the gateway
+    while they train, start it again, and the group still lands (a cluster job, two experts)."""
+    h, ds = hive
+    body = spec(ds, f"{GROUP}-restart@1.0.0", {"strategy": "cluster", "k": 2}, steps=8)
+    parent = h.http.post("/v1/jobs", json=body).json()["id"]
+    wait_job(h, parent, lambda v: any(c["status"] == "running" and c["step"] >= 1 for c in v["children"]),
+             timeout=240)
+    h.kill("gateway", signal.SIGKILL)
+    h.start_gateway()
+    view = wait_job(h, parent, timeout=400)
+    assert view["status"] == "succeeded", view
+    assert [c["status"] for c in view["children"]] == ["succeeded", "succeeded"], view["children"]
+    assert view["step"] == view["total_steps"] == 8
+    fn = h.get_json(f"/v1/fn/{GROUP}-restart@1.0.0")
+    assert len(fn["manifest"]["experts"]["members"]) == 2, fn

@@ -35,8 +35,8 @@ from colabhive.manifests import Ensemble, Evaluation, Manifest, Metric, Source, 
 from colabhive.plugins import get_plugin_manager, make_plugin_manager, set_plugin_manager
 from colabhive.runners import Runner
 
-BUILTIN = {"classification", "echo", "embedding", "experts", "forecasting", "generation", "language", "rerank", "tabular",
-           "translation"}
+BUILTIN = {"classification", "classifier-experts", "echo", "embedding", "experts", "forecasting", "generation",
+           "language", "rerank", "tabular", "translation"}
 METRICS = set(typing.get_args(Metric))
 
 
@@ -106,7 +106,7 @@ def test_the_router_and_the_openai_routes_each_find_their_family() -> None:
     assert [f.name for f in serving("embeddings")] == ["embedding"]
     assert [f.name for f in serving("chat")] == ["generation"]
     assert {f.name for f in of_shape("text")} == {"classification", "language", "translation", "generation",
-                                                  "experts", "embedding"}
+                                                  "experts", "classifier-experts", "embedding"}
     assert [f.name for f in of_shape("ranking")] == ["rerank"]
 
 

@@ -36,12 +36,12 @@ TOPICS = {
     "space": "How far away are the planets and the stars of the galaxy from Earth?",
     "football": "How many players does a football team have on the pitch during a match?",
 }
-QUESTION = "What is the capital of France?"
+QUESTION = "What should I cook for dinner tonight?"  # open: small adapters change its answer
 TOKENS = 8
 
 
 def make_adapter(path: Path, seed: int, targets: tuple[str, ...] = ("q_proj", "v_proj")) -> None:
-    """A LoRA adapter on the base with random (seeded, non-zero) B matrices."""
+    """A LoRA adapter on the base with random (seeded, non-zero) A and B matrices."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -51,8 +51,8 @@ def make_adapter(path: Path, seed: int, targets: tuple[str, ...] = ("q_proj", "v
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+            if "lora_A" in name or "lora_B" in name:  # both seeded: the same adapter every run
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)  # moves the answer without wrecking it
     model.save_pretrained(path)
 
 
@@ -134,11 +134,12 @@ def test_a_batch_mixing_adapters_answers_each_row_as_alone(runner: ExpertsRunner
 def test_b_a_mixture_is_the_weighted_sum_of_the_members_softmaxes(runner: ExpertsRunner) -> None:
     import torch
 
-    w = (0.7, 0.3)
+    w = (0.55, 0.45)  # close enough that the lighter member overrules the heavier at some step
     names = ("grp-cooking", "grp-space")
     got = _submit(runner, list(zip(names, w, strict=True))).wait(120)
     ids = runner._prompt_ids(_inp(runner))
     want: list[int] = []
+    overruled = 0  # steps where the mixture chose other than its heavier member would alone
     with torch.inference_mode():
         for _ in range(TOKENS):
             probs = []
@@ -146,13 +147,14 @@ def test_b_a_mixture_is_the_weighted_sum_of_the_members_softmaxes(runner: Expert
                 logits = runner.model(input_ids=torch.tensor([ids]), adapter_names=[name]).logits[0, -1]
                 probs.append(torch.softmax(logits.float(), -1))
             token = int((w[0] * probs[0] + w[1] * probs[1]).argmax())
+            overruled += token != int(probs[0].argmax())
             want.append(token)
             ids.append(token)
             if token in runner.end_ids:
                 break
     assert got.text == runner._decode([t for t in want if t not in runner.end_ids])
     assert got.usage.completion_tokens == len(want)
-    assert got.text not in {_alone(runner, [(n, 1.0)]) for n in names}  # it is not either member alone
+    assert overruled > 0, want  # the lighter member really moved the answer
 
 
 # ---- (c) the LRU --------------------------------------------------------------------------

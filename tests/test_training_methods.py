@@ -154,7 +154,7 @@ def test_training_api_exports_what_it_names() -> None:
 
     for mod in (training, methods):
         assert all(hasattr(mod, name) for name in mod.__all__), mod
-    assert methods.names() == ["forecast", "head", "lora", "tabular"]
+    assert methods.names() == ["experts", "forecast", "head", "lora", "tabular"]
     for name in methods.names():
         m = methods.get_method(name)
         assert m.name == name and m.task in names() and set(m.metrics) and m.roles
@@ -178,7 +178,7 @@ def test_a_plugin_adds_a_training_method_and_specs_name_it() -> None:
 
     spec = (Path(__file__).resolve().parent.parent / "examples" / "jobs" / "tabular-lightgbm-breast-cancer.toml").read_text()
     pm = get_plugin_manager()
-    with pytest.raises(Exception, match="no training method 'boosted'; known: forecast, head, lora, tabular"):
+    with pytest.raises(Exception, match="no training method 'boosted'; known: experts, forecast, head, lora, tabular"):
         decode_spec(spec.replace('method = "tabular"', 'method = "boosted"'))
     pm.register(Plugin(), name="test-boosted")
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..hookspecs import hookimpl
 from .base import TaskFamily
 from .classification import Classification
+from .classifier_experts import ClassifierExpertGroup
 from .echo import Echo
 from .embedding import Embedding
 from .experts import ExpertGroup
@@ -25,4 +26,4 @@ class BuiltinFamilies:
         # Order matters only to /auto's shape recognition: a record before a series (its
         # values would read as one), both before numbered passages.
         return [Tabular(), Forecasting(), Rerank(), Classification(), Language(), Translation(), Generation(),
-                ExpertGroup(), Embedding(), Echo()]
+                ExpertGroup(), ClassifierExpertGroup(), Embedding(), Echo()]

@@ -38,7 +38,8 @@ from ..datasets.formats import iter_rows
 from ..errors import Conflict, HiveError
 from ..families import family
 from ..recipes.provenance import artifact_digest
-from ..training.methods.experts import ExpertsHParams
+from ..training.methods import get_method
+from ..training.methods.experts import GROUP_TASK, ExpertsHParams
 from ..training.errors import InvalidSpec
 from ..training.partition import Partitioning, partition
 from ..training.spec import Budget, DatasetRef, JobSpec
@@ -117,11 +118,18 @@ class ExpertGroups:
     # ---- planning ---------------------------------------------------------------------------
     async def plan(self, spec: JobSpec, hp: ExpertsHParams, tenant: str) -> tuple[Partitioning, list[dict[str, Any]], str]:
         """(partitioning, rows, prompt column) of the job's dataset; InvalidSpec says what stops it."""
+        expert = get_method(hp.expert_method)
+        assert spec.base is not None
+        base = self.hive.resolve(spec.base).manifest
+        if base.task not in expert.base_tasks:
+            raise InvalidSpec(f"{expert.name} experts train on a {' or '.join(sorted(expert.base_tasks))} model; "
+                              f"{base.ref} is a {base.task} function", field="base")
         path, fmt = await self.hive.datasets.locate(spec.dataset.id)
         rows = await asyncio.to_thread(_read, path, fmt, hp.max_rows)
-        prompt_col = spec.dataset.columns.get("prompt", "prompt")
-        response_col = spec.dataset.columns.get("response", "response")
-        for role, col in (("prompt", prompt_col), ("response", response_col)):
+        text_role, target_role = expert.roles[:2]  # (prompt, response) or (text, label): routed on the first
+        prompt_col = spec.dataset.columns.get(text_role, text_role)
+        response_col = spec.dataset.columns.get(target_role, target_role)
+        for role, col in ((text_role, prompt_col), (target_role, response_col)):
             missing = next((i for i, r in enumerate(rows) if r.get(col) in (None, "")), None)
             if missing is not None:
                 raise InvalidSpec(f"row {missing + 1} has no {role} (column {col!r})", field=f"dataset.columns.{role}")
@@ -294,10 +302,14 @@ class ExpertGroups:
         embed = self.hive.catalog[_embedder(self.hive)].manifest
         folder = _state(self.hive) / "trained" / f"{spec.output_name}-{spec.output_version}"
         folder.mkdir(parents=True, exist_ok=True)
+        task = GROUP_TASK[hp.expert_method]
         members, evals, examples = [], [], []
+        options: dict[str, Any] = {k: v for k, v in base.options.items() if k == "context_tokens"}
         for c in group.children:
             entry = self.hive.catalog[c["result"]["version"]]
             m = entry.manifest
+            if task == "classifier-experts":  # every head reads the one encoder, cut as it was trained
+                options = {k: v for k, v in m.options.items() if k in ("encoder_package", "max_tokens")}
             members.append({"name": c["member"].split("@")[0], "taxon": c["taxon"], "adapter": ".",
                             "artifact": m.source.artifact, "centroid": c["centroid"], "size": c["size"],
                             "job": c["job"], "score": c["result"].get("score")})
@@ -309,18 +321,20 @@ class ExpertGroups:
         (folder / "eval.jsonl").write_text("\n".join(evals) + "\n")
         source = _source_doc(base.source, base)
         doc: dict[str, Any] = {
-            "name": spec.output_name, "version": spec.output_version, "task": "experts",
-            "description": (f"{len(members)} experts on {base.ref}, one per {group.strategy} partition "
+            "name": spec.output_name, "version": spec.output_version, "task": task,
+            "description": (f"{len(members)} {hp.expert_method} experts on {base.ref}, "
+                            f"one per {group.strategy} partition "
                             f"({', '.join(m['taxon'] for m in members)}), trained by job {group.id}."),
             "lifecycle": "candidate", "domains": base.domains, "languages": base.languages,
             "examples": examples[:16],
             "source": source,
             "hardware": {"device_kinds": list(base.hardware.device_kinds), "dtypes": list(base.hardware.dtypes),
-                         "min_memory_mb": base.hardware.min_memory_mb + hp.adapter_memory_mb + 300},
+                         "min_memory_mb": base.hardware.min_memory_mb + (
+                             hp.adapter_memory_mb + 300 if task == "experts" else 64)},
             "batching": {"max_batch": base.batching.max_batch, "max_wait_ms": base.batching.max_wait_ms},
-            "options": {k: v for k, v in base.options.items() if k == "context_tokens"},
+            "options": options,
             "eval": {"dataset": "eval.jsonl", "metric": spec.eval.metric, "threshold": spec.eval.threshold,
-                     "field": "text"},
+                     "field": get_method("experts").eval_field(spec.eval.metric)},
             "experts": {"k": hp.route.k, "temperature": hp.route.temperature,
                         "adapter_memory_mb": hp.adapter_memory_mb, "strategy": group.strategy,
                         "embed": _source_doc(embed.source, embed), "members": members},
@@ -438,7 +452,8 @@ def _example_prompts(eval_path: Path | None, n: int) -> list[str]:
     out = []
     for line in eval_path.read_text().splitlines()[:n]:
         try:
-            out.append(json.loads(line)["input"]["messages"][-1]["content"][:EXAMPLE_CHARS])
+            inp = json.loads(line)["input"]
+            out.append(str(inp["text"] if "text" in inp else inp["messages"][-1]["content"])[:EXAMPLE_CHARS])
         except (KeyError, IndexError, TypeError, ValueError):
             continue
     return out

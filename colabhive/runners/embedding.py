@@ -40,6 +40,9 @@ class MeanPooledEncoder:
     Shared by every runner built on sentence vectors, so they cannot drift apart.
     """
 
+    DEFAULT_MAX_TOKENS = 256
+    """The cut when a manifest's options name none (the embedding function's)."""
+
     def __init__(self, manifest: Manifest, device: Device, dtype: str) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -50,7 +53,7 @@ class MeanPooledEncoder:
         model = AutoModel.from_pretrained(path).eval()
         self.model = place_model(model, device, dtype)
         self.torch_device = get_plugin_manager().hook.hive_torch_device(device=device)
-        self.max_tokens = int(manifest.options.get("max_tokens", 256))
+        self.max_tokens = int(manifest.options.get("max_tokens", self.DEFAULT_MAX_TOKENS))
 
     def encode(self, texts: list[str]) -> Any:
         """Unit-length fp32 vectors, one row per text, on the model's device (one forward pass)."""

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-from msgspec import Meta
 
-from ..errors import InvalidInput
 from .base import Finished
+from .expert_routing import CentroidRouter, ExpertUsed, routing_fields
 from .generation import GenerationOutput, GenerationRunner, TextStream, Usage, _generator, input_fields
 
 if TYPE_CHECKING:
@@ -32,17 +31,6 @@ if TYPE_CHECKING:
     from .generation_batch import Ticket
 
 __all__ = ["ExpertUsed", "ExpertsOutput", "ExpertsRunner"]
-
-
-class ExpertUsed(msgspec.Struct):
-    """One member that answered a call, and why it was chosen."""
-
-    name: str
-    taxon: str
-    weight: float
-    """Its share of the mixture (1.0 when it answered alone)."""
-    cosine: float
-    """Cosine of the call's last user message to the member's centroid."""
 
 
 class ExpertsOutput(msgspec.Struct):
@@ -56,18 +44,8 @@ class ExpertsOutput(msgspec.Struct):
 @lru_cache(maxsize=8)
 def _input_type(max_text_chars: int) -> type[msgspec.Struct]:
     """A generation input plus the two routing knobs."""
-    return msgspec.defstruct(
-        "ExpertsInput",
-        [
-            *input_fields(max_text_chars),
-            ("expert", Annotated[str, Meta(min_length=1, max_length=64,
-                                           description="Answer with this member alone (its name).")] | None, None),
-            ("k", Annotated[int, Meta(ge=1, le=8, description="Members that answer (default: the group's k).")]
-             | None, None),
-        ],
-        forbid_unknown_fields=True,
-        kw_only=True,
-    )
+    return msgspec.defstruct("ExpertsInput", [*input_fields(max_text_chars), *routing_fields()],
+                             forbid_unknown_fields=True, kw_only=True)
 
 
 class ExpertsRunner(GenerationRunner):
@@ -85,16 +63,10 @@ class ExpertsRunner(GenerationRunner):
         if experts is None:
             raise ValueError(f"{self.manifest.ref}: task 'experts' needs an [experts] table")
         super().load()
-        torch = self.torch
         embed = msgspec.structs.replace(self.manifest, source=experts.embed, options={})
         self.encoder = MeanPooledEncoder(embed, self.device, self.dtype)
-        self.members = {m.name: m for m in experts.members}
-        centroids = torch.tensor([m.centroid for m in experts.members], dtype=torch.float32)
-        self.centroids = torch.nn.functional.normalize(centroids, dim=1)
-        dim = int(self.encoder.encode(["a"]).shape[1])
-        if self.centroids.shape[1] != dim:
-            raise ValueError(f"{self.manifest.ref}: the members' centroids have {self.centroids.shape[1]} "
-                             f"dimensions; the embed model's vectors have {dim}")
+        self.router = CentroidRouter(self.torch, experts, int(self.encoder.encode(["a"]).shape[1]),
+                                     self.manifest.ref)
 
     def _prepare(self, model: Any) -> Any:
         """The base wrapped once as a PeftModel: members' adapters are loaded into it on demand."""
@@ -118,32 +90,12 @@ class ExpertsRunner(GenerationRunner):
     def check(self, inp: Any) -> None:
         """Generation's checks, and a pinned member or ``k`` that this group can honour."""
         super().check(inp)
-        if inp.expert is not None and inp.expert not in self.members:
-            raise InvalidInput(f"no member {inp.expert!r} in this group; members: {', '.join(self.members)}",
-                               field="expert")
-        if inp.k is not None and inp.k > len(self.members):
-            raise InvalidInput(f"k is {inp.k}, but the group has {len(self.members)} members", field="k")
+        self.router.check(inp)
 
     def route(self, inp: Any) -> list[ExpertUsed]:
-        """The members that answer ``inp``, heaviest first: the pinned one, else the top k by cosine."""
-        torch = self.torch
-        experts = self.manifest.experts
-        assert experts is not None
+        """The members that answer ``inp`` (by its last user message), heaviest first."""
         text = next(m.content for m in reversed(inp.messages) if m.role == "user")
-        cosines = (self.centroids @ self.encoder.encode([text])[0].float().cpu()).tolist()
-        names = list(self.members)
-        if inp.expert is not None:
-            if inp.expert not in self.members:
-                raise InvalidInput(f"no member {inp.expert!r} in this group; members: {', '.join(names)}",
-                                   field="expert")
-            i = names.index(inp.expert)
-            return [ExpertUsed(name=inp.expert, taxon=self.members[inp.expert].taxon, weight=1.0,
-                               cosine=cosines[i])]
-        k = min(inp.k or experts.k, len(names))
-        top = sorted(range(len(names)), key=lambda i: -cosines[i])[:k]
-        weights = torch.softmax(torch.tensor([cosines[i] for i in top]) / experts.temperature, dim=0).tolist()
-        return [ExpertUsed(name=names[i], taxon=self.members[names[i]].taxon, weight=w, cosine=cosines[i])
-                for i, w in zip(top, weights, strict=True)]
+        return self.router.pick(inp, self.router.cosines(self.encoder.encode([text]))[0])
 
     def submit(self, inp: Any, emit: Callable[[str], None],
                done: Callable[[Finished], None] | None = None) -> Ticket:

@@ -1,4 +1,9 @@
-"""experts: partition a dataset and train one expert (a LoRA adapter on one base) per partition.
+"""experts: partition a dataset and train one expert per partition, served as one group on one base.
+
+An expert is a LoRA adapter on a generation base (``expert_method = "lora"``: the group is a
+function of task ``experts``, answering chat) or a linear head over a frozen encoder
+(``"head"``: task ``classifier-experts``, answering a label). Either way every member shares
+the base, so a node loads it once and a call pays only for its members' small weights.
 
 Unlike the other methods this one never runs on a node: the gateway partitions the data
 (``colabhive.training.partition``), submits one ordinary child job of ``expert_method`` per
@@ -23,7 +28,7 @@ from ..errors import InvalidSpec
 from ..partition import PartitionSpec
 from .base import Method
 
-__all__ = ["ExpertsHParams", "ExpertsMethod", "METHOD", "Route"]
+__all__ = ["ExpertsHParams", "ExpertsMethod", "GROUP_TASK", "METHOD", "Route"]
 
 
 class Route(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -35,8 +40,9 @@ class Route(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class ExpertsHParams(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     partition: PartitionSpec
-    expert_method: Literal["lora"] = "lora"
-    """What each expert is: a LoRA adapter on ``base`` (so the group serves on one base)."""
+    expert_method: Literal["lora", "head"] = "lora"
+    """What each expert is: a LoRA adapter on a generation ``base``, or a classification head on an
+    encoder ``base``; either way the group serves on one base."""
     expert_hparams: dict[str, Any] = {}
     """Decoded by the expert method's own HParams (``r``, ``lr``, ``batch_size`` ...)."""
     steps: Literal["proportional", "equal"] = "proportional"
@@ -48,19 +54,24 @@ class ExpertsHParams(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """No expert trains fewer steps than this, however small its partition."""
 
 
+GROUP_TASK = {"lora": "experts", "head": "classifier-experts"}
+"""The group's task for each kind of expert."""
+
+
 class ExpertsMethod(Method):
     name = "experts"
     task = "experts"
     HParams = ExpertsHParams
-    roles = ("prompt", "response")
+    roles = ("prompt", "response", "text", "label")
+    """The union; a spec may use only its expert method's (checked in :meth:`check_spec`)."""
     needs_base = True
-    base_tasks = frozenset({"generation"})
-    metrics = frozenset({"contains", "chrf"})
+    base_tasks = frozenset({"generation", "embedding"})
+    metrics = frozenset({"contains", "chrf", "accuracy"})
     gateway_only: ClassVar[bool] = True
 
     @classmethod
     def eval_field(cls, metric: str, trainer: Any = None) -> str:
-        return "text"
+        return "label" if metric == "accuracy" else "text"
 
     @classmethod
     def check_spec(cls, spec: Any, hparams: Any) -> None:
@@ -69,6 +80,17 @@ class ExpertsMethod(Method):
 
         super().check_spec(spec, hparams)
         expert = get_method(hparams.expert_method)
+        for role in spec.dataset.columns:
+            if role not in expert.roles:
+                raise InvalidSpec(f"{expert.name} experts have no column role {role!r}; their roles are "
+                                  f"{', '.join(expert.roles)}", field=f"dataset.columns.{role}")
+        if spec.eval.metric not in expert.metrics:
+            raise InvalidSpec(f"metric {spec.eval.metric!r} does not apply to {expert.name} experts; use "
+                              f"{', '.join(sorted(expert.metrics))}", field="eval.metric")
+        if hparams.partition.strategy == "difficulty" and hparams.expert_method != "lora":
+            raise InvalidSpec("the difficulty strategy ranks rows by the base's loss on each reply, which only a "
+                              "generation base has: use column or cluster for head experts",
+                              field="hparams.partition.strategy")
         try:
             msgspec.convert(hparams.expert_hparams, type=expert.HParams)
         except msgspec.ValidationError as exc:
