@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "--start", action="store_true", help="start a hive of its own (gateway + node-a), stop it after"
     )
     ap.add_argument("--split", nargs="+", choices=SPLITS, default=["dev"], help="which splits (default dev)")
+    ap.add_argument("--batch", type=int, help="only dev's lines of this batch (2, 3: written later, see the README)")
     ap.add_argument("--json", type=Path, help="write the summaries and every line's result here")
     ap.add_argument("--timeout", type=float, default=60.0, help="per-request timeout in s (default %(default)s)")
     ap.add_argument("--show-misses", type=int, help="misses to list per split (default 25 for train/dev, 0 for test)")
@@ -305,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     with ctx as url:
         for name in args.split:
             rows = load(EVAL_DIR / f"{name}.jsonl")
+            if args.batch is not None and name == "dev":
+                rows = [r for r in rows if r.get("batch", 1) == args.batch]
+                name = f"dev (batch {args.batch})"
             print(f"{name}: {len(rows)} requests → {url}/v1/auto?dry_run=true", file=sys.stderr, flush=True)
             results = evaluate(url, rows, args.timeout, progress=True)
             summary = summarise(results)

@@ -32,7 +32,7 @@ def _quoted(text: str) -> list[str]:
     return [next(g for g in m.groups() if g) for m in _QUOTED.finditer(text)]
 _PASSAGE = re.compile(
     r"(?:^|(?<=\s))(?:\[(?:\d{1,2}|[A-Ha-h]|[ivx]{1,4})\]|\((?:\d{1,2}|[A-Ha-h]|[ivx]{1,4})\)"
-    r"|(?<![\d.\w])(?:\d{1,2}|[A-H])[.)]|(?m:^)\s*[-*•])\s+"
+    r"|(?<![\d.\w])(?:(?:\d{1,2}|[A-H])[.)]|[a-h]\))|(?m:^)\s*[-*•])\s+"
 )
 _HORIZON = re.compile(r"\b(?:next|following|coming)\s+(\d{1,3})\b|\b(\d{1,3})\s+(?:steps|values|points|periods|"
                       r"months|weeks|days|hours|quarters|years)\b", re.I)

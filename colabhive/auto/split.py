@@ -41,7 +41,7 @@ from .split_lines import (
 )
 from .split_words import (
     _ALSO, _AND_QUESTION, _AND_VERB, _EMBEDS, _INLINE_MARK, _LIST_ITEM, _MID_QUESTION, _ORDINAL, _PLEASANTRY,
-    _HANDS_OVER, _POINTS_BACK, _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _WH, _is_verb, _without_pleasantries,
+    _HANDS_OVER, _HORIZON, _POINTS_BACK, _WANTS, _PREPARE, _QUESTION, _RANK_CUES, _SENTENCE, _THEN, _WH, _is_verb, _without_pleasantries,
 )
 
 __all__ = ["Piece", "pieces_of", "split_request"]
@@ -86,8 +86,10 @@ def _cut(pieces: list[tuple[str, str]], pattern: re.Pattern[str], how: str,
         kept = [p for p in parts if p is not None and p.strip(" .,;:")]
         first_asks = bool(kept) and (_asks_somewhere(kept[0]) or _own_payload(kept[0])
                                      or _MID_QUESTION.search(kept[0]) is not None)  # "… what do i do. also …"
-        later_ask = len(kept) >= 2 and all((_is_ask(p) or _own_payload(p) or how in ("also", "then") and _named_ask(p))
-                                           and _words(p) >= 2 for p in kept[1:]) \
+        joins = how in ("also", "then")
+        later_ask = len(kept) >= 2 and all(
+            (_is_ask(p) or _own_payload(p) or joins and (_named_ask(p) or _wanted_too(kept[0], p)))
+            and (_words(p) >= 2 or joins and "\ue000" in p and _words(p) >= (how == "then")) for p in kept[1:]) \
             and (how != "also" or first_asks)  # not "Given bmi plus the six serum values, …"
         counted = how == "ordinal" and len(kept) >= 2 and len(pattern.findall(text)) >= 2 \
             and not _ask_before(text, pattern)  # "First … Second …", not "most relevant first"
@@ -98,6 +100,12 @@ def _cut(pieces: list[tuple[str, str]], pattern: re.Pattern[str], how: str,
         out.append((kept[0], joined))
         out.extend((p, how) for p in kept[1:])
     return out
+
+
+def _wanted_too(first: str, later: str) -> bool:
+    """"quero cancelar a reserva e também saber se vai chover": after a want, a second infinitive
+    after "also" / "then" is a second thing wanted."""
+    return _WANTS.match(_bare(first)) is not None and re.match(r"[a-zà-ÿ]+(?:ar|er|ir|re)\b", _bare(later)) is not None
 
 
 def _ranking(text: str) -> bool:
@@ -128,11 +136,35 @@ def _cut_and(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
             asks_again = _is_verb(verb) or m.group(1) is not None or _you_do(text, m) or verb in _AND_QUESTION and (
                 after.rstrip().endswith("?") and not _embeds(before) or _question_again(before, after))
             if asks_again and len(_bare(after).split()) >= 2 and _whole_ask(before) \
-                    and not _of_its_answer(before, after) \
+                    and not _of_its_answer(before, after) and not _horizon(before, after) \
                     and (m.group(1) is None or _is_ask(before)):  # not "my package never came and I want …"
                 out.append((before, cur_joined))
                 last, cur_joined = m.end(), "and"
         out.append((text[last:], cur_joined))
+    return out
+
+
+def _horizon(before: str, after: str) -> bool:
+    """"blend both models on this series and give me 12 months ahead: …", "<series> e projeta 6
+    meses": the clause after "and" is how far the first one should go: one ask."""
+    return _HORIZON.match(_bare(after)) is not None
+
+
+_TARGETS = re.compile(r"(\ue000\d+\ue001\s+(?:to|into|in|em|en|para|pro|pra|al|au)\s+([\wÀ-ÿ]+))"
+                      r"(\s*,?\s+(?:and|e|y|et)\s+)(?=\ue000\d+\ue001\s+(?:to|into|in|em|en|para|pro|pra|al|au)\s+([\wÀ-ÿ]+))",
+                      re.I)
+
+
+def _cut_targets(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """"translate 'x' to portuguese and 'y' to english": two texts, each with a target of its own
+    (different ones): two asks, the verb shared."""
+    out: list[tuple[str, str]] = []
+    for text, joined in pieces:
+        m = _TARGETS.search(text)
+        if m is None or m.group(2).lower() == m.group(4).lower():
+            out.append((text, joined))
+            continue
+        out += [(text[: m.end(1)], joined), (text[m.end(3):], "also")]  # "also": kept though it has no verb
     return out
 
 
@@ -215,9 +247,10 @@ def _cut_sentences(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
                 cur += " " + s
                 continue
             in_payload = re.search(r":\s*\S", cur) is not None and "\ue000" not in cur.split(":", 1)[1] \
-                and not cur.rstrip()[-1:].isdigit()  # data values, then a question with its full stop left out
+                and not cur.rstrip().rstrip(".")[-1:].isdigit()  # data values, then a question (full stop or not)
             own = _has_payload(s)
-            refers = _POINTS_BACK.search(re.sub(r"\ue000\d+\ue001", " ", s)) is not None
+            # its first clause points back ("Is it positive?"), not a later one ("how do I lock my account, I think it …")
+            refers = _POINTS_BACK.search(re.split(r"[,;]", re.sub(r"\ue000\d+\ue001", " ", s))[0]) is not None
             bare = _bare(s)
             capital = re.match(r"[¿\"'“«\ue000A-ZÀ-Ý]", s) is not None or _is_verb(bare.split(" ")[0]) \
                 or _QUESTION.match(bare) is not None and not re.match(r"[\w']+\s*:", bare)  # not "are: age: …"
@@ -279,7 +312,7 @@ def pieces_of(text: str) -> list[Piece]:
     pieces = _lines(_without_pleasantries(m.text))
     pieces = [q for p, j in pieces for q in ([(p, j)] if "\n" in p else _retag(_inline_list(p), j))]
     for cut in (lambda ps: _cut(ps, _ORDINAL, "ordinal"), lambda ps: _cut(ps, _THEN, "then", strict=True),
-                lambda ps: _cut(ps, _ALSO, "also"), _cut_and, _cut_mid_question,
+                lambda ps: _cut(ps, _ALSO, "also"), _cut_and, _cut_targets, _cut_mid_question,
                 _cut_sentences):
         pieces = _unless_ranking(cut, m, pieces)
     merged: list[tuple[str, str]] = []
@@ -287,7 +320,8 @@ def pieces_of(text: str) -> list[Piece]:
         announces = k + 1 < len(pieces) and _is_header(p) and pieces[k + 1][1] in ("line", "list", "ordinal")
         if not p.strip(" \n\t.,;:-") or _PLEASANTRY.match(p) or announces:
             continue
-        named = j in ("also", "then") and _named_ask(p)
+        named = j in ("also", "then") and (_named_ask(p) or "\ue000" in p and (j == "then") <= _words(p) <= 4
+                                           or bool(merged) and _wanted_too(merged[-1][0], p))
         if merged and not (_is_ask(p) or named) and j not in ("line", "list", "ordinal"):
             merged[-1] = (merged[-1][0] + " " + p, merged[-1][1])
         elif merged and not _is_ask(merged[-1][0]) and merged[-1][1] == "start":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from .split_words import (
-    _ANNOUNCES, _CONNECTOR_LINE, _FIELD, _LABELLED, _LIST_ITEM, _POINTS_BACK, _POLITE, _QUESTION, _RANK_CUES,
+    _ANNOUNCES, _CONNECTOR_LINE, _FIELD, _HORIZON, _LABELLED, _LIST_ITEM, _POINTS_BACK, _POLITE, _QUESTION, _RANK_CUES,
     _SENTENCE, _WANTS, _is_record, _is_verb,
 )
 
@@ -100,6 +100,9 @@ def _lines(masked: str) -> list[tuple[str, str]]:
         counted = bool(header) and _is_header(header[0]) and _ANNOUNCES.search(header[0]) is not None
         items_ask = any(listed) and (not header and some_ask or counted)
         record = _is_record(lines)
+        if _terse_asks(lines, styles, record):
+            out.extend((ln, "line") for ln in lines)
+            continue
         leads = [_lead(ln) for ln in lines]
         cur: list[str] = []
         holds_ask = False
@@ -112,18 +115,43 @@ def _lines(masked: str) -> list[tuple[str, str]]:
             elif item:
                 ask = not ranking and (items_ask or _is_ask(ln) or _own_payload(ln))
             else:
-                joins = holds_ask and _CONNECTOR_LINE.match(ln) is not None and _named_ask(ln)
-                ask = _is_ask(ln) and not field or parallel or joins
+                joins = (holds_ask and _named_ask(ln) or len(cur) >= 2 and _is_ask(ln)) \
+                    and _CONNECTOR_LINE.match(ln) is not None  # "also, what's …" after a record too
+                ask = _is_ask(ln) and not field or parallel or joins or _payload_then_ask(ln)
             labelled = not item and not sub[k] and _LABELLED.match(ln) is not None and holds_ask \
                 and "\ue000" in "\n".join(cur) and not cur[-1].rstrip().endswith(":")
             again = not _follows_up(ln) or _done(cur) and _words(ln) >= 5 and not _IT.search(ln)
-            if cur and (ask and (holds_ask or item or parallel) and (item or again) or labelled):
+            if cur and (ask and (holds_ask or item or parallel or joins) and (item or again) or labelled):
                 out.append(("\n".join(cur), "line"))
                 cur, holds_ask = [], False
             cur.append(_LIST_ITEM.sub("", ln, count=1) if item and k + 1 < len(lines) and sub[k + 1] else ln)
             holds_ask = not labelled and (holds_ask or ask or _is_ask(ln) and not field and not sub[k])
         out.append(("\n".join(cur), "line"))
     return out
+
+
+def _terse_asks(lines: list[str], styles: list[str | None], record: bool) -> bool:
+    """Short lines, each a request in a few words with no verb ("weather in Miami saturday",
+    "language of 'x'", "short joke about accountants"): one ask a line. Not a list, a record, a
+    header and what it announces, or an instruction with its text on the lines below it."""
+    if not 2 <= len(lines) <= 6 or record or any(styles):
+        return False
+    if _is_ask(lines[0]) and not _own_payload(lines[0]) or any(ln.rstrip().endswith((":", ".")) for ln in lines):
+        return False  # an instruction over its text, a header, statements
+    if any(_HORIZON.match(_bare(ln)) or _CONNECTOR_LINE.match(ln) for ln in lines[1:]):
+        return False  # "<series>" then "the next 7 days": the line continues the one with the data
+    words = [_words(ln) for ln in lines]
+    return all(2 <= w <= 10 or "\ue000" in ln and w >= 1 for w, ln in zip(words, lines)) \
+        and not any(_FIELD.match(ln) for ln in lines) and sum(_is_ask(ln) or "\ue000" in ln for ln in lines) < len(lines)
+
+
+def _payload_then_ask(line: str) -> bool:
+    """A line that brings its text and says after it what to do with it ("'x' -> english", "<series>
+    next 12 please"): a whole ask, though no verb opens it."""
+    if "\ue001" not in line:
+        return False
+    tail = line[line.rindex("\ue001") + 1:]
+    return len(re.findall(r"[\wÀ-ÿ]+", tail)) >= 1 and not re.fullmatch(r"[\s\d.,;:%-]*", tail)
 
 
 def _mark_style(line: str) -> str | None:
@@ -161,7 +189,8 @@ def _inline_list(text: str) -> list[tuple[str, str]]:
 def _named_ask(text: str) -> bool:
     """What is wanted, named without a verb after an explicit "also" / "as well as" / "plus" / "then"
     ("… and also a fun fact about owls"): a determiner and two more words; not "… and also Spanish"."""
-    return re.match(r"(?:a|an|the|some|one|another|um|uma|une|un|una)\s", _bare(text), re.I) is not None \
+    return re.match(r"(?:a|an|the|some|one|another|um|uma|une|un|una|la|le|les|el|los|las|o|os|as)\s", _bare(text),
+                    re.I) is not None \
         and _words(text) >= 3
 
 

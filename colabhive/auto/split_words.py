@@ -38,6 +38,10 @@ passa passe cria vê descobre descubra transfere transferir envia envie chama pe
 lembra avisa escolhe escolha anota anote
 escribe haz pon reserva manda busca calcula cuenta recomienda envía llama pide elige traduce predice
 écris écrivez fais faites donne réserve envoie trouve calcule raconte rédige propose recommande prévois
+mets mettez évalue évaluez analyse analysez estime indique montre explique-moi prolonge continue prédis
+mettre dire donner faire traduire réserver envoyer appeler trouver calculer prévoir annuler ajouter
+analisa roda rode pega pegue projeta projete avalia estima combina junta compara continua completa manda
+mira pasa pásame analiza evalúa estima proyecta combina compara continúa calcula pronostica dale
 """.split())
 _VERBS_PLAIN = frozenset(unicodedata.normalize("NFKD", v).encode("ascii", "ignore").decode() for v in _VERBS)
 _CLITIC = re.compile(r"(?:me|nos|lo|la|los|las|le|les|te|se)$")
@@ -56,33 +60,40 @@ _QUESTION = re.compile(
     r"^(?:¿|what|what's|whats|which|how|is|are|does|do|did|can|could|would|will|should|who|where|when|why|"
     r"qual|quais|o que|como|em que|quanto|quantos|quantas|onde|quando|por que|é|está|existe|"
     r"qué|cuál|cómo|dónde|cuándo|en qué|quel|quelle|quels|quelles|en quel(?:le)?|comment|est-ce|que veut|"
-    r"qu'est-ce)\b", re.I)
+    r"qu'est-ce|peux-tu|pouvez-vous|tu peux|vous pouvez|puedes|me puedes|podrías|você consegue|consegue|"
+    r"dá pra|da pra|how's|hows|is there|are there)\b", re.I)
 _POLITE = re.compile(
     r"^(?:(?:please|pls|plz|kindly|now|also|and|then|next|finally|lastly|afterwards|ok|okay|hey|hi|hello|so|btw|"
     r"oi|olá|ola|hola|bonjour|1st|2nd|3rd|step \d{1,2}|passo \d{1,2}|"
     r"first(?:ly)?|second(?:ly)?|third(?:ly)?|primeiro|segundo|terceiro|primero|segundo|d'abord|ensuite|me|por favor|agora|também|depois|e|"
-    r"ent[ãa]o|por último|finalmente|"
+    r"ent[ãa]o|por último|finalmente|to start|to begin|to finish|para empezar|para começar|pour commencer|"
+    r"primeiramente|em primeiro lugar|em segundo lugar|en primer lugar|en segundo lugar|além disso|además|"
     r"can you|could you|would you|will you|can u|could u|pode me|can i get|can i have|i'd like you to|i want you to|i need you to|"
     r"você pode|pode|poderia|you can|help me|me ajude a|gostaria que)\b[\s,:]*)+", re.I)
 _WANTS = re.compile(r"^(?:i (?:also |really )?(?:need|want|wanna)|i'd (?:also )?like|i would (?:also )?like|we need|preciso|quero|gostaria|necesito|quiero|"
                     r"je veux|j'ai besoin)\b", re.I)
-_POINTS_BACK = re.compile(r"\b(?:it|(?:this|that|these|those)(?! (?:weekend|week|morning|afternoon|evening|night|month|"
-                          r"year|time|year's|season|summer|winter|spring|autumn|fall)\b)|they|them|its|the (?:text|review|sentence|message|"
+_POINTS_BACK = re.compile(r"\b(?:it(?! (?:going|gonna) to\b)(?!\s+(?:rain|snow)\w*)|(?:this|that|these|those)(?! (?:weekend|week|morning|afternoon|evening|night|month|"
+                          r"year|time|year's|season|summer|winter|spring|autumn|fall|kind|sort|type)\b)|they|them|its|the (?:text|review|sentence|message|"
                           r"comment|tweet|line|phrase|result|same)|isso|isto|ele|ela|esse|essa|este|esta)\b", re.I)
-_LIST_ITEM = re.compile(r"(?m)^\s*(?:\d{1,2}[.)]|\d{1,2}[ \t]*[-–]|\((?:\d{1,2}|[a-hA-H])\)|\[\d{1,2}\]|[a-hA-H][.)]|[-*•])\s+")
+_LIST_ITEM = re.compile(r"(?m)^\s*(?:\d{1,2}[.)]|\d{1,2}[ \t]*[-–—]|\((?:\d{1,2}|[a-hA-H])\)|\[\d{1,2}\]|[a-hA-H][.)]|[-*•])\s+")
 _INLINE_MARK = re.compile(r"(?:^|\s)\(?(?:\d{1,2}|[A-Ha-h])[.)]\s|\[\d{1,2}\]")
 """A passage's mark inside a line ("… : 1. … 2. …", "(a) …")."""
 _ORDINAL = re.compile(
-    r"(?:^|(?<=[.;!?:,\ue001]\s)|(?<=[.;!?:,]\s\s)|(?<=\n))(?:and\s+)?(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|"
+    r"(?:^|(?<=[.;!?:,\ue001]\s)|(?<=[.;!?:,]\s\s)|(?<=\n)|(?<=\d\s)(?=(?-i:[A-Z])\w+\s*[,:]))(?:and\s+)?"
+    r"(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|"
     r"fourth(?:ly)?|finally|lastly|1st|2nd|3rd|4th|step \d{1,2}|passo \d{1,2}|primeiro|segundo|terceiro|por fim|por último|primero|"
-    r"premièrement|deuxièmement|troisièmement|enfin|d'abord)\b\s*[,:]?\s*", re.I)
+    r"premièrement|deuxièmement|troisièmement|enfin|d'abord|to start|para empezar|para começar|pour commencer|"
+    r"primeiramente|em primeiro lugar|em segundo lugar|en primer lugar|en segundo lugar)\b\s*[,:]?\s*(?!\d)", re.I)
+"""An ordinal that opens an ask (not "first 2023 then 2024"); after a record's last value too when capitalised
+and marked ("… proline=710 Segundo: …")."""
 _THEN = re.compile(r"(?:[,;]?\s+and then\b|[,;]\s*then\b|\.\s+then\b|\s+then\s+(?=\w+\b)|[,;.]?\s+after that\b[,:]?|"
                    r"[,;.]?\s+afterwards\b[,:]?|[,;.]?\s+e depois\b|[,;.]?\s+em seguida\b|(?:[,;.]|(?<=\ue001))\s+depois\b[,:]?|"
                    r"[,;.]?\s+(?:y )?(?:luego|después)\b[,:]?|[,;.]?\s+(?:et )?(?:ensuite|puis)\b[,:]?)\s*",
                    re.I)
 _ALSO = re.compile(rf"(?:[,;]?\s+and also\b|(?<!\bi)(?<!\bwe)(?<!\byou)(?<!\bit)(?<!\bis)(?<!\bare)\s+also\s+(?=[a-z]+\s)|[,;.]?\s+(?:btw|by the way|one more thing)\b[,:]?|\s\+\s|[.;!?{_EMOJI}]\s+also\b[,:]?|\s+also\s+(?=(?:can|could|would) (?:you|u)\b)|[,;]\s+also\b[,:]?|[.;!?]\s+plus\b[,:]?|"
                    rf"[,;]?\s+as well as\b|\s+plus\s+(?=(?:a|an|the|some|another)\s)|[.;!?]\s+in addition\b[,:]?|[.;!?]\s+additionally\b[,:]?|"
-                   rf"[,;]?\s+e também\b|[.;!?]\s+além disso\b[,:]?|[,;]?\s+y también\b|[,;]?\s+et aussi\b)\s*", re.I)
+                   rf"[,;]?\s+e também\b|[.;!?]\s+além disso\b[,:]?|[,;]?\s+y también\b|[,;]?\s+et aussi\b|"
+                   rf"[,;]?\s+y además\b[,:]?|[,;]?\s+e ainda\b[,:]?|[.;!?]\s+de plus\b[,:]?)\s*", re.I)
 _AND_VERB = re.compile(
     r"(?:,\s*|\s+)(?:and|plus|e|y|et)\s+(?=(?:(?:can|could|would|will)\s+(?:you|u)\s+)?(?:please\s+|also\s+|me\s+)?"
     r"(?:then\s+)?(?:(i\s+(?:also\s+)?(?:want|need|'d like|would like)|i'd\s+(?:also\s+)?like)\b\s*)?(\w+)\b)",
@@ -110,16 +121,21 @@ _ANNOUNCES = re.compile(r"\b(?:two|three|four|a few|some|a couple of|\d) (?:quic
                         r"(?: (?:please|pls|for you|to do))?\W*$|\b(?:duas|três|algumas) (?:coisas|perguntas|tarefas)\W*$",
                         re.I)
 """The end of a header that announces the asks after it ("I need two things.")."""
+_HORIZON = re.compile(
+    r"(?:give me|get me|show me|dame|me d[aáê]|donne-moi|forecast|predict|project|extend|prev[eêé]\w*|projet\w*|proyect\w*)?"
+    r"\s*(?:the next|os próximos|as próximas|los próximos|les)?\s*\d{1,3}\s+(?:more\s+)?(?:months?|steps?|weeks?|days?|years?|"
+    r"values?|points?|periods?|quarters?|meses|pasos|passos|mois|semanas|dias|días|valores)\b", re.I)
+"""How far ahead a forecast should go ("give me 12 months", "os próximos 7 dias"): part of the ask it follows."""
 _CONNECTOR_LINE = re.compile(r"^\s*(?:and|also|plus|oh and|and also|e|e também|y|et|aussi)\b", re.I)
 """A line opened by a connector: it joins one more ask to the ones above."""
 _LABELLED = re.compile(r"^\s*[\wÀ-ÿ][\wÀ-ÿ ]{0,20}:\s*\ue000\d+\ue001[\s.]*$")
 """A labelled text on a line of its own ("Text 2: '…'")."""
 _FIELD = re.compile(r"^\s*([A-Za-zÀ-ÿ][\wÀ-ÿ ]{0,24}?)\s*:[ \t]*[^\s:][^:]{0,40}$")
 """A record's line ("Age: 34")."""
-_PREPARE = re.compile(r"^(?:read|look at|have a look at|take|use|run|consider|go through|check out|leia|olhe|veja|"
+_PREPARE = re.compile(r"^(?:read|look at|have a look at|take|use|run|consider|go through|check out|leia|olhe|veja|pega|toma|prends|"
                       r"use|considere|pegue|lee|mira|lis|regarde)\b", re.I)
 """Verbs that only set up the ask after "and" ("Read this review and tell me if …"): one ask."""
-_HANDS_OVER = re.compile(r"^(?:take|look at|have a look at|consider|go through|pegue|considere|olhe|mira|regarde)\b", re.I)
+_HANDS_OVER = re.compile(r"^(?:take|look at|have a look at|consider|go through|pegue|pega|toma|prends|considere|olhe|mira|regarde)\b", re.I)
 """Of those, the ones that never ask anything themselves, even with the data in them ("take this
 log 20.1 20.4 … and predict the next 3")."""
 _WH = r"(?:what|which|how|who|where|when|why|qual|quais|como|onde|quando|quanto|em que)"
