@@ -160,3 +160,31 @@ def test_the_group_beats_chance_on_its_held_out_rows(hive: tuple[HiveProcess, st
     ev = h.get_json(f"/v1/fn/{ref}")["evaluation"]
     assert ev["metric"] == "accuracy" and ev["n"] == 60 and ev["failed_calls"] == 0, ev  # 20 % of 300
     assert ev["score"] > 0.45, ev
+
+
+def test_a_child_that_fails_fails_the_group_and_the_others_keep_their_versions(
+        hive: tuple[HiveProcess, str], tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Three partitions by a column; one holds a single label, so its head cannot train (a classifier
+    needs two): that child fails, the parent fails naming it, the other two land as versions of
+    their own, and no group is registered."""
+    h, _ = hive
+    tweets = example_data.tweets(limit=180)
+    neg = [r for r in tweets if r["sentiment"] == "negative"][:30]
+    rows = [r | {"shop": "a" if i % 2 else "b"} for i, r in enumerate(t for t in tweets if t not in neg)][:120]
+    rows += [r | {"shop": "c"} for r in neg]
+    ds = upload(h, rows, tmp_path_factory.mktemp("fail"), "shops.jsonl")
+    body = spec(ds, f"{GROUP}@3.0.0", {"strategy": "column", "column": "shop"})
+    body["hparams"]["expert_hparams"].pop("labels")  # each head takes the labels its own rows have
+    r = h.http.post("/v1/jobs", json=body, timeout=120)
+    assert r.status_code == 202, r.text
+    view = wait_job(h, r.json()["id"], timeout=600)
+    assert view["status"] == "failed", view
+    err = view["error"]
+    assert err["code"] == "expert_failed" and f"{GROUP}-c@3.0.0" in err["message"], err
+    by = {c["taxon"]: c for c in view["children"]}
+    assert by["c"]["status"] == "failed", by["c"]
+    for taxon in ("a", "b"):
+        child = wait_job(h, by[taxon]["job"], timeout=600)
+        assert child["status"] == "succeeded", child
+        assert h.http.get(f"/v1/fn/{GROUP}-{taxon}@3.0.0").status_code == 200
+    assert h.http.get(f"/v1/fn/{GROUP}@3.0.0").status_code == 404
