@@ -226,7 +226,9 @@ class ExpertGroups:
         await self.hive.datasets.use(spec.dataset.id, group.id, tenant)
         self.groups[group.id] = group
         self.board._seq[group.id] = 0
-        for part, info in zip(result.parts, doc["partitions"], strict=True):
+        # largest first: children are leased in submission order, so the longest one starts first and
+        # the nodes finish together (LPT) rather than the biggest expert running alone at the end
+        for part, info in sorted(zip(result.parts, doc["partitions"], strict=True), key=lambda pi: -pi[1]["steps"]):
             lines = b"".join(msgspec.json.encode(rows[i]) + b"\n" for i, a in enumerate(result.assignments)
                              if a == part.index)
             ds, _ = await self.hive.datasets.ingest(_once(lines), fmt="jsonl", name=f"{info['member']}.jsonl",
