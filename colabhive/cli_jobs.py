@@ -108,6 +108,8 @@ class _JobBar:
 def _status_line(data: dict[str, Any]) -> str:
     """A status event in words: ``running on node-a (site local, cpu:0), attempt 1``."""
     status = data.get("status", "?")
+    if status == "running" and "children" in data:  # an experts parent: its children train on the nodes
+        return f"running: {len(data['children'])} expert jobs" + (f" ({data['note']})" if data.get("note") else "")
     if status == "running":
         where = ", ".join(str(data[k]) for k in ("site", "device") if data.get(k))
         resume = f", resuming from step {data['resume_step']}" if data.get("resume_step") else ""

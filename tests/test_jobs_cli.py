@@ -234,3 +234,12 @@ def test_follow_of_a_failing_job_exits_1_with_its_error(hive: tuple[HiveProcess,
     assert h.http.get(f"/v1/fn/{FN}@5.0.0").status_code == 404
     logs = cli(h, "jobs", "logs", job_id)
     assert logs.returncode == 0 and logs.stdout.splitlines()[-1].startswith("[failed: "), logs.stdout
+
+
+def test_status_lines_name_a_node_or_an_experts_parents_children() -> None:
+    from colabhive.cli_jobs import _status_line
+
+    assert _status_line({"status": "running", "children": ["a", "b", "c"], "note": "3 partitions"}) == \
+        "running: 3 expert jobs (3 partitions)"
+    assert _status_line({"status": "running", "node": "node-a", "site": "local", "device": "cpu:0", "attempt": 1}) == \
+        "running on node-a (local, cpu:0), attempt 1"
