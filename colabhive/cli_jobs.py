@@ -143,6 +143,8 @@ def _verdict(client: Any, job: dict[str, Any]) -> int:
     res = job.get("result") or {}
     gate = "passes its gate" if res.get("passed") else "does not pass its gate"
     score = f"{res['score']:.4g}" if isinstance(res.get("score"), (int, float)) else "-"
+    if "passed" not in res and "score" not in res:  # an experts group: the hive scores it once a node serves it
+        gate = f"evaluated once a node serves it: GET /v1/fn/{version}"
     print(f"{version}  {fn.get('lifecycle', '')}  score {score} ({gate})  "
           f"call: POST /v1/fn/{version}; promote: colabhive models promote {version}")
     return 0
