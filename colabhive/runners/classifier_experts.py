@@ -30,7 +30,7 @@ from msgspec import Meta
 from .base import Runner
 from .classification import HEAD_FILE, LABELS_FILE, TOP_K, LabelScore
 from .embedding import MeanPooledEncoder, encoder_path
-from .expert_routing import CentroidRouter, ExpertUsed, routing_fields
+from .expert_routing import CentroidRouter, ExpertUsed, group_of, routing_fields
 
 __all__ = ["ClassifierExpertsOutput", "ClassifierExpertsRunner"]
 
@@ -62,12 +62,9 @@ class ClassifierExpertsRunner(Runner):
     def load(self) -> None:
         from safetensors.torch import load_file
 
-        experts = self.manifest.experts
-        if experts is None:
-            raise ValueError(f"{self.manifest.ref}: task 'classifier-experts' needs an [experts] table")
+        experts, embed = group_of(self.manifest)
         self.encoder = MeanPooledEncoder(self.manifest, self.device, self.dtype)
         torch = self.torch = self.encoder.torch
-        embed = msgspec.structs.replace(self.manifest, source=experts.embed, options={})
         if encoder_path(embed) == encoder_path(self.manifest):
             self.router_encoder = copy.copy(self.encoder)  # the same weights, the embedding function's cut
             self.router_encoder.max_tokens = MeanPooledEncoder.DEFAULT_MAX_TOKENS

@@ -14,9 +14,9 @@ import msgspec
 from msgspec import Meta
 
 from ..errors import InvalidInput
-from ..manifests import Experts
+from ..manifests import Experts, Manifest
 
-__all__ = ["CentroidRouter", "ExpertUsed", "routing_fields"]
+__all__ = ["CentroidRouter", "ExpertUsed", "group_of", "routing_fields"]
 
 
 class ExpertUsed(msgspec.Struct):
@@ -38,6 +38,13 @@ def routing_fields() -> list[tuple[str, Any, Any]]:
         ("k", Annotated[int, Meta(ge=1, le=8, description="Members that answer (default: the group's k).")]
          | None, None),
     ]
+
+
+def group_of(manifest: Manifest) -> tuple[Experts, Manifest]:
+    """A group's ``[experts]`` table, and its routing encoder as a manifest a :class:`MeanPooledEncoder` loads."""
+    if manifest.experts is None:
+        raise ValueError(f"{manifest.ref}: task {manifest.task!r} needs an [experts] table")
+    return manifest.experts, msgspec.structs.replace(manifest, source=manifest.experts.embed, options={})
 
 
 class CentroidRouter:

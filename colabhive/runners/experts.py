@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from .base import Finished
-from .expert_routing import CentroidRouter, ExpertUsed, routing_fields
+from .expert_routing import CentroidRouter, ExpertUsed, group_of, routing_fields
 from .generation import GenerationOutput, GenerationRunner, TextStream, Usage, _generator, input_fields
 
 if TYPE_CHECKING:
@@ -59,11 +59,8 @@ class ExpertsRunner(GenerationRunner):
     def load(self) -> None:
         from .embedding import MeanPooledEncoder
 
-        experts = self.manifest.experts
-        if experts is None:
-            raise ValueError(f"{self.manifest.ref}: task 'experts' needs an [experts] table")
+        experts, embed = group_of(self.manifest)
         super().load()
-        embed = msgspec.structs.replace(self.manifest, source=experts.embed, options={})
         self.encoder = MeanPooledEncoder(embed, self.device, self.dtype)
         self.router = CentroidRouter(self.torch, experts, int(self.encoder.encode(["a"]).shape[1]),
                                      self.manifest.ref)
