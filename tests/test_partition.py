@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from colabhive.training.partition import PartitionSpec, Partitioning, _silhouette, partition
+from colabhive.training.clustering import silhouette as _silhouette
+from colabhive.training.partition import PartitionSpec, Partitioning, partition
 
 VOCAB = {
     "cooking": ["recipe", "oven", "garlic", "simmer", "flour", "butter", "onion", "bake"],

@@ -20,7 +20,6 @@ dev box, warm imports): k chosen by silhouette over k=2..8 on MiniLM features 0.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -28,15 +27,12 @@ import numpy as np
 import numpy.typing as npt
 from msgspec import Meta
 
+from .clustering import Floats, Ints, balanced_kmeans, dense, silhouette
+
 __all__ = ["Merge", "Part", "PartitionSpec", "Partitioning", "partition"]
 
 Strategy = Literal["column", "cluster", "difficulty"]
-Floats = npt.NDArray[np.float64]
-Ints = npt.NDArray[np.int64]
 
-_MAX_ITER = 50
-_N_INIT = 3
-_TOL = 1e-4  # relative fall in total cosine distance below which an iteration counts as converged
 _SILHOUETTE_SAMPLE = 2000
 _N_EXAMPLES = 3
 _N_TERMS = 8
@@ -276,7 +272,7 @@ def _by_cluster(spec: PartitionSpec, texts: list[str], emb: Floats) -> tuple[Int
     if spec.k is not None:
         if spec.k > n:
             raise ValueError(f"`partition.k` {spec.k} is more than the {n} rows")
-        labels = _balanced_kmeans(feats, spec.k, spec.seed)
+        labels = balanced_kmeans(feats, spec.k, spec.seed)
         return _first_seen_order(labels), {}, f"balanced k-means on {spec.features} features, k={spec.k} as given"
     hi = min(spec.k_max, n - 1)
     if spec.k_min > hi:
@@ -286,13 +282,13 @@ def _by_cluster(spec: PartitionSpec, texts: list[str], emb: Floats) -> tuple[Int
     if n > _SILHOUETTE_SAMPLE:
         picked = np.sort(np.random.default_rng(spec.seed).choice(n, _SILHOUETTE_SAMPLE, replace=False))
     sample = feats[picked] if hasattr(feats, "toarray") else feats[picked].astype(np.float32)
-    dist = np.clip(1.0 - _dense(sample @ sample.T), 0.0, 2.0)
+    dist = np.clip(1.0 - dense(sample @ sample.T), 0.0, 2.0)
     np.fill_diagonal(dist, 0.0)
     scores: dict[str, float] = {}
     best: tuple[float, int, Ints] | None = None
     for k in range(spec.k_min, hi + 1):
-        labels = _balanced_kmeans(feats, k, spec.seed)
-        score = _silhouette(dist, labels[picked])
+        labels = balanced_kmeans(feats, k, spec.seed)
+        score = silhouette(dist, labels[picked])
         scores[str(k)] = round(score, 6)
         if best is None or score > best[0]:
             best = (score, k, labels)
@@ -303,28 +299,6 @@ def _by_cluster(spec: PartitionSpec, texts: list[str], emb: Floats) -> tuple[Int
         f"({score:.3f}) over k={spec.k_min}..{hi}"
     )
     return _first_seen_order(labels), scores, how
-
-
-def _silhouette(dist: Floats, labels: Ints) -> float:
-    """Mean silhouette from a precomputed distance matrix: sklearn's ``silhouette_score`` with
-    ``metric="precomputed"`` (a single-row cluster scores 0), done as one matrix product per k."""
-    _, labels = np.unique(labels, return_inverse=True)
-    k = int(labels.max()) + 1
-    if k < 2:
-        return -1.0
-    m = labels.size
-    onehot = np.zeros((m, k))
-    onehot[np.arange(m), labels] = 1.0
-    sums = dist @ onehot
-    counts = onehot.sum(axis=0)
-    own = counts[labels]
-    a = sums[np.arange(m), labels] / np.maximum(own - 1, 1)
-    other = sums / counts
-    other[np.arange(m), labels] = np.inf
-    b = other.min(axis=1)
-    denom = np.maximum(a, b)
-    s = np.where((own > 1) & (denom > 0), (b - a) / np.where(denom > 0, denom, 1.0), 0.0)
-    return float(s.mean())
 
 
 def _first_seen_order(labels: Ints) -> Ints:
@@ -344,94 +318,6 @@ def _tfidf_features(texts: list[str]) -> Any:
         return TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=1).fit_transform(texts)
     except ValueError:
         raise ValueError("`partition.features` tfidf: the prompts have no words left after stop words") from None
-
-
-# ------------------------------------------------------------------------------ balanced k-means
-
-
-def _balanced_kmeans(x: Any, k: int, seed: int) -> Ints:
-    """Spherical k-means with every cluster capped at ceil(n/k) rows; the best of a few inits."""
-    n = x.shape[0]
-    cap = math.ceil(n / k)
-    rng = np.random.default_rng([seed, k])
-    best: tuple[float, Ints] | None = None
-    for _ in range(_N_INIT):
-        centers = _kmeans_pp(x, k, rng)
-        run: tuple[float, Ints] | None = None
-        for _ in range(_MAX_ITER):
-            dist = 1.0 - _dense(x @ centers.T)
-            labels = _capacity_assign(dist, cap)
-            cost = float(dist[np.arange(n), labels].sum())
-            # capacity makes the cost not quite monotone: stop once it stops falling, keep the best seen
-            if run is not None and cost >= run[0] * (1 - _TOL):
-                break
-            run = (cost, labels)
-            centers = _centers(x, labels, k, centers)
-        assert run is not None
-        if best is None or run[0] < best[0] - 1e-9 * n:
-            best = run
-    assert best is not None
-    return best[1]
-
-
-def _kmeans_pp(x: Any, k: int, rng: np.random.Generator) -> Floats:
-    n = x.shape[0]
-    chosen = [int(rng.integers(n))]
-    nearest = np.maximum(1.0 - _dense(x @ _row(x, chosen[0]).T).ravel(), 0.0)
-    for _ in range(1, k):
-        total = float((nearest**2).sum())
-        if total <= 0:  # every row sits on a chosen centre: any other row will do
-            pick = int(rng.choice(np.setdiff1d(np.arange(n), chosen)))
-        else:
-            pick = int(rng.choice(n, p=nearest**2 / total))
-        chosen.append(pick)
-        nearest = np.minimum(nearest, np.maximum(1.0 - _dense(x @ _row(x, pick).T).ravel(), 0.0))
-    return np.vstack([_row(x, i) for i in chosen])
-
-
-def _row(x: Any, i: int) -> Floats:
-    r = x[i]
-    return np.asarray(r.toarray() if hasattr(r, "toarray") else r, dtype=np.float64).reshape(1, -1)
-
-
-def _dense(a: Any) -> Floats:
-    return np.asarray(a.toarray() if hasattr(a, "toarray") else a, dtype=np.float64)
-
-
-def _centers(x: Any, labels: Ints, k: int, old: Floats) -> Floats:
-    from scipy import sparse
-
-    n = labels.size
-    member = sparse.csr_matrix((np.ones(n), (labels, np.arange(n))), shape=(k, n))
-    sums = _dense(member @ x)
-    norms = np.linalg.norm(sums, axis=1)
-    keep = norms > 0  # an empty cluster keeps its old centre
-    out = old.copy()
-    out[keep] = sums[keep] / norms[keep, None]
-    return out
-
-
-def _capacity_assign(dist: Floats, cap: int) -> Ints:
-    """Each row to its nearest cluster that still has room; a full cluster keeps its nearest claimants.
-
-    Every round assigns all remaining rows or fills at least one cluster, so it ends within k rounds.
-    """
-    n, k = dist.shape
-    labels = np.full(n, -1, dtype=np.int64)
-    room = np.full(k, cap, dtype=np.int64)
-    todo = np.arange(n)
-    while todo.size:
-        d = dist[todo].copy()
-        d[:, room == 0] = np.inf
-        best = np.argmin(d, axis=1)
-        for c in np.unique(best):
-            rows = todo[best == c]
-            if rows.size > room[c]:
-                rows = rows[np.argsort(dist[rows, c], kind="stable")[: room[c]]]
-            labels[rows] = c
-            room[c] -= rows.size
-        todo = np.flatnonzero(labels == -1)
-    return labels
 
 
 # -------------------------------------------------------------------------------------- merging
@@ -482,7 +368,7 @@ def _distinctive_terms(texts: list[str], groups: list[Ints]) -> list[list[str]]:
     for i, g in enumerate(groups):
         labels[g] = i
     member = sparse.csr_matrix((np.ones(n), (labels, np.arange(n))), shape=(len(groups), n))
-    sums = _dense(member @ x)
+    sums = dense(member @ x)
     total = sums.sum(axis=0)
     out: list[list[str]] = []
     for i, g in enumerate(groups):
