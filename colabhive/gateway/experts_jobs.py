@@ -26,15 +26,12 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 
-from ..datasets.formats import iter_rows
 from ..errors import Conflict, HiveError
 from ..families import family
 from ..recipes.provenance import artifact_digest
@@ -44,6 +41,9 @@ from ..training.errors import InvalidSpec
 from ..training.partition import Partitioning, partition
 from ..training.spec import Budget, DatasetRef, JobSpec
 from ..training.tomlout import dumps
+from .experts_parts import (
+    EXAMPLE_CHARS, example_prompts, member_names, once, read_rows, share_steps, source_doc,
+)
 from .invoke import call_function
 
 if TYPE_CHECKING:
@@ -55,7 +55,6 @@ log = logging.getLogger("colabhive.gateway")
 CONCURRENCY = 32
 """Embedding (or scoring) calls in flight at once: enough to fill a node's batch."""
 EXAMPLES_PER_PART = 3
-EXAMPLE_CHARS = 200
 STATE_FILE = "experts.json"
 
 
@@ -73,36 +72,6 @@ class Group:
     note: str = ""
     status: str = "running"
     started: float = 0.0
-
-
-def _slug(text: str) -> str:
-    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return s or "part"
-
-
-def member_names(group: str, taxa: list[str]) -> list[str]:
-    """``<group>-<taxon>``, unique and within a function name's 64 characters."""
-    out: list[str] = []
-    for t in taxa:
-        base = f"{group}-{_slug(t)}"[:64].rstrip("-.")
-        name, i = base, 2
-        while name in out:
-            name = f"{base[:60]}-{i}"
-            i += 1
-        out.append(name)
-    return out
-
-
-def share_steps(total: int, sizes: list[int], how: str, floor: int) -> list[int]:
-    """The group's ``budget.max_steps`` split among its experts (largest remainders, so they sum to it
-    unless the floor lifts a tiny one)."""
-    n = len(sizes)
-    weights = [1.0] * n if how == "equal" else [float(s) for s in sizes]
-    raw = [total * w / sum(weights) for w in weights]
-    steps = [int(r) for r in raw]
-    for i in sorted(range(n), key=lambda i: raw[i] - steps[i], reverse=True)[: total - sum(steps)]:
-        steps[i] += 1
-    return [max(floor, s) for s in steps]
 
 
 class ExpertGroups:
@@ -125,7 +94,7 @@ class ExpertGroups:
             raise InvalidSpec(f"{expert.name} experts train on a {' or '.join(sorted(expert.base_tasks))} model; "
                               f"{base.ref} is a {base.task} function", field="base")
         path, fmt = await self.hive.datasets.locate(spec.dataset.id)
-        rows = await asyncio.to_thread(_read, path, fmt, hp.max_rows)
+        rows = await asyncio.to_thread(read_rows, path, fmt, hp.max_rows)
         text_role, target_role = expert.roles[:2]  # (prompt, response) or (text, label): routed on the first
         prompt_col = spec.dataset.columns.get(text_role, text_role)
         response_col = spec.dataset.columns.get(target_role, target_role)
@@ -231,7 +200,7 @@ class ExpertGroups:
         for part, info in sorted(zip(result.parts, doc["partitions"], strict=True), key=lambda pi: -pi[1]["steps"]):
             lines = b"".join(msgspec.json.encode(rows[i]) + b"\n" for i, a in enumerate(result.assignments)
                              if a == part.index)
-            ds, _ = await self.hive.datasets.ingest(_once(lines), fmt="jsonl", name=f"{info['member']}.jsonl",
+            ds, _ = await self.hive.datasets.ingest(once(lines), fmt="jsonl", name=f"{info['member']}.jsonl",
                                                    tenant=tenant, max_bytes=self.hive.cfg.limits.max_dataset_bytes)
             child = msgspec.structs.replace(
                 spec, method=hp.expert_method, output=info["member"], hparams=hp.expert_hparams,
@@ -317,11 +286,11 @@ class ExpertGroups:
                             "job": c["job"], "score": c["result"].get("score")})
             if m.eval is not None and m.eval_path().is_file():
                 evals.extend(line for line in m.eval_path().read_text().splitlines() if line.strip())
-            examples.extend(_example_prompts(m.eval_path() if m.eval else None, 2))
+            examples.extend(example_prompts(m.eval_path() if m.eval else None, 2))
         if not evals:
             raise ValueError("no expert left held-out rows to evaluate the group on")
         (folder / "eval.jsonl").write_text("\n".join(evals) + "\n")
-        source = _source_doc(base.source, base)
+        source = source_doc(base.source, base)
         doc: dict[str, Any] = {
             "name": spec.output_name, "version": spec.output_version, "task": task,
             "description": (f"{len(members)} {hp.expert_method} experts on {base.ref}, "
@@ -339,7 +308,7 @@ class ExpertGroups:
                      "field": get_method("experts").eval_field(spec.eval.metric)},
             "experts": {"k": hp.route.k, "temperature": hp.route.temperature,
                         "adapter_memory_mb": hp.adapter_memory_mb, "strategy": group.strategy,
-                        "embed": _source_doc(embed.source, embed), "members": members},
+                        "embed": source_doc(embed.source, embed), "members": members},
         }
         (folder / "manifest.toml").write_text(dumps(doc))
         digest, files = await asyncio.to_thread(artifact_digest, folder)
@@ -422,40 +391,3 @@ class ExpertGroups:
                 shell = Job(id=c["job"], tenant=group.tenant, spec=group.spec, spec_json=b"", step=r["step"] or 0)
                 await self.child_finished(shell, r["status"], json.loads(r["result"]) if r["result"] else None,
                                           json.loads(r["error"]) if r["error"] else None)
-
-
-def _read(path: Path, fmt: str, max_rows: int) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for r in iter_rows(path, fmt):  # type: ignore[arg-type]
-        rows.append(r)
-        if len(rows) > max_rows:
-            raise InvalidSpec(f"the dataset has more than {max_rows} rows (hparams.max_rows); raise it or "
-                               "sample the data", field="hparams.max_rows")
-    if len(rows) < 2:
-        raise InvalidSpec("the dataset has fewer than 2 rows: nothing to partition", field="dataset.id")
-    return rows
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-def _source_doc(source: Any, m: Any) -> dict[str, str]:
-    """A manifest's weights as another manifest names them: its package, or its path made absolute."""
-    if source.package:
-        return {"package": source.package}
-    return {"path": str(m.resolve(source.path))}
-
-
-def _example_prompts(eval_path: Path | None, n: int) -> list[str]:
-    """A few of an expert's prompts, as the group's examples (so /auto can match requests to it)."""
-    if eval_path is None or not eval_path.is_file():
-        return []
-    out = []
-    for line in eval_path.read_text().splitlines()[:n]:
-        try:
-            inp = json.loads(line)["input"]
-            out.append(str(inp["text"] if "text" in inp else inp["messages"][-1]["content"])[:EXAMPLE_CHARS])
-        except (KeyError, IndexError, TypeError, ValueError):
-            continue
-    return out
